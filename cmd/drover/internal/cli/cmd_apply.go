@@ -1,0 +1,283 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/runs"
+	"github.com/droverhq/drover/runs/report"
+)
+
+// ApplyOptions are the options of `drover apply`.
+type ApplyOptions struct {
+	f             *Factory
+	JSON          bool
+	Yes           bool
+	DryRun        bool
+	ForceRecovery bool
+}
+
+// NewCmdApply builds `drover apply`.
+func NewCmdApply(f *Factory, runF func(context.Context, *ApplyOptions) error) *cobra.Command {
+	opts := &ApplyOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Patch the cluster now, one node at a time",
+		Long: `Patch the cluster now: for each node in turn, pause it, drain it with bounded
+concurrent live migrations, install its updates, reboot it, wait until it is back,
+resume it and (with policy.failback) move its VMs back.
+
+If the cluster has an interrupted run, apply offers to resume it (--yes accepts).
+On a terminal apply shows live progress; otherwise it prints a line per event.
+With --json, progress goes to stderr and stdout gets one line: the run's report
+{"id","state","nodes":[{"name","state","updates_installed","migrations":[{"vm","from","to","seconds"}]}]}.
+
+Ctrl-C (SIGINT) or SIGTERM interrupts the run: migrations in flight are aborted, the
+state is journaled, and 'drover runs resume ID' continues it. SIGUSR1 (sent by
+'drover runs stop') stops it: the node in maintenance is resumed, no further node starts.
+
+Exit status: 0 the run succeeded, 1 it failed, was stopped or interrupted, 2 a usage
+or config error (nothing is changed).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(commandContext(cmd), opts)
+			}
+			return applyRun(commandContext(cmd), opts)
+		},
+	}
+	fs := cmd.Flags()
+	fs.BoolVar(&opts.JSON, "json", false, "print the report as one line of JSON (progress goes to stderr)")
+	fs.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	fs.BoolVar(&opts.DryRun, "dry-run", false, "show what would be done and change nothing")
+	fs.BoolVar(&opts.ForceRecovery, "force-recovery", false, "take over a run lock held by a process on another host")
+	bindPolicyFlags(f, fs)
+	return cmd
+}
+
+func applyRun(ctx context.Context, opts *ApplyOptions) error {
+	mode := writeStore
+	if opts.DryRun {
+		mode = readStore
+	}
+	s, err := opts.f.openSession(ctx, sessionOptions{store: mode, driver: true, quiet: true, command: "apply"})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	io := opts.f.IO
+	if opts.DryRun {
+		return dryRun(ctx, s, opts)
+	}
+	eng, err := s.engine()
+	if err != nil {
+		return err
+	}
+	if r, ok, err := eng.Unfinished(); err != nil {
+		return failedErr(err)
+	} else if ok {
+		ue := &orchestrator.UnfinishedRunError{Run: r, Live: runs.CheckAlive(r.Owner) == runs.Alive}
+		if ue.Live {
+			return failedErr(ue)
+		}
+		if !opts.Yes && !confirm(io, fmt.Sprintf("Run %s was interrupted. Resume it now?", r.ID)) {
+			return failedErr(fmt.Errorf("%w (or pass --yes to resume it)", ue))
+		}
+		fmt.Fprintf(progressWriter(io, opts.JSON), "resuming interrupted run %s\n", r.ID)
+		return execute(ctx, s, eng, r.ID, opts.JSON)
+	}
+	prep, err := eng.Prepare(ctx, s.cfg.Policy)
+	if err != nil {
+		return classify(err)
+	}
+	if !opts.Yes {
+		printPrepared(io.ErrOut, prep)
+		if !io.IsTerminal {
+			return usageErr(errors.New("apply changes the cluster: confirm with --yes (or run on a terminal)"))
+		}
+		if !confirm(io, "Start the run?") {
+			return failedErr(errors.New("not started"))
+		}
+	}
+	runID, err := eng.Start(ctx, prep)
+	if err != nil {
+		return classify(err)
+	}
+	return execute(ctx, s, eng, runID, opts.JSON)
+}
+
+// classify gives config-like errors exit status 2 and the rest 1.
+func classify(err error) error {
+	if ExitCode(err) == ExitUsage {
+		return usageErr(err)
+	}
+	return failedErr(err)
+}
+
+func progressWriter(io IOStreams, jsonOut bool) io.Writer {
+	if jsonOut {
+		return io.ErrOut
+	}
+	return io.Out
+}
+
+func confirm(io IOStreams, question string) bool {
+	if !io.IsTerminal {
+		return false
+	}
+	fmt.Fprintf(io.ErrOut, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(io.In).ReadString('\n')
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes"
+}
+
+func printPrepared(w io.Writer, prep orchestrator.Prepared) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tNODE\tPENDING UPDATES\tACTION")
+	for i, r := range prep.Records {
+		action := "patch"
+		if r.State == orchestrator.NodeSkipped {
+			action = "skip: " + r.SkipReason
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", i+1, r.Name, len(r.Pending), action)
+	}
+	tw.Flush()
+}
+
+func dryRun(ctx context.Context, s *session, opts *ApplyOptions) error {
+	prep, err := orchestrator.Prepare(ctx, s.driver, s.updater, s.cfg.Policy)
+	if err != nil {
+		return classify(err)
+	}
+	var unfinished *runs.Run
+	if s.store != nil {
+		rs, err := s.store.Runs(s.cfg.Cluster.Name)
+		if err != nil {
+			return failedErr(err)
+		}
+		for _, r := range rs {
+			if !r.State.Terminal() {
+				unfinished = &r
+				break
+			}
+		}
+	}
+	if opts.JSON {
+		out := map[string]any{"cluster": s.cfg.Cluster.Name, "dry_run": true, "order": prep.Order, "nodes": prep.Records}
+		if unfinished != nil {
+			out["unfinished_run"] = unfinished.ID
+		}
+		return printJSON(opts.f.IO.Out, out)
+	}
+	if unfinished != nil {
+		fmt.Fprintf(opts.f.IO.Out, "Run %s is unfinished: apply would offer to resume it instead of starting this one.\n", unfinished.ID)
+	}
+	fmt.Fprintln(opts.f.IO.Out, "Dry run: nothing will be changed. A new run would do:")
+	printPrepared(opts.f.IO.Out, prep)
+	return nil
+}
+
+// execute runs (or resumes) a run with a progress display and prints its report.
+func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID string, jsonOut bool) error {
+	io := s.io
+	nodes, err := s.store.Nodes(runID)
+	if err != nil {
+		return failedErr(err)
+	}
+	order := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		order = append(order, n.Name)
+	}
+	live := io.IsTerminal && !jsonOut
+	d := newDisplay(progressWriter(io, jsonOut), live, io.TermWidth, order)
+	for _, n := range nodes {
+		d.setState(n.Name, n.State)
+	}
+	remove := s.observers.Add(d)
+	defer remove()
+	go d.run()
+
+	stopSig := make(chan os.Signal, 1)
+	signal.Notify(stopSig, syscall.SIGUSR1)
+	defer signal.Stop(stopSig)
+	go func() {
+		for range stopSig {
+			s.log.Warn("stop requested", "run_id", runID)
+			eng.Stop(runID)
+		}
+	}()
+
+	run, execErr := eng.Execute(ctx, runID)
+	d.stop()
+	if live {
+		fmt.Fprintln(io.Out)
+	}
+	nodes, err = s.store.Nodes(runID)
+	if err != nil {
+		return failedErr(errors.Join(execErr, err))
+	}
+	rep := report.Build(run, nodes)
+	if jsonOut {
+		if err := printJSON(io.Out, rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(io.Out, rep)
+	}
+	switch {
+	case errors.Is(execErr, orchestrator.ErrInterrupted):
+		return failedErr(fmt.Errorf("run %s interrupted; continue it with: drover runs resume %s", runID, runID))
+	case execErr != nil && run.State == "":
+		return failedErr(execErr)
+	case run.State != runs.StateSucceeded:
+		msg := fmt.Sprintf("run %s %s", runID, run.State)
+		if run.Error != "" {
+			msg += ": " + run.Error
+		}
+		return failedErr(errors.New(msg))
+	}
+	return nil
+}
+
+// printReport writes a report for people.
+func printReport(w io.Writer, rep report.Report) {
+	fmt.Fprintf(w, "Run %s on cluster %s: %s", rep.ID, rep.Cluster, rep.State)
+	if rep.Error != "" {
+		fmt.Fprintf(w, " (%s)", rep.Error)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tUPDATES\tMIGRATIONS\tTIME\tNOTE")
+	for _, n := range rep.Nodes {
+		note := n.Failure
+		if note == "" {
+			note = n.SkipReason
+		}
+		if n.LeftPaused != "" {
+			note = "LEFT PAUSED: " + n.LeftPaused
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d installed, %d failed\t%d (%d failed attempts)\t%.0fs\t%s\n",
+			n.Name, n.State, n.UpdatesInstalled, n.UpdatesFailed, len(n.Migrations), len(n.FailedMigrations), n.Seconds, note)
+	}
+	tw.Flush()
+	sm := rep.Summary
+	fmt.Fprintf(w, "%d/%d nodes done, %d failed, %d skipped; %d updates installed; %d migrations (%.2f per VM moved), %.0f MiB moved\n",
+		sm.NodesDone, sm.Nodes, sm.NodesFailed, sm.NodesSkipped, sm.UpdatesInstalled, sm.Migrations, sm.MigrationsPerVM, sm.TransferredMiB)
+	for _, v := range sm.VMsLeftRunning {
+		fmt.Fprintf(w, "WARNING: vm %s was left running through its node's reboot (policy.non_migratable=skip)\n", v)
+	}
+	for _, n := range sm.LeftPaused {
+		fmt.Fprintf(w, "WARNING: node %s is left paused\n", n)
+	}
+}

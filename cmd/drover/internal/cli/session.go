@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/droverhq/drover/cmd/drover/internal/config"
+	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/runs"
+)
+
+// storeMode says how a command uses the state file.
+type storeMode int
+
+const (
+	noStore storeMode = iota
+	readStore
+	writeStore
+)
+
+type sessionOptions struct {
+	store  storeMode
+	driver bool
+	// quiet lowers the default log level (live displays show progress themselves).
+	quiet   bool
+	command string
+}
+
+// session is what a command works with: config, logger, and the store and driver it
+// asked for. Close releases all of them.
+type session struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	store     *runs.Store
+	driver    drivers.Driver
+	updater   drivers.Updater
+	observers *orchestrator.Observers
+	owner     runs.Owner
+	io        IOStreams
+}
+
+// openSession validates everything a command needs before it touches anything, so
+// that bad input writes nothing; then it opens the store and the driver.
+func (f *Factory) openSession(ctx context.Context, opts sessionOptions) (*session, error) {
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	s := &session{cfg: cfg, log: f.Logger(cfg, opts.quiet), observers: &orchestrator.Observers{}, io: f.IO}
+	var (
+		dc    drivers.Config
+		uc    drivers.UpdaterConfig
+		ukind string
+		dcErr error
+	)
+	if opts.driver {
+		dc, dcErr = cfg.DriverConfig()
+		if dcErr == nil {
+			ukind, uc, dcErr = cfg.UpdaterConfig()
+		}
+		if dcErr != nil {
+			return nil, usageErr(dcErr)
+		}
+	}
+	if opts.store != noStore {
+		path, err := statePath(cfg, opts.store == writeStore)
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		s.owner = runs.Self(opts.command, time.Now())
+		st, err := runs.Open(path, runs.Options{ReadOnly: opts.store == readStore, Owner: s.owner})
+		if err != nil {
+			if errors.Is(err, runs.ErrNoState) {
+				// Nothing has run yet: read commands show an empty history.
+				st = nil
+			} else {
+				return nil, usageErr(fmt.Errorf("%w (config key state)", err))
+			}
+		}
+		s.store = st
+	}
+	if opts.driver {
+		env := drivers.Env{Logger: s.log.With("driver", cfg.Cluster.Driver), BaseDir: cfg.BaseDir}
+		d, err := dc.Open(ctx, env)
+		if err != nil {
+			s.Close()
+			return nil, failedErr(fmt.Errorf("open driver %s: %w", cfg.Cluster.Driver, err))
+		}
+		s.driver = d
+		env.Driver = d
+		env.Logger = s.log.With("updater", ukind)
+		u, err := uc.Open(ctx, env)
+		if err != nil {
+			s.Close()
+			return nil, failedErr(fmt.Errorf("open update plug-in %s: %w", ukind, err))
+		}
+		s.updater = u
+	}
+	return s, nil
+}
+
+// statePath returns the state file's path. The default location's folder is
+// created; a configured path's folder must exist.
+func statePath(cfg *config.Config, create bool) (string, error) {
+	if cfg.State != "" {
+		return cfg.State, nil
+	}
+	path, err := config.DefaultStatePath()
+	if err != nil {
+		return "", err
+	}
+	if create {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", fmt.Errorf("create the default state folder: %w; set `state`", err)
+		}
+	}
+	return path, nil
+}
+
+func (s *session) engine() (*orchestrator.Engine, error) {
+	return orchestrator.New(orchestrator.Config{
+		Cluster:  s.cfg.Cluster.Name,
+		Driver:   s.driver,
+		Updater:  s.updater,
+		Store:    s.store,
+		Logger:   s.log,
+		Observer: s.observers,
+		Owner:    s.owner,
+	})
+}
+
+// Close releases the driver and the store.
+func (s *session) Close() {
+	if s.driver != nil {
+		if err := s.driver.Close(); err != nil {
+			s.log.Warn("close driver", "error", err)
+		}
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Warn("close state file", "error", err)
+		}
+	}
+}

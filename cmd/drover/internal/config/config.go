@@ -1,0 +1,322 @@
+// Package config loads Drover's configuration: a YAML file, DROVER_* environment
+// variables and command-line flags, in that order of increasing precedence, on top of
+// defaults. It validates everything once and names the offending key in every error.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/orchestrator"
+)
+
+// EnvPrefix prefixes every environment variable: policy.max_parallel_migrations is
+// DROVER_POLICY_MAX_PARALLEL_MIGRATIONS.
+const EnvPrefix = "DROVER"
+
+// Config is the whole configuration.
+type Config struct {
+	// State is the bbolt state file.
+	State   string              `mapstructure:"state"`
+	Cluster Cluster             `mapstructure:"cluster"`
+	Policy  orchestrator.Policy `mapstructure:"policy"`
+	Log     Log                 `mapstructure:"log"`
+	// Extra holds top-level sections other commands own (server, schedule, ...),
+	// validated by them.
+	Extra map[string]any `mapstructure:",remain"`
+
+	// BaseDir is the folder of the config file: relative paths in the file resolve
+	// against it.
+	BaseDir string `mapstructure:"-"`
+	// File is the config file read, "" when none.
+	File string `mapstructure:"-"`
+}
+
+// Cluster selects the driver and the update plug-in.
+type Cluster struct {
+	Name   string `mapstructure:"name"`
+	Driver string `mapstructure:"driver"`
+	// Updater is the update plug-in: {kind: NAME, NAME: {...}}; kind defaults to the
+	// driver's own plug-in when the driver has one (sim).
+	Updater map[string]any `mapstructure:"updater"`
+	// Sections holds one raw section per driver (sim, libvirt, ...).
+	Sections map[string]any `mapstructure:",remain"`
+}
+
+// Log configures logging. An empty level means info, or warn for commands that show
+// live progress themselves.
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// Binding ties a command-line flag to a config key.
+type Binding struct {
+	Key  string
+	Flag *pflag.Flag
+}
+
+// defaults are the keys every config has; setting them makes viper read their
+// environment variables even when the file does not mention them.
+func defaults() map[string]any {
+	p := orchestrator.DefaultPolicy()
+	return map[string]any{
+		"state":                          "",
+		"cluster.name":                   "",
+		"cluster.driver":                 "sim",
+		"cluster.sim.url":                "",
+		"cluster.sim.cluster_file":       "",
+		"cluster.sim.time_scale":         1.0,
+		"policy.max_parallel_migrations": p.MaxParallelMigrations,
+		"policy.max_migrations_per_node": p.MaxMigrationsPerNode,
+		"policy.retries_per_node":        p.RetriesPerNode,
+		"policy.reboot_timeout":          p.RebootTimeout.D().String(),
+		"policy.drain_timeout":           p.DrainTimeout.D().String(),
+		"policy.failback":                p.Failback,
+		"policy.node_order":              p.NodeOrder,
+		"policy.nodes":                   []string{},
+		"policy.order_label":             "",
+		"policy.max_failed_nodes":        p.MaxFailedNodes,
+		"policy.non_migratable":          p.NonMigratable,
+		"policy.reserve_nodes":           p.ReserveNodes,
+		"policy.override_reserve":        false,
+		"policy.cpu_overcommit":          p.CPUOvercommit,
+		"policy.memory_headroom_mib":     p.MemoryHeadroomMiB,
+		"policy.force":                   false,
+		"policy.poll_interval":           p.PollInterval.D().String(),
+		"log.level":                      "",
+		"log.format":                     "text",
+	}
+}
+
+// ExtraDefaults lets other parts of the program (the daemon) declare keys of their
+// own, so their environment variables are read too.
+type ExtraDefaults map[string]any
+
+// LoadOptions for Load.
+type LoadOptions struct {
+	// File is the config file ("" = none).
+	File string
+	// Flags bind command-line flags to keys; a flag set on the command line wins.
+	Flags []Binding
+	// Sets are "key=value" overrides from --set, applied like flags.
+	Sets []string
+	// Extra adds defaults of other components.
+	Extra ExtraDefaults
+}
+
+// Load reads the configuration. Errors are *drivers.FieldError (joined) where a key
+// is at fault.
+func Load(opts LoadOptions) (*Config, error) {
+	v := viper.New()
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for k, val := range defaults() {
+		v.SetDefault(k, val)
+	}
+	for k, val := range opts.Extra {
+		v.SetDefault(k, val)
+	}
+	cfg := &Config{}
+	if opts.File != "" {
+		abs, err := filepath.Abs(opts.File)
+		if err != nil {
+			return nil, fmt.Errorf("config file %s: %w", opts.File, err)
+		}
+		st, err := os.Stat(abs)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return nil, &drivers.FieldError{Field: "--config", Problem: fmt.Sprintf("file %s does not exist", opts.File), Fix: "give the path of a YAML config file, e.g. testdata/demo.yaml"}
+		case err != nil:
+			return nil, &drivers.FieldError{Field: "--config", Problem: err.Error(), Fix: "make the file readable"}
+		case st.IsDir():
+			return nil, &drivers.FieldError{Field: "--config", Problem: opts.File + " is a folder", Fix: "give the path of a YAML file"}
+		}
+		v.SetConfigFile(abs)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, &drivers.FieldError{Field: "--config", Problem: fmt.Sprintf("cannot parse %s: %v", opts.File, err), Fix: "fix the YAML syntax"}
+		}
+		cfg.File, cfg.BaseDir = abs, filepath.Dir(abs)
+	} else {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		cfg.BaseDir = wd
+	}
+	for _, b := range opts.Flags {
+		// Only flags given on the command line are bound: several commands define
+		// the same flag for the same key, and viper keeps one flag per key.
+		if b.Flag == nil || !b.Flag.Changed {
+			continue
+		}
+		if err := v.BindPFlag(b.Key, b.Flag); err != nil {
+			return nil, fmt.Errorf("bind flag --%s: %w", b.Flag.Name, err)
+		}
+	}
+	for _, s := range opts.Sets {
+		key, val, ok := strings.Cut(s, "=")
+		if !ok || key == "" {
+			return nil, &drivers.FieldError{Field: "--set", Problem: fmt.Sprintf("%q is not key=value", s), Fix: "write e.g. --set policy.failback=immediate"}
+		}
+		v.Set(key, val)
+	}
+	if err := drivers.Decode(v.AllSettings(), cfg); err != nil {
+		return nil, err
+	}
+	cfg.resolvePaths(v, opts)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// resolvePaths makes relative paths that come from the config file relative to the
+// file's folder; paths given by flags or the environment stay relative to the
+// working directory, as a user typing them expects.
+func (c *Config) resolvePaths(v *viper.Viper, opts LoadOptions) {
+	fromFile := func(key string) bool {
+		if !v.InConfig(key) {
+			return false
+		}
+		for _, b := range opts.Flags {
+			if b.Key == key && b.Flag.Changed {
+				return false
+			}
+		}
+		for _, s := range opts.Sets {
+			if strings.HasPrefix(s, key+"=") {
+				return false
+			}
+		}
+		_, inEnv := os.LookupEnv(EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_")))
+		return !inEnv
+	}
+	if c.State != "" && !filepath.IsAbs(c.State) && fromFile("state") {
+		c.State = filepath.Join(c.BaseDir, c.State)
+	}
+	// Driver sections resolve their own paths against Env.BaseDir; paths there that
+	// came from flags or the environment are made absolute here first.
+	if sim, ok := c.Cluster.Sections["sim"].(map[string]any); ok {
+		if f, ok := sim["cluster_file"].(string); ok && f != "" && !filepath.IsAbs(f) && !fromFile("cluster.sim.cluster_file") {
+			if abs, err := filepath.Abs(f); err == nil {
+				sim["cluster_file"] = abs
+			}
+		}
+	}
+}
+
+// DefaultStatePath is where the state lives when `state` is not set:
+// $XDG_STATE_HOME/drover/drover.db, or ~/.local/state/drover/drover.db.
+func DefaultStatePath() (string, error) {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("find the home folder for the default state file: %w; set `state`", err)
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "drover", "drover.db"), nil
+}
+
+// Validate checks the config that does not need a driver.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Cluster.Name == "" {
+		c.Cluster.Name = "default"
+	}
+	if strings.ContainsAny(c.Cluster.Name, " \t\n/") {
+		errs = append(errs, drivers.Fieldf("cluster.name", "use letters, digits, '-' and '_'", "invalid name %q", c.Cluster.Name))
+	}
+	if c.Cluster.Driver == "" {
+		errs = append(errs, drivers.Fieldf("cluster.driver", "set one of: "+strings.Join(drivers.Names(), ", "), "not set"))
+	} else if _, ok := drivers.Lookup(c.Cluster.Driver); !ok {
+		errs = append(errs, drivers.Fieldf("cluster.driver", "use one of: "+strings.Join(drivers.Names(), ", "), "unknown driver %q", c.Cluster.Driver))
+	}
+	for name := range c.Cluster.Sections {
+		if _, ok := drivers.Lookup(name); !ok {
+			errs = append(errs, drivers.Fieldf("cluster."+name, "remove it; driver sections are: "+strings.Join(drivers.Names(), ", "), "unknown key"))
+		}
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, drivers.Fieldf("log.level", "use debug, info, warn or error (empty: info, warn under a live display)", "unknown level %q", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, drivers.Fieldf("log.format", "use text or json", "unknown format %q", c.Log.Format))
+	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// DriverConfig decodes and validates the selected driver's section.
+func (c *Config) DriverConfig() (drivers.Config, error) {
+	info, ok := drivers.Lookup(c.Cluster.Driver)
+	if !ok {
+		return nil, drivers.Fieldf("cluster.driver", "use one of: "+strings.Join(drivers.Names(), ", "), "unknown driver %q", c.Cluster.Driver)
+	}
+	dc := info.NewConfig()
+	raw, _ := c.Cluster.Sections[c.Cluster.Driver].(map[string]any)
+	if err := drivers.Decode(raw, dc); err != nil {
+		return nil, drivers.PrefixFields("cluster."+c.Cluster.Driver, err)
+	}
+	if err := dc.Validate(); err != nil {
+		return nil, drivers.PrefixFields("cluster."+c.Cluster.Driver, err)
+	}
+	return dc, nil
+}
+
+// UpdaterConfig decodes and validates the update plug-in's section.
+func (c *Config) UpdaterConfig() (string, drivers.UpdaterConfig, error) {
+	kind, _ := c.Cluster.Updater["kind"].(string)
+	if kind == "" {
+		if _, ok := drivers.LookupUpdater(c.Cluster.Driver); !ok {
+			return "", nil, drivers.Fieldf("cluster.updater.kind", "use one of: "+strings.Join(drivers.UpdaterNames(), ", "), "not set, and driver %s has no update plug-in of its own", c.Cluster.Driver)
+		}
+		kind = c.Cluster.Driver
+	}
+	info, ok := drivers.LookupUpdater(kind)
+	if !ok {
+		return "", nil, drivers.Fieldf("cluster.updater.kind", "use one of: "+strings.Join(drivers.UpdaterNames(), ", "), "unknown update plug-in %q", kind)
+	}
+	for k := range c.Cluster.Updater {
+		if k != "kind" && k != kind {
+			return "", nil, drivers.Fieldf("cluster.updater."+k, "remove it; this plug-in reads cluster.updater."+kind, "unknown key")
+		}
+	}
+	uc := info.NewConfig()
+	raw, _ := c.Cluster.Updater[kind].(map[string]any)
+	if err := drivers.Decode(raw, uc); err != nil {
+		return "", nil, drivers.PrefixFields("cluster.updater."+kind, err)
+	}
+	if err := uc.Validate(); err != nil {
+		return "", nil, drivers.PrefixFields("cluster.updater."+kind, err)
+	}
+	return kind, uc, nil
+}
+
+// Keys lists every known key with its default, sorted (for the README and tests).
+func Keys() []string {
+	var out []string
+	for k := range defaults() {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,317 @@
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/drivers/updaters"
+)
+
+func init() {
+	drivers.Register(drivers.Info{Name: "libvirt", NewConfig: func() drivers.Config { return NewConfig() }})
+}
+
+// Config is the driver's config section (cluster.libvirt).
+type Config struct {
+	// Hosts are the cluster's libvirtd hosts (at least one).
+	Hosts []HostConfig `mapstructure:"hosts"`
+	// SSH, when set, runs the hosts' commands (reboot, ready, boot id) over SSH on each
+	// host's ssh_address instead of locally.
+	SSH *updaters.SSHConfig `mapstructure:"ssh"`
+	// StateDir holds the driver's state (the pause file). Default /var/lib/drover/libvirt.
+	StateDir string `mapstructure:"state_dir"`
+	// PauseFile overrides the pause file's path (default <state_dir>/paused.json).
+	PauseFile string `mapstructure:"pause_file"`
+	// PinnedVMs are domains that must not be live-migrated.
+	PinnedVMs []string `mapstructure:"pinned_vms"`
+	// SharedStorage lists path prefixes of storage every host sees (NFS, cluster file
+	// systems): file disks below them do not make a VM non-migratable.
+	SharedStorage []string `mapstructure:"shared_storage"`
+	// ConnectTimeout bounds a dial plus the libvirt handshake (default 5s).
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	// CallTimeout bounds one round of libvirt calls against a host, e.g. its part of an
+	// inventory (default 30s). A daemon that hangs is then reported down.
+	CallTimeout time.Duration `mapstructure:"call_timeout"`
+	// MigrationTimeout aborts a live migration that has not finished (default 10m);
+	// the VM stays on its source and Migrate returns drivers.ErrNotConverged.
+	MigrationTimeout time.Duration `mapstructure:"migration_timeout"`
+	// PollInterval is how often a migration's progress is read (default 500ms).
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// CommandTimeout bounds the reboot, ready and boot id commands (default 5m).
+	CommandTimeout time.Duration `mapstructure:"command_timeout"`
+}
+
+// HostConfig is one libvirtd host.
+type HostConfig struct {
+	// Name is the node name Drover uses.
+	Name string `mapstructure:"name"`
+	// URI is how Drover reaches the host's libvirtd: qemu+tcp://HOST[:PORT]/system or
+	// qemu+unix:///system?socket=/path/libvirt-sock.
+	URI string `mapstructure:"uri"`
+	// PeerURI is how the OTHER hosts' libvirtd reach this one during a peer-to-peer
+	// migration (qemu+tcp://HOST/system). Default: URI when it is a TCP URI; required
+	// with a UNIX socket URI.
+	PeerURI string `mapstructure:"peer_uri"`
+	// MigrationURI is where the migration data stream goes (tcp://HOST[:PORT]).
+	// Default: tcp://<host of PeerURI>.
+	MigrationURI string `mapstructure:"migration_uri"`
+	// RebootCommand reboots the host (argv). Required for Drover to reboot it.
+	RebootCommand []string `mapstructure:"reboot_command"`
+	// ReadyCommand, when set, must exit 0 (besides libvirtd answering) for the host to
+	// count as ready after a reboot.
+	ReadyCommand []string `mapstructure:"ready_command"`
+	// BootIDCommand prints an ID that changes on every boot of the host, e.g.
+	// ["cat", "/proc/sys/kernel/random/boot_id"] over SSH.
+	BootIDCommand []string `mapstructure:"boot_id_command"`
+	// SSHAddress is where the host's commands go when the ssh section is set
+	// (host or host:port). Default: the host of URI/PeerURI.
+	SSHAddress string `mapstructure:"ssh_address"`
+}
+
+// NewConfig returns the defaults.
+func NewConfig() *Config {
+	return &Config{
+		StateDir:         "/var/lib/drover/libvirt",
+		ConnectTimeout:   5 * time.Second,
+		CallTimeout:      30 * time.Second,
+		MigrationTimeout: 10 * time.Minute,
+		PollInterval:     500 * time.Millisecond,
+		CommandTimeout:   5 * time.Minute,
+	}
+}
+
+// Validate checks the config without I/O; fields are relative to the driver's section.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Hosts) == 0 {
+		errs = append(errs, drivers.Fieldf("hosts", "list the libvirtd hosts: - {name: n1, uri: qemu+tcp://10.0.0.1/system}", "no hosts configured"))
+	}
+	names := map[string]bool{}
+	for i, h := range c.Hosts {
+		f := fmt.Sprintf("hosts[%d]", i)
+		errs = append(errs, drivers.PrefixFields(f, h.validate(c.SSH != nil)))
+		if h.Name != "" && names[h.Name] {
+			errs = append(errs, drivers.Fieldf(f+".name", "give every host a distinct name", "duplicate host name %q", h.Name))
+		}
+		names[h.Name] = true
+	}
+	if c.SSH != nil {
+		errs = append(errs, drivers.PrefixFields("ssh", c.SSH.Validate()))
+	}
+	if c.StateDir == "" && c.PauseFile == "" {
+		errs = append(errs, drivers.Fieldf("state_dir", "set state_dir to a folder only drover writes, e.g. /var/lib/drover/libvirt", "required"))
+	}
+	for i, p := range c.PinnedVMs {
+		if strings.TrimSpace(p) == "" {
+			errs = append(errs, drivers.Fieldf(fmt.Sprintf("pinned_vms[%d]", i), "remove the empty entry", "empty VM name"))
+		}
+	}
+	for i, p := range c.SharedStorage {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, drivers.Fieldf(fmt.Sprintf("shared_storage[%d]", i), "use an absolute path prefix such as /mnt/nfs", "not absolute: %q", p))
+		}
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"connect_timeout", c.ConnectTimeout}, {"call_timeout", c.CallTimeout}, {"migration_timeout", c.MigrationTimeout},
+		{"poll_interval", c.PollInterval}, {"command_timeout", c.CommandTimeout},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, drivers.Fieldf(d.field, "use a positive duration such as 30s", "must be positive, got %s", d.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h HostConfig) validate(ssh bool) error {
+	var errs []error
+	if h.Name == "" {
+		errs = append(errs, drivers.Fieldf("name", "give the host the node name Drover should use", "required"))
+	}
+	u, err := ParseURI(h.URI)
+	if err != nil {
+		errs = append(errs, drivers.Fieldf("uri", "use qemu+tcp://HOST/system or qemu+unix:///system?socket=/path/libvirt-sock", "%v", err))
+	}
+	var peerHost string
+	switch {
+	case h.PeerURI != "":
+		p, err := ParseURI(h.PeerURI)
+		switch {
+		case err != nil:
+			errs = append(errs, drivers.Fieldf("peer_uri", "use qemu+tcp://HOST/system as the other hosts' libvirtd see this host", "%v", err))
+		case p.Transport != "tcp":
+			errs = append(errs, drivers.Fieldf("peer_uri", "use qemu+tcp://HOST/system: the other hosts' daemons cannot use this machine's UNIX socket", "must be a TCP URI"))
+		default:
+			peerHost = p.Host
+		}
+	case err == nil && u.Transport == "unix":
+		errs = append(errs, drivers.Fieldf("peer_uri", "set peer_uri: qemu+tcp://HOST/system, how the other hosts' libvirtd reach this one", "required when uri is a UNIX socket"))
+	case err == nil:
+		peerHost = u.Host
+	}
+	if h.MigrationURI != "" {
+		if _, err := parseMigrationURI(h.MigrationURI); err != nil {
+			errs = append(errs, drivers.Fieldf("migration_uri", "use tcp://HOST or tcp://HOST:PORT", "%v", err))
+		}
+	}
+	for _, c := range []struct {
+		field string
+		argv  []string
+	}{{"reboot_command", h.RebootCommand}, {"ready_command", h.ReadyCommand}, {"boot_id_command", h.BootIDCommand}} {
+		if len(c.argv) > 0 && strings.TrimSpace(c.argv[0]) == "" {
+			errs = append(errs, drivers.Fieldf(c.field, "give the command as a list: [program, arg, ...]", "empty program name"))
+		}
+	}
+	if ssh && h.SSHAddress == "" && peerHost == "" && u.Host == "" {
+		errs = append(errs, drivers.Fieldf("ssh_address", "set ssh_address: commands run over SSH and the URIs name no host", "required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Open connects to nothing yet (hosts are dialed on first use, so one host being down
+// does not stop Drover from starting); it loads the pause file and the SSH runner.
+func (c *Config) Open(ctx context.Context, env drivers.Env) (drivers.Driver, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return newDriver(ctx, *c, env)
+}
+
+// URI is a parsed libvirt connection URI.
+type URI struct {
+	// Transport is "tcp" or "unix".
+	Transport string
+	// Host and Port are set for tcp (Port defaults to 16509).
+	Host string
+	Port string
+	// Socket is the UNIX socket path (default /var/run/libvirt/libvirt-sock).
+	Socket string
+}
+
+// dialAddr returns the network and address to dial.
+func (u URI) dialAddr() (network, addr string) {
+	if u.Transport == "unix" {
+		return "unix", u.Socket
+	}
+	return "tcp", net.JoinHostPort(u.Host, u.Port)
+}
+
+// ParseURI parses qemu+tcp://HOST[:PORT]/system and qemu+unix:///system[?socket=PATH].
+// Other drivers, transports and the session daemon are rejected: the driver manages
+// the system QEMU driver of each host.
+func ParseURI(s string) (URI, error) {
+	if s == "" {
+		return URI{}, errors.New("required")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return URI{}, fmt.Errorf("not a URI: %v", err)
+	}
+	driver, transport, _ := strings.Cut(u.Scheme, "+")
+	if driver != "qemu" {
+		return URI{}, fmt.Errorf("scheme %q: only the qemu driver is supported", u.Scheme)
+	}
+	if u.Path != "/system" {
+		return URI{}, fmt.Errorf("path %q: only /system is supported", u.Path)
+	}
+	if u.User != nil {
+		return URI{}, errors.New("user names in the URI are not supported")
+	}
+	q := u.Query()
+	switch transport {
+	case "tcp":
+		if u.Hostname() == "" {
+			return URI{}, errors.New("qemu+tcp needs a host")
+		}
+		for k := range q {
+			return URI{}, fmt.Errorf("unsupported parameter %q", k)
+		}
+		port := u.Port()
+		if port == "" {
+			port = "16509"
+		}
+		return URI{Transport: "tcp", Host: u.Hostname(), Port: port}, nil
+	case "unix":
+		if u.Host != "" {
+			return URI{}, fmt.Errorf("qemu+unix takes no host (got %q): write qemu+unix:///system", u.Host)
+		}
+		sock := q.Get("socket")
+		for k := range q {
+			if k != "socket" {
+				return URI{}, fmt.Errorf("unsupported parameter %q", k)
+			}
+		}
+		if sock == "" {
+			sock = "/var/run/libvirt/libvirt-sock"
+		}
+		if !filepath.IsAbs(sock) {
+			return URI{}, fmt.Errorf("socket path %q is not absolute", sock)
+		}
+		return URI{Transport: "unix", Socket: sock}, nil
+	case "":
+		return URI{}, errors.New("name the transport: qemu+tcp:// or qemu+unix://")
+	default:
+		return URI{}, fmt.Errorf("transport %q is not supported (tls and ssh transports are not implemented)", transport)
+	}
+}
+
+// parseMigrationURI checks tcp://HOST[:PORT] and returns it unchanged.
+func parseMigrationURI(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("not a URI: %v", err)
+	}
+	if u.Scheme != "tcp" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("%q is not tcp://HOST[:PORT]", s)
+	}
+	return s, nil
+}
+
+// host is a validated host with its defaults filled in.
+type host struct {
+	HostConfig
+	uri          URI
+	peerURI      string
+	migrationURI string
+	sshAddr      string
+}
+
+func (c *Config) resolvedHosts() []host {
+	out := make([]host, 0, len(c.Hosts))
+	for _, h := range c.Hosts {
+		r := host{HostConfig: h}
+		r.uri, _ = ParseURI(h.URI) // validated
+		r.peerURI = h.PeerURI
+		if r.peerURI == "" {
+			r.peerURI = h.URI
+		}
+		peer, _ := ParseURI(r.peerURI)
+		r.migrationURI = h.MigrationURI
+		if r.migrationURI == "" {
+			r.migrationURI = "tcp://" + hostForURI(peer.Host)
+		}
+		r.sshAddr = h.SSHAddress
+		if r.sshAddr == "" {
+			r.sshAddr = peer.Host
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// hostForURI brackets IPv6 literals.
+func hostForURI(h string) string {
+	if strings.Contains(h, ":") {
+		return "[" + h + "]"
+	}
+	return h
+}

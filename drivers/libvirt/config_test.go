@@ -1,0 +1,397 @@
+package libvirt
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/policies"
+)
+
+func TestParseURI(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    URI
+		wantErr string
+	}{
+		{name: "tcp", in: "qemu+tcp://10.99.0.1/system", want: URI{Transport: "tcp", Host: "10.99.0.1", Port: "16509"}},
+		{name: "tcp-port", in: "qemu+tcp://node1.example:16600/system", want: URI{Transport: "tcp", Host: "node1.example", Port: "16600"}},
+		{name: "tcp-ipv6", in: "qemu+tcp://[fd00::1]/system", want: URI{Transport: "tcp", Host: "fd00::1", Port: "16509"}},
+		{name: "unix-socket", in: "qemu+unix:///system?socket=/tmp/drover-lab/hostA/sock/libvirt-sock", want: URI{Transport: "unix", Socket: "/tmp/drover-lab/hostA/sock/libvirt-sock"}},
+		{name: "unix-default-socket", in: "qemu+unix:///system", want: URI{Transport: "unix", Socket: "/var/run/libvirt/libvirt-sock"}},
+		{name: "empty", in: "", wantErr: "required"},
+		{name: "no-transport", in: "qemu:///system", wantErr: "name the transport"},
+		{name: "tls", in: "qemu+tls://h/system", wantErr: `transport "tls" is not supported`},
+		{name: "ssh", in: "qemu+ssh://root@h/system", wantErr: "user names"},
+		{name: "xen", in: "xen+tcp://h/system", wantErr: "only the qemu driver"},
+		{name: "session", in: "qemu+unix:///session", wantErr: "only /system"},
+		{name: "tcp-no-host", in: "qemu+tcp:///system", wantErr: "needs a host"},
+		{name: "tcp-param", in: "qemu+tcp://h/system?no_verify=1", wantErr: "unsupported parameter"},
+		{name: "unix-with-host", in: "qemu+unix://h/system", wantErr: "takes no host"},
+		{name: "unix-relative-socket", in: "qemu+unix:///system?socket=sock", wantErr: "not absolute"},
+		{name: "garbage", in: "::", wantErr: "not a URI"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseURI(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseURI(%q) = %+v, %v; want error containing %q", tt.in, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseURI(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseURI(f *testing.F) {
+	for _, s := range []string{"qemu+tcp://10.99.0.1/system", "qemu+unix:///system?socket=/x", "qemu+tcp://[::1]:1/system", "qemu+ssh://u@h/system", "%zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := ParseURI(s)
+		if err != nil {
+			return
+		}
+		switch u.Transport {
+		case "tcp":
+			if u.Host == "" || u.Port == "" || u.Socket != "" {
+				t.Fatalf("accepted incomplete tcp URI %q: %+v", s, u)
+			}
+		case "unix":
+			if !filepath.IsAbs(u.Socket) || u.Host != "" {
+				t.Fatalf("accepted bad unix URI %q: %+v", s, u)
+			}
+		default:
+			t.Fatalf("accepted %q with transport %q", s, u.Transport)
+		}
+	})
+}
+
+func TestConfig_Validate(t *testing.T) {
+	tcpHost := func(name, ip string) map[string]any {
+		return map[string]any{"name": name, "uri": "qemu+tcp://" + ip + "/system"}
+	}
+	tests := []struct {
+		name      string
+		raw       map[string]any
+		wantField []string
+	}{
+		{name: "tcp-hosts", raw: map[string]any{"hosts": []any{tcpHost("a", "10.0.0.1"), tcpHost("b", "10.0.0.2")}}},
+		{name: "unix-host-with-peer", raw: map[string]any{"hosts": []any{map[string]any{
+			"name": "a", "uri": "qemu+unix:///system?socket=/s", "peer_uri": "qemu+tcp://10.0.0.1/system",
+			"reboot_command": []any{"lab.sh", "reboot-host", "a"}, "migration_uri": "tcp://10.0.0.1:49152",
+		}}}},
+		{name: "no-hosts", raw: map[string]any{}, wantField: []string{"hosts"}},
+		{name: "bad-uri", raw: map[string]any{"hosts": []any{map[string]any{"name": "a", "uri": "qemu+tls://h/system"}}}, wantField: []string{"hosts[0].uri"}},
+		{name: "unix-without-peer", raw: map[string]any{"hosts": []any{map[string]any{"name": "a", "uri": "qemu+unix:///system"}}}, wantField: []string{"hosts[0].peer_uri"}},
+		{name: "peer-not-tcp", raw: map[string]any{"hosts": []any{map[string]any{"name": "a", "uri": "qemu+unix:///system", "peer_uri": "qemu+unix:///system"}}}, wantField: []string{"hosts[0].peer_uri"}},
+		{name: "bad-migration-uri", raw: map[string]any{"hosts": []any{map[string]any{"name": "a", "uri": "qemu+tcp://h/system", "migration_uri": "udp://h"}}}, wantField: []string{"hosts[0].migration_uri"}},
+		{name: "duplicate-name", raw: map[string]any{"hosts": []any{tcpHost("a", "10.0.0.1"), tcpHost("a", "10.0.0.2")}}, wantField: []string{"hosts[1].name"}},
+		{name: "missing-name", raw: map[string]any{"hosts": []any{map[string]any{"uri": "qemu+tcp://h/system"}}}, wantField: []string{"hosts[0].name"}},
+		{name: "empty-reboot-program", raw: map[string]any{"hosts": []any{map[string]any{"name": "a", "uri": "qemu+tcp://h/system", "reboot_command": []any{""}}}}, wantField: []string{"hosts[0].reboot_command"}},
+		{name: "bad-timeout", raw: map[string]any{"hosts": []any{tcpHost("a", "h")}, "migration_timeout": "0s"}, wantField: []string{"migration_timeout"}},
+		{name: "relative-shared-storage", raw: map[string]any{"hosts": []any{tcpHost("a", "h")}, "shared_storage": []any{"nfs"}}, wantField: []string{"shared_storage[0]"}},
+		{name: "ssh-errors-prefixed", raw: map[string]any{"hosts": []any{tcpHost("a", "h")}, "ssh": map[string]any{"key_file": "k"}}, wantField: []string{"ssh.user"}},
+		{name: "no-state-dir", raw: map[string]any{"hosts": []any{tcpHost("a", "h")}, "state_dir": ""}, wantField: []string{"state_dir"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			info, ok := drivers.Lookup("libvirt")
+			if !ok {
+				t.Fatal("driver libvirt not registered")
+			}
+			c := info.NewConfig()
+			if err := drivers.Decode(tt.raw, c); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			err := c.Validate()
+			var got []string
+			for _, e := range flatten(err) {
+				var fe *drivers.FieldError
+				if !errors.As(e, &fe) {
+					t.Fatalf("error %v is not a *drivers.FieldError", e)
+				}
+				if fe.Fix == "" {
+					t.Errorf("field error %v has no fix", fe)
+				}
+				got = append(got, fe.Field)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.wantField, ",") {
+				t.Fatalf("error fields = %v, want %v (%v)", got, tt.wantField, err)
+			}
+		})
+	}
+}
+
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func TestConfig_ResolvedHosts(t *testing.T) {
+	c := NewConfig()
+	c.Hosts = []HostConfig{
+		{Name: "a", URI: "qemu+unix:///system?socket=/s", PeerURI: "qemu+tcp://10.99.0.1/system"},
+		{Name: "b", URI: "qemu+tcp://[fd00::2]:16600/system", SSHAddress: "b.example:2222"},
+		{Name: "c", URI: "qemu+tcp://10.0.0.3/system", MigrationURI: "tcp://192.168.9.3:49152"},
+	}
+	got := c.resolvedHosts()
+	want := []struct{ peer, mig, ssh string }{
+		{"qemu+tcp://10.99.0.1/system", "tcp://10.99.0.1", "10.99.0.1"},
+		{"qemu+tcp://[fd00::2]:16600/system", "tcp://[fd00::2]", "b.example:2222"},
+		{"qemu+tcp://10.0.0.3/system", "tcp://192.168.9.3:49152", "10.0.0.3"},
+	}
+	for i, w := range want {
+		if got[i].peerURI != w.peer || got[i].migrationURI != w.mig || got[i].sshAddr != w.ssh {
+			t.Errorf("host %s: peer=%q migration=%q ssh=%q; want %+v", got[i].Name, got[i].peerURI, got[i].migrationURI, got[i].sshAddr, w)
+		}
+	}
+}
+
+func TestParseDomainXML(t *testing.T) {
+	const head = `<domain type='qemu'><name>vm1</name>`
+	tests := []struct {
+		name   string
+		xml    string
+		shared []string
+		want   domainInfo
+	}{
+		{name: "diskless-lab-guest", xml: head + `<devices><serial type='file'><source path='/tmp/x.log' append='on'/></serial></devices></domain>`},
+		{name: "metadata-marker", xml: head + `<metadata><drover:drover xmlns:drover="` + MetadataNS + `" migratable="no" reason="license bound to host" anti_affinity="web" anti_affinity_hard="yes" preferred_node="hostB"/></metadata></domain>`,
+			want: domainInfo{NotMigratable: "marked non-migratable: license bound to host", AntiAffinity: "web", AntiAffinityHard: true, PreferredNode: "hostB"}},
+		{name: "metadata-migratable", xml: head + `<metadata><d:drover xmlns:d="` + MetadataNS + `" migratable="yes" anti_affinity="db"/></metadata></domain>`,
+			want: domainInfo{AntiAffinity: "db"}},
+		{name: "foreign-metadata-ignored", xml: head + `<metadata><x:drover xmlns:x="https://example.com/other" migratable="no"/></metadata></domain>`},
+		{name: "hostdev", xml: head + `<devices><hostdev mode='subsystem' type='pci'/></devices></domain>`,
+			want: domainInfo{NotMigratable: "has 1 host device(s) passed through"}},
+		{name: "local-file-disk", xml: head + `<devices><disk type='file' device='disk'><source file='/var/lib/libvirt/images/vm1.qcow2'/><target dev='vda'/></disk></devices></domain>`,
+			want: domainInfo{NotMigratable: "disk vda on local storage /var/lib/libvirt/images/vm1.qcow2 (list shared paths in shared_storage)"}},
+		{name: "shared-file-disk", shared: []string{"/mnt/nfs/"}, xml: head + `<devices><disk type='file' device='disk'><source file='/mnt/nfs/vm1.qcow2'/><target dev='vda'/></disk></devices></domain>`},
+		{name: "shared-prefix-is-not-substring", shared: []string{"/mnt/nfs"}, xml: head + `<devices><disk type='file' device='disk'><source file='/mnt/nfs2/vm1.qcow2'/><target dev='vda'/></disk></devices></domain>`,
+			want: domainInfo{NotMigratable: "disk vda on local storage /mnt/nfs2/vm1.qcow2 (list shared paths in shared_storage)"}},
+		{name: "network-disk", xml: head + `<devices><disk type='network' device='disk'><source protocol='rbd' name='pool/vm1'/><target dev='vda'/></disk></devices></domain>`},
+		{name: "cdrom-and-readonly", xml: head + `<devices><disk type='file' device='cdrom'><source file='/iso/x.iso'/></disk><disk type='file' device='disk'><source file='/img/base.raw'/><readonly/><target dev='vdb'/></disk></devices></domain>`},
+		{name: "pool-volume", xml: head + `<devices><disk type='volume' device='disk'><source pool='default' volume='vm1.qcow2'/><target dev='vda'/></disk></devices></domain>`,
+			want: domainInfo{NotMigratable: "disk vda is volume vm1.qcow2 of storage pool default (local to the host)"}},
+		{name: "virtiofs", xml: head + `<devices><filesystem type='mount'><driver type='virtiofs'/><source dir='/srv'/><target dir='srv'/></filesystem></devices></domain>`,
+			want: domainInfo{NotMigratable: "shares a host folder into srv"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseDomainXML(tt.xml, tt.shared)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+	if _, err := parseDomainXML("<domain><unclosed>", nil); err == nil {
+		t.Fatal("broken XML accepted")
+	}
+}
+
+func FuzzParseDomainXML(f *testing.F) {
+	f.Add(`<domain><devices><disk type='file' device='disk'><source file='/x'/></disk></devices></domain>`)
+	f.Add(`<domain><metadata><d:drover xmlns:d="` + MetadataNS + `" migratable="no"/></metadata></domain>`)
+	f.Fuzz(func(t *testing.T, s string) {
+		// Must not panic; a domain it cannot read is an error, never "migratable".
+		info, err := parseDomainXML(s, []string{"/mnt/nfs"})
+		if err != nil && info != (domainInfo{}) {
+			t.Fatalf("error %v with non-zero info %+v", err, info)
+		}
+	})
+}
+
+func TestPauseStore(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state", "paused.json")
+	s, err := newPauseStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	steps := []struct {
+		name   string
+		host   string
+		paused bool
+		want   []string
+	}{
+		{name: "pause-a", host: "hostA", paused: true, want: []string{"hostA"}},
+		{name: "pause-a-again-idempotent", host: "hostA", paused: true, want: []string{"hostA"}},
+		{name: "pause-c", host: "hostC", paused: true, want: []string{"hostA", "hostC"}},
+		{name: "resume-a", host: "hostA", paused: false, want: []string{"hostC"}},
+		{name: "resume-b-never-paused", host: "hostB", paused: false, want: []string{"hostC"}},
+	}
+	for i, st := range steps {
+		if err := s.Set(st.host, st.paused, t0.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		// A fresh store (a restarted Drover) must see the same.
+		s2, err := newPauseStore(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s2.Paused()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, st.want) {
+			t.Fatalf("%s: paused = %v, want %v", st.name, got, st.want)
+		}
+	}
+	if p, _ := s.IsPaused("hostC"); !p {
+		t.Fatal("IsPaused(hostC) = false")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("pause file mode = %v, want 0600", fi.Mode().Perm())
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
+		t.Fatalf("state dir holds %d entries, want only the pause file (no temp files left)", len(entries))
+	}
+	// The original pause time survives a repeated pause.
+	data, _ := os.ReadFile(path)
+	if !strings.Contains(string(data), "2026-11-22T03:02:00Z") {
+		t.Fatalf("pause time of hostC lost: %s", data)
+	}
+}
+
+func TestPauseStore_Concurrent(t *testing.T) {
+	s, err := newPauseStore(filepath.Join(t.TempDir(), "paused.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := []string{"h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8"}
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		wg.Go(func() {
+			if err := s.Set(h, true, time.Unix(0, 0)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.Paused()
+	if err != nil || !reflect.DeepEqual(got, hosts) {
+		t.Fatalf("paused = %v, %v; want all of %v (no lost update)", got, err, hosts)
+	}
+}
+
+func TestPauseStore_Corrupt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "paused.json")
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newPauseStore(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("corrupt pause file: err = %v, want one naming the file", err)
+	}
+}
+
+func TestDriver_PauseRejectsMigration(t *testing.T) {
+	c := NewConfig()
+	c.StateDir = t.TempDir()
+	c.Hosts = []HostConfig{
+		// Nothing listens on these sockets: the pause check must come first, with no I/O.
+		{Name: "a", URI: "qemu+unix:///system?socket=/nonexistent/a", PeerURI: "qemu+tcp://127.0.0.1:1/system"},
+		{Name: "b", URI: "qemu+unix:///system?socket=/nonexistent/b", PeerURI: "qemu+tcp://127.0.0.1:2/system"},
+	}
+	drv, err := c.Open(t.Context(), drivers.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drv.Close()
+	if err := drv.PauseNode(t.Context(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = drv.Migrate(t.Context(), drivers.MigrateRequest{VM: "vm1", From: "a", To: "b"}, nil)
+	if !errors.Is(err, drivers.ErrRejected) || !strings.Contains(err.Error(), "paused") {
+		t.Fatalf("Migrate onto paused host: %v, want ErrRejected naming the pause", err)
+	}
+	if err := drv.PauseNode(t.Context(), "nope"); !errors.Is(err, drivers.ErrNotFound) {
+		t.Fatalf("PauseNode(unknown) = %v, want ErrNotFound", err)
+	}
+	inv, err := drv.Inventory(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []policies.Node{{Name: "a", State: policies.NodeDown}, {Name: "b", State: policies.NodeDown, Paused: true}}
+	if !reflect.DeepEqual(inv.Nodes, want) {
+		t.Fatalf("nodes = %+v, want %+v", inv.Nodes, want)
+	}
+	if err := drv.ResumeNode(t.Context(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = drv.Migrate(t.Context(), drivers.MigrateRequest{VM: "vm1", From: "a", To: "b"}, nil)
+	if !errors.Is(err, drivers.ErrUnavailable) {
+		t.Fatalf("Migrate with hosts down: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestMergeDomains(t *testing.T) {
+	running := func(host string) domainInstance {
+		return domainInstance{host: host, name: "vm1", state: golibvirt.DomainRunning, memKiB: 112 << 10, vcpus: 1}
+	}
+	outgoing := running("hostA")
+	outgoing.jobActive, outgoing.jobOp = true, golibvirt.DomainJobOperationStrMigrationOut
+	incoming := domainInstance{host: "hostB", name: "vm1", state: golibvirt.DomainPaused, reason: int32(golibvirt.DomainPausedMigration), jobActive: true, jobOp: golibvirt.DomainJobOperationStrMigrationIn}
+	stopcopy := outgoing
+	stopcopy.state, stopcopy.reason = golibvirt.DomainPaused, int32(golibvirt.DomainPausedMigration)
+	shutoff := domainInstance{host: "hostC", name: "vm1", state: golibvirt.DomainShutoff}
+	userPaused := running("hostA")
+	userPaused.state, userPaused.reason = golibvirt.DomainPaused, int32(golibvirt.DomainPausedUser)
+
+	tests := []struct {
+		name  string
+		insts []domainInstance
+		want  policies.VM
+	}{
+		{name: "single-running", insts: []domainInstance{running("hostA")},
+			want: policies.VM{Name: "vm1", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: policies.PowerRunning, Migratable: true}},
+		{name: "mid-migration-incoming-listed-first", insts: []domainInstance{incoming, outgoing},
+			want: policies.VM{Name: "vm1", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: policies.PowerRunning, Migratable: true, MigratingTo: "hostB"}},
+		{name: "stop-and-copy-both-paused", insts: []domainInstance{stopcopy, incoming},
+			want: policies.VM{Name: "vm1", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: policies.PowerRunning, Migratable: true, MigratingTo: "hostB"}},
+		{name: "running-beats-stale-shutoff-copy", insts: []domainInstance{shutoff, running("hostB")},
+			want: policies.VM{Name: "vm1", Node: "hostB", MemoryMiB: 112, VCPUs: 1, Power: policies.PowerRunning, Migratable: true}},
+		{name: "user-paused-is-suspended", insts: []domainInstance{userPaused},
+			want: policies.VM{Name: "vm1", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: policies.PowerSuspended, Migratable: true}},
+		{name: "pinned", insts: []domainInstance{func() domainInstance { i := running("hostA"); i.name = "pinned-vm"; return i }()},
+			want: policies.VM{Name: "pinned-vm", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: policies.PowerRunning, NotMigratableReason: "listed in pinned_vms"}},
+	}
+	d := &Driver{cfg: Config{PinnedVMs: []string{"pinned-vm"}}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := d.mergeDomains(tt.insts)
+			if len(got) != 1 || !reflect.DeepEqual(got[0], tt.want) {
+				t.Fatalf("got %+v\nwant [%+v]", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,450 @@
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/policies"
+)
+
+// flight is a migration this driver runs; concurrent callers for the same VM and
+// target wait for it instead of starting another.
+type flight struct {
+	to   string
+	done chan struct{}
+	res  drivers.MigrationResult
+	err  error
+}
+
+// migrateFlags: live, driven by the source daemon (peer-to-peer: the migration goes
+// on if Drover dies), persistent on the target and undefined on the source, so the VM
+// is defined on exactly one host afterwards.
+const migrateFlags = golibvirt.MigrateLive | golibvirt.MigratePeer2peer | golibvirt.MigratePersistDest | golibvirt.MigrateUndefineSource
+
+// Migrate live-migrates req.VM to req.To and blocks until it is done. See
+// drivers.Driver for the contract. The VM is looked up on every host: when it runs
+// somewhere other than req.From it is migrated from where it runs.
+func (d *Driver) Migrate(ctx context.Context, req drivers.MigrateRequest, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {
+	fail := func(err error) (drivers.MigrationResult, error) {
+		return drivers.MigrationResult{}, fmt.Errorf("migrate vm %s to %s: %w", req.VM, req.To, err)
+	}
+	if req.VM == "" {
+		return fail(fmt.Errorf("%w: empty vm name", drivers.ErrNotFound))
+	}
+	to, err := d.host(req.To)
+	if err != nil {
+		return fail(err)
+	}
+	if req.From != "" {
+		if _, err := d.host(req.From); err != nil {
+			return fail(err)
+		}
+	}
+	paused, err := d.pause.IsPaused(req.To)
+	if err != nil {
+		return fail(err)
+	}
+	if paused {
+		return fail(fmt.Errorf("%w: target %s is paused (no placements during maintenance): resume it or choose another target", drivers.ErrRejected, req.To))
+	}
+
+	d.mu.Lock()
+	if f := d.flights[req.VM]; f != nil {
+		d.mu.Unlock()
+		if f.to != req.To {
+			return fail(fmt.Errorf("%w: vm is being migrated to %s right now", drivers.ErrRejected, f.to))
+		}
+		select {
+		case <-f.done:
+			return f.res, f.err
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		}
+	}
+	f := &flight{to: req.To, done: make(chan struct{})}
+	d.flights[req.VM] = f
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.flights, req.VM)
+		d.mu.Unlock()
+		close(f.done)
+	}()
+
+	f.res, f.err = d.migrate(ctx, req, to, progress)
+	if f.err != nil {
+		f.err = fmt.Errorf("migrate vm %s to %s: %w", req.VM, req.To, f.err)
+	}
+	return f.res, f.err
+}
+
+// location is where a VM is, as all hosts report it.
+type location struct {
+	insts []domainInstance
+	// unreachable are hosts that did not answer, with why.
+	unreachable map[string]error
+}
+
+func (l location) on(host string) (domainInstance, bool) {
+	for _, i := range l.insts {
+		if i.host == host {
+			return i, true
+		}
+	}
+	return domainInstance{}, false
+}
+
+// runningOn reports whether the VM runs on host (not as an incoming copy).
+func (l location) runningOn(host string) bool {
+	i, ok := l.on(host)
+	return ok && !i.incoming() && powerState(i) == policies.PowerRunning
+}
+
+// locate asks every host about vm in parallel.
+func (d *Driver) locate(ctx context.Context, vm string) location {
+	type answer struct {
+		inst  domainInstance
+		found bool
+		err   error
+	}
+	answers := make([]answer, len(d.hosts))
+	var wg sync.WaitGroup
+	for i, h := range d.hosts {
+		wg.Go(func() {
+			hs := d.byName[h.Name]
+			cctx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
+			defer cancel()
+			answers[i].err = hs.conn.do(cctx, func(lv *golibvirt.Libvirt) error {
+				dom, err := lv.DomainLookupByName(vm)
+				if golibvirt.IsNotFound(err) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				inst, err := d.readDomain(lv, h.Name, dom)
+				if golibvirt.IsNotFound(err) {
+					return nil
+				}
+				answers[i].inst, answers[i].found = inst, err == nil
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	loc := location{unreachable: map[string]error{}}
+	for i, a := range answers {
+		switch {
+		case a.err != nil:
+			loc.unreachable[d.hosts[i].Name] = a.err
+		case a.found:
+			loc.insts = append(loc.insts, a.inst)
+		}
+	}
+	return loc
+}
+
+func (d *Driver) migrate(ctx context.Context, req drivers.MigrateRequest, to *hostState, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {
+	loc := d.locate(ctx, req.VM)
+	if err := ctx.Err(); err != nil {
+		return drivers.MigrationResult{}, err
+	}
+	if loc.runningOn(req.To) {
+		return drivers.MigrationResult{AlreadyThere: true}, nil
+	}
+	if err, down := loc.unreachable[req.To]; down {
+		return drivers.MigrationResult{}, fmt.Errorf("%w: target %s does not answer: %v", drivers.ErrUnavailable, req.To, err)
+	}
+
+	// A migration of this VM already in flight (started by an earlier Drover process
+	// that died, or by an operator): join it when it goes to our target.
+	for _, i := range loc.insts {
+		if !i.outgoing() {
+			continue
+		}
+		dest := ""
+		for _, o := range loc.insts {
+			if o.host != i.host && o.incoming() {
+				dest = o.host
+			}
+		}
+		if dest != req.To {
+			return drivers.MigrationResult{}, fmt.Errorf("%w: vm is migrating from %s to %s right now (wait for it or abort it with virsh domjobabort)", drivers.ErrRejected, i.host, orUnknown(dest))
+		}
+		d.log.Info("joining migration in flight", "vm", req.VM, "from", i.host, "to", req.To)
+		return d.join(ctx, req, d.byName[i.host], to, progress)
+	}
+
+	var src *domainInstance
+	for k, i := range loc.insts {
+		if !i.incoming() && powerState(i) == policies.PowerRunning && (src == nil || i.host == req.From) {
+			src = &loc.insts[k]
+		}
+	}
+	if src == nil {
+		if len(loc.insts) > 0 {
+			i := loc.insts[0]
+			return drivers.MigrationResult{}, fmt.Errorf("%w: vm is %s on %s: live migration needs a running vm", drivers.ErrRejected, powerState(i), i.host)
+		}
+		if len(loc.unreachable) > 0 {
+			return drivers.MigrationResult{}, fmt.Errorf("%w: vm not found on the hosts that answer; not answering: %s", drivers.ErrUnavailable, joinKeys(loc.unreachable))
+		}
+		return drivers.MigrationResult{}, fmt.Errorf("%w: no host has a domain called %s", drivers.ErrNotFound, req.VM)
+	}
+	if req.From != "" && src.host != req.From {
+		d.log.Warn("vm is not where the caller thinks", "vm", req.VM, "expected_node", req.From, "node", src.host)
+	}
+	switch {
+	case src.infoErr != nil:
+		return drivers.MigrationResult{}, fmt.Errorf("%w: cannot read the domain xml: %v", drivers.ErrRejected, src.infoErr)
+	case slices.Contains(d.cfg.PinnedVMs, req.VM):
+		return drivers.MigrationResult{}, fmt.Errorf("%w: vm is listed in pinned_vms", drivers.ErrRejected)
+	case src.info.NotMigratable != "":
+		return drivers.MigrationResult{}, fmt.Errorf("%w: vm %s", drivers.ErrRejected, src.info.NotMigratable)
+	}
+	return d.perform(ctx, req, d.byName[src.host], to, progress)
+}
+
+// perform runs a peer-to-peer live migration from src to to: the blocking perform call
+// on a connection of its own, progress polled on the host's shared connection, abort on
+// ctx end or migration_timeout.
+func (d *Driver) perform(ctx context.Context, req drivers.MigrateRequest, src, to *hostState, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {
+	log := d.log.With("vm", req.VM, "from", src.Name, "to", to.Name)
+	c, err := dialConn(ctx, src.uri, d.cfg.ConnectTimeout)
+	if err != nil {
+		return drivers.MigrationResult{}, fmt.Errorf("%w: source %s: %v", drivers.ErrUnavailable, src.Name, err)
+	}
+	defer c.close()
+	var dom golibvirt.Domain
+	if err := c.do(ctx, func(lv *golibvirt.Libvirt) (err error) { dom, err = lv.DomainLookupByName(req.VM); return err }); err != nil {
+		return drivers.MigrationResult{}, d.mapError(err, src, to)
+	}
+
+	mctx, cancel := context.WithTimeout(ctx, d.cfg.MigrationTimeout)
+	defer cancel()
+	start := d.now()
+	params := []golibvirt.TypedParam{{Field: golibvirt.MigrateParamURI, Value: *golibvirt.NewTypedParamValueString(to.migrationURI)}}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.lv.DomainMigratePerform3Params(dom, golibvirt.OptString{to.peerURI}, params, nil, migrateFlags)
+		done <- err
+	}()
+	log.Info("migration started", "peer_uri", to.peerURI, "migration_uri", to.migrationURI)
+
+	var perr error
+	aborted := false
+	tick := time.NewTicker(d.cfg.PollInterval)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case perr = <-done:
+			break wait
+		case <-tick.C:
+			if p, ok := d.progress(mctx, src, dom, req, start); ok && progress != nil {
+				progress(p)
+			}
+		case <-mctx.Done():
+			aborted = true
+			perr = d.abort(src, c, dom, done, log)
+			break wait
+		}
+	}
+	wall := d.now().Sub(start)
+
+	// Whatever the perform call said, the truth is where the VM runs now.
+	vctx, vcancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.CallTimeout)
+	defer vcancel()
+	loc := d.locate(vctx, req.VM)
+	if loc.runningOn(to.Name) {
+		res := d.completedStats(vctx, to, req.VM, wall)
+		log.Info("migration done", "duration", res.Duration, "wall", wall, "downtime", res.Downtime, "transferred_mib", res.TransferredMiB)
+		return res, nil
+	}
+	if perr == nil {
+		return drivers.MigrationResult{}, fmt.Errorf("%w: libvirt reported success but the vm does not run on %s", drivers.ErrMigrationFailed, to.Name)
+	}
+	stays := fmt.Sprintf("vm stays on %s", src.Name)
+	if !loc.runningOn(src.Name) {
+		stays = fmt.Sprintf("vm runs on neither %s nor %s now: check it", src.Name, to.Name)
+	}
+	if aborted {
+		if ctx.Err() != nil {
+			return drivers.MigrationResult{}, fmt.Errorf("aborted (%s): %w", stays, ctx.Err())
+		}
+		return drivers.MigrationResult{}, fmt.Errorf("%w: no result after migration_timeout %s, aborted (%s)", drivers.ErrNotConverged, d.cfg.MigrationTimeout, stays)
+	}
+	return drivers.MigrationResult{}, fmt.Errorf("%w (%s)", d.mapError(perr, src, to), stays)
+}
+
+// abort cancels the running migration job on the source and waits for the perform
+// call to return. If it does not within call_timeout, its connection is closed (the
+// daemon finishes or fails the job on its own).
+func (d *Driver) abort(src *hostState, c *conn, dom golibvirt.Domain, done <-chan error, log *slog.Logger) error {
+	actx, cancel := context.WithTimeout(context.Background(), d.cfg.CallTimeout)
+	defer cancel()
+	aerr := src.conn.do(actx, func(lv *golibvirt.Libvirt) error { return lv.DomainAbortJob(dom) })
+	log.Info("migration abort requested", "error", aerr)
+	select {
+	case err := <-done:
+		return err
+	case <-actx.Done():
+		c.nc.Close()
+		return <-done
+	}
+}
+
+// join waits for a migration in flight from src to to (started elsewhere), reporting
+// its progress; on ctx end it aborts it.
+func (d *Driver) join(ctx context.Context, req drivers.MigrateRequest, src, to *hostState, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {
+	start := d.now()
+	var dom golibvirt.Domain
+	if err := src.conn.do(ctx, func(lv *golibvirt.Libvirt) (err error) { dom, err = lv.DomainLookupByName(req.VM); return err }); err != nil {
+		return drivers.MigrationResult{}, d.mapError(err, src, to)
+	}
+	tick := time.NewTicker(d.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			actx, cancel := context.WithTimeout(context.Background(), d.cfg.CallTimeout)
+			_ = src.conn.do(actx, func(lv *golibvirt.Libvirt) error { return lv.DomainAbortJob(dom) })
+			cancel()
+			return drivers.MigrationResult{}, fmt.Errorf("aborted joined migration: %w", ctx.Err())
+		case <-tick.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
+		var active bool
+		err := src.conn.do(cctx, func(lv *golibvirt.Libvirt) error {
+			active, _ = jobState(lv, dom)
+			return nil
+		})
+		cancel()
+		if err == nil && active {
+			if p, ok := d.progress(ctx, src, dom, req, start); ok && progress != nil {
+				progress(p)
+			}
+			continue
+		}
+		loc := d.locate(ctx, req.VM)
+		if loc.runningOn(to.Name) {
+			return d.completedStats(ctx, to, req.VM, d.now().Sub(start)), nil
+		}
+		if err == nil || loc.runningOn(src.Name) {
+			return drivers.MigrationResult{}, fmt.Errorf("%w: the migration in flight from %s ended without moving the vm", drivers.ErrMigrationFailed, src.Name)
+		}
+		// Source unreachable and the VM not on the target yet: keep waiting.
+	}
+}
+
+// progress reads the job statistics of dom on src.
+func (d *Driver) progress(ctx context.Context, src *hostState, dom golibvirt.Domain, req drivers.MigrateRequest, start time.Time) (drivers.MigrationProgress, bool) {
+	cctx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
+	defer cancel()
+	p := drivers.MigrationProgress{VM: req.VM, From: src.Name, To: req.To, Phase: "setup", Elapsed: d.now().Sub(start)}
+	err := src.conn.do(cctx, func(lv *golibvirt.Libvirt) error {
+		typ, params, err := lv.DomainGetJobStats(dom, 0)
+		if err != nil {
+			return err
+		}
+		if golibvirt.DomainJobType(typ) == golibvirt.DomainJobNone {
+			return nil
+		}
+		processed, _ := paramInt(params, golibvirt.DomainJobDataProcessed)
+		remaining, _ := paramInt(params, golibvirt.DomainJobDataRemaining)
+		iter, _ := paramInt(params, golibvirt.DomainJobMemoryIteration)
+		p.TransferredMiB = float64(processed) / (1 << 20)
+		p.RemainingMiB = float64(remaining) / (1 << 20)
+		p.Round = int(iter)
+		if processed > 0 {
+			p.Phase = "precopy"
+		}
+		state, reason, err := lv.DomainGetState(dom, 0)
+		if err == nil && golibvirt.DomainState(state) == golibvirt.DomainPaused && golibvirt.DomainPausedReason(reason) == golibvirt.DomainPausedMigration {
+			p.Phase = "stopcopy"
+		}
+		return nil
+	})
+	return p, err == nil
+}
+
+// completedStats reads the statistics of the finished incoming migration on the
+// target; when they are unavailable the result carries the wall time only.
+func (d *Driver) completedStats(ctx context.Context, to *hostState, vm string, wall time.Duration) drivers.MigrationResult {
+	res := drivers.MigrationResult{Duration: wall}
+	_ = to.conn.do(ctx, func(lv *golibvirt.Libvirt) error {
+		dom, err := lv.DomainLookupByName(vm)
+		if err != nil {
+			return err
+		}
+		typ, params, err := lv.DomainGetJobStats(dom, golibvirt.DomainJobStatsCompleted)
+		if err != nil || golibvirt.DomainJobType(typ) != golibvirt.DomainJobCompleted {
+			return err
+		}
+		if ms, ok := paramInt(params, golibvirt.DomainJobTimeElapsed); ok {
+			res.Duration = time.Duration(ms) * time.Millisecond
+		}
+		if ms, ok := paramInt(params, golibvirt.DomainJobDowntime); ok {
+			res.Downtime = time.Duration(ms) * time.Millisecond
+		}
+		if b, ok := paramInt(params, golibvirt.DomainJobDataProcessed); ok {
+			res.TransferredMiB = float64(b) / (1 << 20)
+		}
+		return nil
+	})
+	return res
+}
+
+// mapError turns a libvirt or connection error into a drivers sentinel with a hint.
+func (d *Driver) mapError(err error, src, to *hostState) error {
+	if errors.Is(err, errConnLost) {
+		return fmt.Errorf("%w: lost the connection to %s's libvirtd: %v", drivers.ErrUnavailable, src.Name, err)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var le golibvirt.Error
+	if !errors.As(err, &le) {
+		return fmt.Errorf("%w: %v", drivers.ErrMigrationFailed, err)
+	}
+	msg := strings.TrimSpace(le.Message)
+	switch golibvirt.ErrorNumber(le.Code) {
+	case golibvirt.ErrNoDomain:
+		return fmt.Errorf("%w: libvirt: %s", drivers.ErrNotFound, msg)
+	case golibvirt.ErrOperationInvalid, golibvirt.ErrOperationUnsupported, golibvirt.ErrConfigUnsupported,
+		golibvirt.ErrArgumentUnsupported, golibvirt.ErrMigrateUnsafe:
+		return fmt.Errorf("%w: libvirt: %s", drivers.ErrRejected, msg)
+	case golibvirt.ErrOperationAborted:
+		return fmt.Errorf("%w: aborted on the host: %s", drivers.ErrMigrationFailed, msg)
+	case golibvirt.ErrOperationTimeout:
+		return fmt.Errorf("%w: libvirt: %s", drivers.ErrNotConverged, msg)
+	case golibvirt.ErrSystemError, golibvirt.ErrRPC, golibvirt.ErrNoConnect, golibvirt.ErrAuthFailed:
+		return fmt.Errorf("%w: libvirt: %s (check that %s's libvirtd reaches %s at %s and that its migration port is open: %s)",
+			drivers.ErrMigrationFailed, msg, src.Name, to.Name, to.peerURI, to.migrationURI)
+	}
+	return fmt.Errorf("%w: libvirt: %s", drivers.ErrMigrationFailed, msg)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an unknown host"
+	}
+	return s
+}
+
+func joinKeys(m map[string]error) string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return strings.Join(ks, ", ")
+}

@@ -1,0 +1,304 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/policies"
+	"github.com/droverhq/drover/runs"
+)
+
+// migJob is one VM to move.
+type migJob struct {
+	vm   policies.VM
+	from string
+	// to is a fixed target; "" lets the placer choose.
+	to   string
+	kind string
+	// seq is the journal intent this job continues (a migration found in flight
+	// after a restart); 0 writes a new intent.
+	seq     uint64
+	attempt int
+}
+
+type migResult struct {
+	job     migJob
+	to      string
+	seq     uint64
+	res     drivers.MigrationResult
+	err     error
+	started time.Time
+}
+
+// chooser picks targets for jobs without a fixed one.
+type chooser interface {
+	Place(vm policies.VM, avoid map[string]bool) (string, error)
+	Cancel(vm policies.VM, target string)
+}
+
+// migrate moves the jobs' VMs under the run's limits, retrying each failed VM up to
+// policy.retries_per_node times. It returns the VMs that could not be moved, with
+// why. Once a VM has failed for good, no new migration starts (the node will fail),
+// but those in flight finish. An error return means the run cannot go on (journal
+// not writable) or was interrupted.
+func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []migJob, placer chooser) (map[string]error, error) {
+	// Joins first (they are already moving), then the biggest VMs: the longest
+	// migrations start first so the drain does not end on one long straggler.
+	sort.SliceStable(jobs, func(i, j int) bool {
+		if (jobs[i].seq != 0) != (jobs[j].seq != 0) {
+			return jobs[i].seq != 0
+		}
+		return jobs[i].vm.MemoryMiB > jobs[j].vm.MemoryMiB
+	})
+	queue := jobs
+	failed := map[string]error{}
+	results := make(chan migResult)
+	cancels := map[string]context.CancelFunc{}
+	migCtx, cancelAll := context.WithCancel(ctx)
+	defer cancelAll()
+	giveUp := false
+	var fatal error
+	stopCh, doneCh := rs.stop, ctx.Done()
+	// Migrations we aborted: their outcome is what the platform says afterwards
+	// (an abort can lose the race with completion).
+	var aborted []migResult
+
+	start := func(j migJob, to string) error {
+		seq := j.seq
+		if seq == 0 {
+			seqs, err := e.journal(rs, runs.Entry{Op: runs.OpMigrate, Status: runs.StatusIntent, Node: node, VM: j.vm.Name, From: j.from, To: to, Detail: j.kind})
+			if err != nil {
+				return err
+			}
+			seq = seqs[0]
+		}
+		mctx, cancel := context.WithCancel(migCtx)
+		cancels[j.vm.Name] = cancel
+		e.emit(Event{Kind: EventMigrationStarted, RunID: rs.id, Node: node, VM: j.vm.Name, From: j.from, To: to})
+		e.log.Info("migration started", "run_id", rs.id, "node", node, "vm", j.vm.Name, "from", j.from, "to", to, "attempt", j.attempt+1)
+		go func() {
+			started := e.clock.Now()
+			res, err := e.cfg.Driver.Migrate(mctx, drivers.MigrateRequest{VM: j.vm.Name, From: j.from, To: to}, func(p drivers.MigrationProgress) {
+				e.emit(Event{Kind: EventMigrationProgress, RunID: rs.id, Node: node, VM: j.vm.Name, From: j.from, To: to, Progress: &p})
+			})
+			results <- migResult{job: j, to: to, seq: seq, res: res, err: err, started: started}
+		}()
+		return nil
+	}
+
+	for len(queue) > 0 || len(cancels) > 0 {
+		stopping := rs.stopped() || ctx.Err() != nil
+		if !giveUp && !stopping && fatal == nil {
+			var rest []migJob
+			for i, j := range queue {
+				if rs.limiter.full(j.from) {
+					rest = append(rest, queue[i:]...)
+					break
+				}
+				to := j.to
+				if to == "" {
+					t, err := placer.Place(j.vm, rs.limiter.busy())
+					if errors.Is(err, policies.ErrTargetsBusy) {
+						rest = append(rest, j)
+						continue
+					}
+					if err != nil {
+						failed[j.vm.Name] = fmt.Errorf("no target for vm %s: %w", j.vm.Name, err)
+						giveUp = true
+						rest = append(rest, queue[i+1:]...)
+						break
+					}
+					to = t
+				}
+				if !rs.limiter.tryAcquire(j.from, to) {
+					if j.to == "" {
+						placer.Cancel(j.vm, to)
+					}
+					rest = append(rest, j)
+					continue
+				}
+				if err := start(j, to); err != nil {
+					rs.limiter.release(j.from, to)
+					fatal = err
+					rest = append(rest, queue[i+1:]...)
+					break
+				}
+			}
+			queue = rest
+		}
+		if len(cancels) == 0 {
+			if giveUp || stopping || fatal != nil || len(queue) == 0 {
+				break
+			}
+			// Nothing of ours in flight, yet nothing could start: another node's
+			// migrations hold the limits. Wait for one of them to finish.
+			select {
+			case <-rs.limiter.wait():
+			case <-stopCh:
+			case <-doneCh:
+			}
+			continue
+		}
+		select {
+		case r := <-results:
+			delete(cancels, r.job.vm.Name)
+			rs.limiter.release(r.job.from, r.to)
+			if r.err != nil && migCtx.Err() != nil && (errors.Is(r.err, context.Canceled) || errors.Is(r.err, context.DeadlineExceeded)) {
+				if r.job.to == "" {
+					placer.Cancel(r.job.vm, r.to)
+				}
+				aborted = append(aborted, r)
+				continue
+			}
+			if err := e.recordMigration(rs, node, r); err != nil {
+				fatal = err
+				cancelAll()
+				continue
+			}
+			if r.err == nil {
+				continue
+			}
+			if r.job.to == "" {
+				placer.Cancel(r.job.vm, r.to)
+			}
+			if ctx.Err() != nil || rs.stopped() {
+				continue
+			}
+			r.job.attempt++
+			r.job.seq = 0
+			if r.job.attempt > rs.policy.RetriesPerNode {
+				failed[r.job.vm.Name] = fmt.Errorf("migrate vm %s: %d attempts failed, last: %w", r.job.vm.Name, r.job.attempt, r.err)
+				giveUp = true
+				continue
+			}
+			queue = append(queue, r.job)
+		case <-stopCh:
+			// Abort what is in flight: each VM stays on its source.
+			cancelAll()
+			stopCh = nil // a nil channel blocks: do not spin on the closed one
+		case <-doneCh:
+			cancelAll()
+			doneCh = nil
+		}
+	}
+	if len(aborted) > 0 && fatal == nil {
+		fatal = e.settleAborted(ctx, rs, node, aborted)
+	}
+	if fatal != nil {
+		return failed, fatal
+	}
+	if err := ctx.Err(); err != nil {
+		return failed, fmt.Errorf("%w: %v", ErrInterrupted, err)
+	}
+	return failed, nil
+}
+
+// settleAborted records the outcome of aborted migrations as the platform reports
+// it. What it cannot tell (the platform does not answer, or the migration still
+// runs) stays an open intent, for the next run to reconcile.
+func (e *Engine) settleAborted(ctx context.Context, rs *runState, node string, aborted []migResult) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	inv, err := e.cfg.Driver.Inventory(sctx)
+	if err != nil {
+		e.log.Warn("cannot tell where aborted migrations ended; the next run reconciles them", "run_id", rs.id, "error", err)
+		return nil
+	}
+	for _, r := range aborted {
+		vm, ok := inv.VM(r.job.vm.Name)
+		switch {
+		case ok && vm.Node == r.to:
+			r.err = nil
+		case ok && vm.Node == r.job.from && vm.MigratingTo == "":
+			r.err = fmt.Errorf("aborted: %w", r.err)
+		default:
+			continue
+		}
+		if err := e.recordMigration(rs, node, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordMigration journals a migration's outcome and adds it to the node record.
+func (e *Engine) recordMigration(rs *runState, node string, r migResult) error {
+	status, detail := runs.StatusDone, r.job.kind
+	m := runs.Migration{
+		VM: r.job.vm.Name, From: r.job.from, To: r.to, Kind: r.job.kind,
+		OK: r.err == nil, Attempt: r.job.attempt + 1, StartedAt: r.started,
+		TransferredMiB: r.res.TransferredMiB,
+	}
+	m.Seconds = r.res.Duration.Seconds()
+	if m.Seconds == 0 {
+		m.Seconds = e.clock.Now().Sub(r.started).Seconds()
+	}
+	if r.err != nil {
+		status, detail = runs.StatusFailed, r.err.Error()
+		m.Error = r.err.Error()
+		m.Seconds = e.clock.Now().Sub(r.started).Seconds()
+	}
+	_, err := e.persist(rs, node, func(rec *runs.NodeRecord) {
+		rec.Migrations = append(rec.Migrations, m)
+		if r.err != nil && !errors.Is(r.err, context.Canceled) {
+			rec.Errors = append(rec.Errors, m.Error)
+		}
+	}, runs.Entry{Op: runs.OpMigrate, Status: status, Ref: r.seq, Node: node, VM: m.VM, From: m.From, To: m.To, Detail: detail})
+	if err != nil {
+		return err
+	}
+	if r.err != nil {
+		e.log.Warn("migration failed", "run_id", rs.id, "node", node, "vm", m.VM, "from", m.From, "to", m.To, "attempt", m.Attempt, "error", r.err)
+		e.emit(Event{Kind: EventMigrationFailed, RunID: rs.id, Node: node, VM: m.VM, From: m.From, To: m.To, Message: m.Error, Seconds: m.Seconds})
+	} else {
+		e.log.Info("migration done", "run_id", rs.id, "node", node, "vm", m.VM, "from", m.From, "to", m.To, "seconds", m.Seconds)
+		e.emit(Event{Kind: EventMigrationDone, RunID: rs.id, Node: node, VM: m.VM, From: m.From, To: m.To, Seconds: m.Seconds})
+	}
+	return nil
+}
+
+// reconcileMigrations settles the migration intents of node that have no outcome,
+// against the live inventory: done if the VM is on the target, joined if it is still
+// moving there, failed if it is still on its source and not moving. It returns jobs
+// that join migrations in flight.
+func (e *Engine) reconcileMigrations(rs *runState, inv policies.Inventory, node string) ([]migJob, error) {
+	journal, err := e.cfg.Store.Journal(rs.id)
+	if err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	var joins []migJob
+	for _, in := range runs.OpenIntents(journal) {
+		if in.Op != runs.OpMigrate || in.Node != node {
+			continue
+		}
+		vm, ok := inv.VM(in.VM)
+		switch {
+		case ok && vm.Node == in.To:
+			e.log.Info("migration finished while drover was away", "run_id", rs.id, "vm", in.VM, "to", in.To)
+			m := runs.Migration{VM: in.VM, From: in.From, To: in.To, Kind: in.Detail, OK: true, Attempt: 1, StartedAt: in.At,
+				Seconds: e.clock.Now().Sub(in.At).Seconds()}
+			if _, err := e.persist(rs, node, func(r *runs.NodeRecord) {
+				r.Migrations = append(r.Migrations, m)
+				r.Notes = append(r.Notes, fmt.Sprintf("migration of %s to %s completed while drover was not running; its time is an upper bound", in.VM, in.To))
+			}, runs.Entry{Op: runs.OpMigrate, Status: runs.StatusDone, Ref: in.Seq, Node: node, VM: in.VM, From: in.From, To: in.To, Detail: "completed while drover was away"}); err != nil {
+				return nil, err
+			}
+		case ok && vm.Node == in.From && vm.MigratingTo == in.To:
+			joins = append(joins, migJob{vm: vm, from: in.From, to: in.To, kind: in.Detail, seq: in.Seq})
+		default:
+			where := "gone from the inventory"
+			if ok {
+				where = "on " + vm.Node
+			}
+			if _, err := e.journal(rs, runs.Entry{Op: runs.OpMigrate, Status: runs.StatusFailed, Ref: in.Seq, Node: node, VM: in.VM, From: in.From, To: in.To,
+				Detail: "interrupted: vm is " + where + " and not moving"}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return joins, nil
+}

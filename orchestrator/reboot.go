@@ -1,0 +1,276 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/policies"
+	"github.com/droverhq/drover/runs"
+)
+
+func (e *Engine) stepRebooting(ctx context.Context, rs *runState, name string) error {
+	rec := rs.node(name)
+	if !rec.Rebooted {
+		inv, err := e.cfg.Driver.Inventory(ctx)
+		if err != nil {
+			return failNode("read inventory before rebooting %s: %w", name, err)
+		}
+		// Safety invariant 1: never reboot a node that still runs VMs, except those
+		// the policy deliberately left there (and the report says so).
+		left := map[string]bool{}
+		for _, l := range rec.VMsLeft {
+			left[l.VM] = true
+		}
+		var still []string
+		for _, vm := range inv.VMsOn(name) {
+			if vm.Running() && !left[vm.Name] {
+				still = append(still, vm.Name)
+			}
+		}
+		if len(still) > 0 {
+			return failNode("refusing to reboot %s: it still runs %s", name, strings.Join(still, ", "))
+		}
+		node, _ := inv.Node(name)
+		issued, err := e.rebootAlreadyIssued(rs, name, rec, node)
+		if err != nil {
+			return err
+		}
+		if !issued {
+			err := e.act(ctx, rs, runs.Entry{Op: runs.OpReboot, Node: name, Detail: "boot id before: " + rec.BootIDBefore}, func(ctx context.Context) error {
+				return e.cfg.Driver.RebootNode(ctx, name)
+			})
+			if err != nil {
+				if errors.Is(err, ErrInterrupted) {
+					return err
+				}
+				return failNode("reboot %s: %w", name, err)
+			}
+		}
+		if _, err := e.persist(rs, name, func(r *runs.NodeRecord) { r.Rebooted = true }); err != nil {
+			return err
+		}
+	}
+	if err := e.waitBack(ctx, rs, name); err != nil {
+		return err
+	}
+	return e.transition(rs, name, evVerify, nil)
+}
+
+// rebootAlreadyIssued settles a reboot intent left open by an interrupted run: the
+// node is down or has a new boot ID, so the reboot happened and is not repeated.
+func (e *Engine) rebootAlreadyIssued(rs *runState, name string, rec runs.NodeRecord, node policies.Node) (bool, error) {
+	seq, err := e.openIntent(rs, runs.Entry{Op: runs.OpReboot, Node: name})
+	if err != nil || seq == 0 {
+		return false, err
+	}
+	newBoot := rec.BootIDBefore != "" && node.BootID != "" && node.BootID != rec.BootIDBefore
+	if node.Ready() && !newBoot {
+		return false, nil
+	}
+	_, err = e.journal(rs, runs.Entry{Op: runs.OpReboot, Status: runs.StatusDone, Ref: seq, Node: name, Detail: fmt.Sprintf("found %s with boot id %q after a restart", node.State, node.BootID)})
+	return err == nil, err
+}
+
+// waitBack polls until the node is ready again after its reboot (with a new boot ID
+// when the platform reports one), up to policy.reboot_timeout.
+func (e *Engine) waitBack(ctx context.Context, rs *runState, name string) error {
+	timeout := rs.policy.RebootTimeout.D()
+	wctx, cancel := context.WithTimeout(ctx, e.clock.WallDuration(timeout))
+	defer cancel()
+	before := rs.node(name).BootIDBefore
+	checkBoot := before != "" && e.cfg.Driver.Capabilities().BootID
+	poll := time.NewTicker(e.clock.WallDuration(rs.policy.PollInterval.D()))
+	defer poll.Stop()
+	for {
+		ready, err := e.cfg.Driver.NodeReady(wctx, name)
+		if err == nil && ready && checkBoot {
+			inv, ierr := e.cfg.Driver.Inventory(wctx)
+			if ierr != nil {
+				ready = false
+			} else if n, ok := inv.Node(name); !ok || n.BootID == before {
+				ready = false
+			}
+		}
+		if err == nil && ready {
+			return nil
+		}
+		select {
+		case <-poll.C:
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
+			}
+			return failNode("node %s did not come back within policy.reboot_timeout (%s) after its reboot", name, timeout)
+		}
+	}
+}
+
+func (e *Engine) stepVerifying(ctx context.Context, rs *runState, name string) error {
+	ready, err := e.cfg.Driver.NodeReady(ctx, name)
+	if err != nil || !ready {
+		return failNode("node %s is not ready after patching (ready=%v, err=%v)", name, ready, err)
+	}
+	rec := rs.node(name)
+	if len(rec.Installed) > 0 && rec.RebootRequired {
+		pending, err := e.cfg.Updater.Scan(ctx, name)
+		if err != nil {
+			return failNode("scan updates of %s after its reboot: %w", name, err)
+		}
+		installed := map[string]bool{}
+		for _, u := range rec.Installed {
+			installed[u.Name] = true
+		}
+		var still []string
+		for _, u := range pending {
+			if installed[u.Name] {
+				still = append(still, u.Name)
+			}
+		}
+		if len(still) > 0 {
+			return failNode("updates still pending on %s after its reboot: %s", name, strings.Join(still, ", "))
+		}
+	}
+	if err := e.restartLeft(ctx, rs, name); err != nil {
+		return err
+	}
+	return e.transition(rs, name, evResume, nil)
+}
+
+// restartLeft starts the VMs shut down for the patch.
+func (e *Engine) restartLeft(ctx context.Context, rs *runState, name string) error {
+	for _, l := range rs.node(name).VMsLeft {
+		if l.Action != "shutdown" || l.Restarted {
+			continue
+		}
+		pc, ok := e.cfg.Driver.(drivers.PowerController)
+		if !ok {
+			return failNode("cannot restart vm %s: driver has no power control", l.VM)
+		}
+		err := e.act(ctx, rs, runs.Entry{Op: runs.OpStart, Node: name, VM: l.VM}, func(ctx context.Context) error {
+			return pc.StartVM(ctx, l.VM)
+		})
+		if err != nil {
+			if errors.Is(err, ErrInterrupted) {
+				return err
+			}
+			return failNode("restart vm %s: %w", l.VM, err)
+		}
+		vm := l.VM
+		if _, err := e.persist(rs, name, func(r *runs.NodeRecord) {
+			for i := range r.VMsLeft {
+				if r.VMsLeft[i].VM == vm {
+					r.VMsLeft[i].Restarted = true
+				}
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) stepResuming(ctx context.Context, rs *runState, name string) error {
+	inv, err := e.cfg.Driver.Inventory(ctx)
+	if err != nil {
+		return failNode("read inventory before resuming %s: %w", name, err)
+	}
+	node, ok := inv.Node(name)
+	var leftPaused string
+	switch {
+	case !ok:
+		leftPaused = "node is gone from the inventory"
+	case !node.Ready():
+		// A node that did not come back stays paused: an admin must look at it
+		// before it takes VMs again.
+		leftPaused = fmt.Sprintf("node is %s; drover does not resume a node it cannot verify: check it, then resume it on the platform", node.State)
+	case node.Paused:
+		err := e.act(ctx, rs, runs.Entry{Op: runs.OpResume, Node: name}, func(ctx context.Context) error {
+			return e.cfg.Driver.ResumeNode(ctx, name)
+		})
+		if errors.Is(err, ErrInterrupted) {
+			return err
+		}
+		if err != nil {
+			leftPaused = "resume failed: " + err.Error()
+		}
+	}
+	if leftPaused == "" {
+		if err := e.restartLeft(ctx, rs, name); err != nil {
+			var nf *nodeFailure
+			if !errors.As(err, &nf) {
+				return err
+			}
+			if _, err := e.persist(rs, name, func(r *runs.NodeRecord) { r.Errors = append(r.Errors, nf.Error()) }); err != nil {
+				return err
+			}
+		}
+	}
+	if leftPaused != "" {
+		e.log.Error("node left paused", "run_id", rs.id, "node", name, "reason", leftPaused)
+		e.emit(Event{Kind: EventWarning, RunID: rs.id, Node: name, Message: "node left paused: " + leftPaused})
+		if _, err := e.persist(rs, name, func(r *runs.NodeRecord) { r.LeftPaused = leftPaused }); err != nil {
+			return err
+		}
+	}
+	rec := rs.node(name)
+	switch {
+	case rec.Failure != "":
+		return e.transition(rs, name, evFail, nil)
+	case rec.SkipReason != "":
+		return e.transition(rs, name, evSkip, nil)
+	case leftPaused != "":
+		return e.transition(rs, name, evFail, func(r *runs.NodeRecord) { r.Failure = "not resumed: " + leftPaused })
+	}
+	return e.transition(rs, name, evFailback, nil)
+}
+
+func (e *Engine) stepFailingBack(ctx context.Context, rs *runState, name string) error {
+	if rs.policy.Failback == FailbackNone || rs.stopped() {
+		return e.transition(rs, name, evFinish, nil)
+	}
+	inv, err := e.cfg.Driver.Inventory(ctx)
+	if err != nil {
+		return failNode("read inventory before failback to %s: %w", name, err)
+	}
+	joins, err := e.reconcileMigrations(rs, inv, name)
+	if err != nil {
+		return err
+	}
+	jobs := append([]migJob(nil), joins...)
+	seen := map[string]bool{}
+	for _, j := range joins {
+		seen[j.vm.Name] = true
+	}
+	for _, m := range rs.node(name).Migrations {
+		if m.Kind != runs.KindDrain || !m.OK || seen[m.VM] {
+			continue
+		}
+		seen[m.VM] = true
+		vm, ok := inv.VM(m.VM)
+		if !ok || vm.Node != m.To || !vm.Running() || vm.MigratingTo != "" {
+			continue // moved on, stopped or gone since: leave it where it is
+		}
+		if rs.policy.Failback == FailbackPolicy && vm.PreferredNode != name {
+			continue
+		}
+		jobs = append(jobs, migJob{vm: vm, from: m.To, to: name, kind: runs.KindFailback})
+	}
+	if len(jobs) > 0 {
+		failed, err := e.migrate(ctx, rs, name, jobs, nil)
+		if err != nil {
+			return err
+		}
+		if len(failed) > 0 {
+			msg := fmt.Sprintf("failback to %s incomplete: %v", name, joinSorted(failed))
+			e.emit(Event{Kind: EventWarning, RunID: rs.id, Node: name, Message: msg})
+			if _, err := e.persist(rs, name, func(r *runs.NodeRecord) { r.Notes = append(r.Notes, msg) }); err != nil {
+				return err
+			}
+		}
+	}
+	return e.transition(rs, name, evFinish, nil)
+}
