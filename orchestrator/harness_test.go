@@ -31,11 +31,11 @@ type harness struct {
 	last   string // ID of the last run, for checks
 	// processes counts the simulated drover processes (each openStore is one).
 	processes int
-	store  *runs.Store
-	eng    *orchestrator.Engine
-	before policies.Inventory
-	events *eventLog
-	dir    string
+	store     *runs.Store
+	eng       *orchestrator.Engine
+	before    policies.Inventory
+	events    *eventLog
+	dir       string
 }
 
 type eventLog struct {
@@ -55,18 +55,6 @@ func (l *eventLog) Observe(e orchestrator.Event) {
 	if check != nil {
 		check(e)
 	}
-}
-
-func (l *eventLog) kinds(kind orchestrator.EventKind) []orchestrator.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []orchestrator.Event
-	for _, e := range l.events {
-		if e.Kind == kind {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // newHarness starts an embedded sim of the cluster (YAML text or a file path).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/droverhq/drover/drivers"
@@ -130,7 +129,9 @@ func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) erro
 		return failNode("node %s is no longer in the inventory", name)
 	}
 	if !node.Ready() {
-		return e.transition(rs, name, evSkip, func(r *runs.NodeRecord) { r.SkipReason = fmt.Sprintf("node is %s at its turn; not touched", node.State) })
+		return e.transition(rs, name, evSkip, func(r *runs.NodeRecord) {
+			r.SkipReason = fmt.Sprintf("node is %s at its turn; not touched", node.State)
+		})
 	}
 	if node.Paused {
 		return e.transition(rs, name, evSkip, func(r *runs.NodeRecord) {
@@ -250,169 +251,6 @@ func (e *Engine) stepDraining(ctx context.Context, rs *runState, name string) er
 		return errStopped
 	}
 	return e.transition(rs, name, evPatch, nil)
-}
-
-// drain empties a paused node: every running VM moves away, or is shut down or left
-// according to policy.non_migratable.
-func (e *Engine) drain(ctx context.Context, rs *runState, name string) error {
-	dctx := ctx
-	if d := rs.policy.DrainTimeout.D(); d > 0 {
-		var cancel context.CancelFunc
-		dctx, cancel = context.WithTimeout(ctx, e.clock.WallDuration(d))
-		defer cancel()
-	}
-	const maxPasses = 3
-	for pass := 0; ; pass++ {
-		inv, err := e.cfg.Driver.Inventory(dctx)
-		if err != nil {
-			return e.drainErr(ctx, dctx, rs, failNode("read inventory while draining %s: %w", name, err))
-		}
-		joins, err := e.reconcileMigrations(rs, inv, name)
-		if err != nil {
-			return err
-		}
-		joining := map[string]bool{}
-		for _, j := range joins {
-			joining[j.vm.Name] = true
-		}
-		left := rs.node(name).VMsLeft
-		handled := map[string]bool{}
-		for _, l := range left {
-			handled[l.VM] = true
-		}
-		var jobs []migJob
-		var shutdown, skip []policies.VM
-		for _, vm := range inv.VMsOn(name) {
-			switch {
-			case !vm.Running(), joining[vm.Name], handled[vm.Name]:
-			case vm.MigratingTo != "":
-				// Moving, but not by an intent of ours (another tool, or an intent
-				// lost with a crash before it was written): join it, journaled anew.
-				jobs = append(jobs, migJob{vm: vm, from: name, to: vm.MigratingTo, kind: runs.KindDrain})
-			case !vm.Migratable:
-				switch rs.policy.NonMigratable {
-				case NonMigratableShutdown:
-					shutdown = append(shutdown, vm)
-				case NonMigratableSkip:
-					skip = append(skip, vm)
-				default:
-					return failNode("cannot live-migrate %s; the node is not patched", describeStuck(vm))
-				}
-			default:
-				jobs = append(jobs, migJob{vm: vm, from: name, kind: runs.KindDrain})
-			}
-		}
-		jobs = append(joins, jobs...)
-		if len(jobs) == 0 {
-			return e.leaveVMs(dctx, rs, name, shutdown, skip)
-		}
-		if pass == maxPasses {
-			return failNode("node %s still runs %d VMs after %d drain passes", name, len(jobs), maxPasses)
-		}
-		placer := policies.NewPlacer(inv, e.placementOptions(rs, inv))
-		failed, err := e.migrate(dctx, rs, name, jobs, placer)
-		if err != nil {
-			return e.drainErr(ctx, dctx, rs, err)
-		}
-		if rs.stopped() {
-			return errStopped
-		}
-		if dctx.Err() != nil {
-			return e.drainErr(ctx, dctx, rs, dctx.Err())
-		}
-		if len(failed) > 0 {
-			return failNode("drain of %s failed: %w", name, joinSorted(failed))
-		}
-	}
-}
-
-// drainErr tells an interruption of the run from the drain's own timeout.
-func (e *Engine) drainErr(ctx, dctx context.Context, rs *runState, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
-	}
-	if dctx.Err() != nil {
-		return failNode("drain did not finish within policy.drain_timeout (%s)", rs.policy.DrainTimeout.D())
-	}
-	return err
-}
-
-func joinSorted(m map[string]error) error {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	errs := make([]error, 0, len(keys))
-	for _, k := range keys {
-		errs = append(errs, m[k])
-	}
-	return errors.Join(errs...)
-}
-
-// leaveVMs handles the non-migratable VMs once everything else has moved: shut them
-// down (restarted once the node is back) or leave them running, loudly.
-func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdown, skip []policies.VM) error {
-	for _, vm := range skip {
-		msg := fmt.Sprintf("vm %s cannot live-migrate and is LEFT RUNNING on %s (policy.non_migratable=skip): the reboot will take it down", vm.Name, name)
-		e.log.Warn("vm left on node", "run_id", rs.id, "node", name, "vm", vm.Name)
-		e.emit(Event{Kind: EventWarning, RunID: rs.id, Node: name, VM: vm.Name, Message: msg})
-		if _, err := e.persist(rs, name, func(r *runs.NodeRecord) {
-			r.VMsLeft = append(r.VMsLeft, runs.VMLeft{VM: vm.Name, Action: "skipped", Reason: describeStuck(vm) + " cannot live-migrate"})
-		}); err != nil {
-			return err
-		}
-	}
-	if len(shutdown) == 0 {
-		return nil
-	}
-	pc, ok := e.cfg.Driver.(drivers.PowerController)
-	if !ok {
-		return failNode("policy.non_migratable=shutdown, but this driver cannot shut VMs down")
-	}
-	for _, vm := range shutdown {
-		err := e.act(ctx, rs, runs.Entry{Op: runs.OpShutdown, Node: name, VM: vm.Name}, func(ctx context.Context) error {
-			return pc.ShutdownVM(ctx, vm.Name)
-		})
-		if err != nil {
-			if errors.Is(err, ErrInterrupted) {
-				return err
-			}
-			return failNode("shut down vm %s: %w", vm.Name, err)
-		}
-		if _, err := e.persist(rs, name, func(r *runs.NodeRecord) {
-			r.VMsLeft = append(r.VMsLeft, runs.VMLeft{VM: vm.Name, Action: "shutdown", Reason: describeStuck(vm) + " cannot live-migrate"})
-		}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// placementOptions builds the placer's view: nodes in maintenance take nothing;
-// nodes already patched are preferred, so a drained VM is not moved again when a
-// later node is drained.
-func (e *Engine) placementOptions(rs *runState, inv policies.Inventory) policies.PlacementOptions {
-	opts := policies.PlacementOptions{
-		CPUOvercommit:     rs.policy.CPUOvercommit,
-		MemoryHeadroomMiB: rs.policy.MemoryHeadroomMiB,
-		Unavailable:       map[string]string{},
-		Rank:              map[string]int{},
-	}
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	for _, name := range rs.order {
-		st := rs.nodes[name].State
-		switch {
-		case nodeInMaintenance(st):
-			opts.Unavailable[name] = "in maintenance"
-		case st == NodeDone || st == NodeResuming || st == NodeFailingBack:
-			opts.Rank[name] = 0
-		case st == NodeQueued:
-			opts.Rank[name] = 2
-		}
-	}
-	return opts
 }
 
 func (e *Engine) stepPatching(ctx context.Context, rs *runState, name string) error {

@@ -20,7 +20,9 @@ type Config struct {
 	// URL of a running sim server; empty runs the simulator in-process.
 	URL string `mapstructure:"url"`
 	// ClusterFile is the cluster to simulate in-process (required without url);
-	// a relative path resolves against the config file's folder.
+	// a relative path resolves against the config file's folder. With url it is
+	// ignored: the server simulates its own cluster (so DROVER_CLUSTER_SIM_URL
+	// turns any in-process config into a client of a running server).
 	ClusterFile string `mapstructure:"cluster_file"`
 	// TimeScale is model seconds per wall second of the in-process simulator
 	// (a remote server has its own).
@@ -44,9 +46,6 @@ func (c *Config) Validate() error {
 		u, err := url.Parse(c.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return drivers.Fieldf("url", "give http://HOST:PORT of `drover sim serve`, or leave it empty to simulate in-process", "invalid url %q", c.URL)
-		}
-		if c.ClusterFile != "" {
-			return drivers.Fieldf("cluster_file", "remove it: the server at url has its own cluster", "set together with url")
 		}
 	} else if c.ClusterFile == "" {
 		return drivers.Fieldf("cluster_file", "give a cluster file, e.g. testdata/clusters/demo.yaml, or a url", "is required when url is empty")

@@ -507,7 +507,7 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "embedded", raw: map[string]any{"cluster_file": "c.yaml", "time_scale": 30}},
 		{name: "remote", raw: map[string]any{"url": "http://127.0.0.1:8090"}},
 		{name: "nothing", raw: map[string]any{}, wantField: "cluster_file"},
-		{name: "both", raw: map[string]any{"url": "http://127.0.0.1:1", "cluster_file": "c.yaml"}, wantField: "cluster_file"},
+		{name: "url-wins-over-cluster-file", raw: map[string]any{"url": "http://127.0.0.1:1", "cluster_file": "c.yaml"}},
 		{name: "bad-url", raw: map[string]any{"url": "127.0.0.1:8090"}, wantField: "url"},
 		{name: "zero-scale", raw: map[string]any{"cluster_file": "c.yaml", "time_scale": 0}, wantField: "time_scale"},
 		{name: "negative-scale", raw: map[string]any{"cluster_file": "c.yaml", "time_scale": "-2"}, wantField: "time_scale"},

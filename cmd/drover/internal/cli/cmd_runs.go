@@ -23,7 +23,7 @@ func NewCmdRuns(f *Factory) *cobra.Command {
 		Short: "List, show, stop and resume runs",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErr(fmt.Errorf("missing subcommand: list, show, stop or resume\nRun '%s --help' for usage.", cmd.CommandPath()))
+			return usageErr(fmt.Errorf("missing subcommand: list, show, stop or resume; see '%s --help'", cmd.CommandPath()))
 		},
 	}
 	cmd.AddCommand(newCmdRunsList(f), newCmdRunsShow(f), newCmdRunsStop(f), newCmdRunsResume(f))
@@ -121,7 +121,7 @@ Exit status: 0 success, 1 no such run, 2 a usage or config error.`,
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageErr(fmt.Errorf("%s needs %s (got %d arguments)\nRun '%s --help' for usage.", cmd.CommandPath(), names, len(args), cmd.CommandPath()))
+			return usageErr(fmt.Errorf("%s needs %s (got %d arguments); see '%s --help'", cmd.CommandPath(), names, len(args), cmd.CommandPath()))
 		}
 		return nil
 	}

@@ -18,7 +18,7 @@ func NewCmdSim(f *Factory) *cobra.Command {
 		Short: "The simulated hypervisor cluster",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErr(fmt.Errorf("missing subcommand: serve\nRun '%s --help' for usage.", cmd.CommandPath()))
+			return usageErr(fmt.Errorf("missing subcommand: serve; see '%s --help'", cmd.CommandPath()))
 		},
 	}
 	cmd.AddCommand(newCmdSimServe(f, nil))

@@ -30,10 +30,9 @@ type display struct {
 }
 
 type nodeView struct {
-	state          string
-	moved, failed  int
-	message        string
-	updatesApplied int
+	state         string
+	moved, failed int
+	message       string
 }
 
 type flight struct {

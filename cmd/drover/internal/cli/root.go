@@ -62,7 +62,7 @@ func ExitCode(err error) int {
 // noArgs refuses positional arguments as a usage error.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageErr(fmt.Errorf("%s takes no arguments, got %q\nRun '%s --help' for usage.", cmd.CommandPath(), args, cmd.CommandPath()))
+		return usageErr(fmt.Errorf("%s takes no arguments, got %q; see '%s --help'", cmd.CommandPath(), args, cmd.CommandPath()))
 	}
 	return nil
 }
@@ -147,7 +147,7 @@ Exit status: 0 success, 1 a run or check failed, 2 a usage or config error.`,
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageErr(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath()))
+		return usageErr(fmt.Errorf("%w; see '%s --help'", err, c.CommandPath()))
 	})
 	pf := root.PersistentFlags()
 	pf.StringVarP(&f.ConfigFile, "config", "c", os.Getenv("DROVER_CONFIG"), "YAML config file (env DROVER_CONFIG)")

@@ -1,0 +1,53 @@
+# Drover's build. `make demo` and `make test` are the two set-up commands a newcomer
+# needs; everything they need comes from the Go module proxy.
+GO          ?= go
+BIN         := bin/drover
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.version=$(VERSION)
+# Fuzz smoke: each target briefly; FUZZTIME=5m for a longer hunt.
+FUZZTIME    ?= 10s
+
+.PHONY: all build test demo lint bench fuzz e2e-libvirt clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/drover
+
+## test: unit, engine, fault and crash tests (no root, no network beyond loopback)
+test:
+	$(GO) test -count=1 -timeout 30m ./...
+
+## demo: patch the embedded 4-node simulated cluster, node by node
+demo: build
+	$(BIN) --config testdata/demo.yaml apply --yes
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./policies/ ./drivers/sim/ ./runs/ ./orchestrator/
+
+# Every fuzz target, as package:Name. Add new ones here.
+FUZZ_TARGETS := \
+	./policies:FuzzNewWindow ./policies:FuzzParseHoursWindow \
+	./drivers/sim:FuzzParseCluster ./drivers/sim:FuzzServer_Bodies \
+	./drivers/libvirt:FuzzParseURI ./drivers/libvirt:FuzzParseDomainXML \
+	./drivers/updaters:FuzzParseAptUpgradable
+
+## fuzz: run each fuzz target for FUZZTIME (default 10s)
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg; done
+
+## e2e-libvirt: a real three-host libvirt/QEMU lab in network namespaces (root, Debian)
+e2e-libvirt: build
+	./drivers/libvirt/lab/lab.sh deps
+	DROVER_LIBVIRT_LAB=1 $(GO) test -count=1 -timeout 20m -v -run 'TestLab' ./drivers/libvirt/
+
+clean:
+	rm -rf bin
