@@ -174,11 +174,48 @@ func Load(opts LoadOptions) (*Config, error) {
 	if err := drivers.Decode(v.AllSettings(), cfg); err != nil {
 		return nil, err
 	}
+	if err := checkSections(cfg.Extra, opts.Extra); err != nil {
+		return nil, err
+	}
 	cfg.resolvePaths(v, opts)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// checkSections refuses top-level keys no component declared: only sections with
+// keys in defaults() or in a command's ExtraDefaults exist.
+func checkSections(extra map[string]any, declared ExtraDefaults) error {
+	known := map[string]bool{}
+	for k := range declared {
+		top, _, _ := strings.Cut(k, ".")
+		known[top] = true
+	}
+	var errs []error
+	var names []string
+	for k := range extra {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if !known[k] {
+			errs = append(errs, drivers.Fieldf(k, "remove it or check its spelling; top-level keys are state, cluster, policy, log"+extraNames(known), "unknown key"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func extraNames(known map[string]bool) string {
+	var out []string
+	for k := range known {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return ""
+	}
+	return ", " + strings.Join(out, ", ")
 }
 
 // resolvePaths makes relative paths that come from the config file relative to the
