@@ -47,8 +47,12 @@ Ctrl-C (SIGINT) or SIGTERM interrupts the run: migrations in flight are aborted,
 state is journaled, and 'drover runs resume ID' continues it. SIGUSR1 (sent by
 'drover runs stop') stops it: the node in maintenance is resumed, no further node starts.
 
-Exit status: 0 the run succeeded, 1 it failed, was stopped or interrupted, 2 a usage
-or config error (nothing is changed).`,
+With policy.canary the run stops after its first node and waits for
+'drover runs approve ID'; apply then exits 0 with the report's state waiting_approval.
+--dry-run prints the whole plan (see 'drover plan') and changes nothing.
+
+Exit status: 0 the run succeeded (or waits for approval), 1 it failed, was stopped or
+interrupted, 2 a usage or config error (nothing is changed).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -156,7 +160,7 @@ func printPrepared(w io.Writer, prep orchestrator.Prepared) {
 }
 
 func dryRun(ctx context.Context, s *session, opts *ApplyOptions) error {
-	prep, err := orchestrator.Prepare(ctx, s.driver, s.updater, s.cfg.Policy)
+	prep, err := planOf(ctx, s)
 	if err != nil {
 		return classify(err)
 	}
@@ -174,7 +178,7 @@ func dryRun(ctx context.Context, s *session, opts *ApplyOptions) error {
 		}
 	}
 	if opts.JSON {
-		out := map[string]any{"cluster": s.cfg.Cluster.Name, "dry_run": true, "order": prep.Order, "nodes": prep.Records}
+		out := map[string]any{"cluster": s.cfg.Cluster.Name, "dry_run": true, "order": prep.Order, "nodes": prep.Records, "plan": prep.Plan}
 		if unfinished != nil {
 			out["unfinished_run"] = unfinished.ID
 		}
@@ -185,7 +189,8 @@ func dryRun(ctx context.Context, s *session, opts *ApplyOptions) error {
 	}
 	fmt.Fprintln(opts.f.IO.Out, "Dry run: nothing will be changed. A new run would do:")
 	printPrepared(opts.f.IO.Out, prep)
-	return nil
+	fmt.Fprintln(opts.f.IO.Out)
+	return printPlan(opts.f.IO.Out, s.cfg.Cluster.Name, prep.Plan)
 }
 
 // execute runs (or resumes) a run with a progress display and prints its report.
@@ -223,6 +228,10 @@ func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID st
 	if live {
 		fmt.Fprintln(io.Out)
 	}
+	if run.ID == "" {
+		// The run could not even be claimed (its lock is held, its record unreadable).
+		return failedErr(execErr)
+	}
 	nodes, err = s.store.Nodes(runID)
 	if err != nil {
 		return failedErr(errors.Join(execErr, err))
@@ -238,8 +247,11 @@ func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID st
 	switch {
 	case errors.Is(execErr, orchestrator.ErrInterrupted):
 		return failedErr(fmt.Errorf("run %s interrupted; continue it with: drover runs resume %s", runID, runID))
-	case execErr != nil && run.State == "":
+	case errors.Is(execErr, orchestrator.ErrAwaitingApproval):
 		return failedErr(execErr)
+	case run.State == runs.StateWaitingApproval:
+		fmt.Fprintf(io.ErrOut, "run %s waits after its canary node: check it, then continue with `drover runs approve %s`\n", runID, runID)
+		return nil
 	case run.State != runs.StateSucceeded:
 		msg := fmt.Sprintf("run %s %s", runID, run.State)
 		if run.Error != "" {
