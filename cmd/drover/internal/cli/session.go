@@ -123,15 +123,18 @@ func statePath(cfg *config.Config, create bool) (string, error) {
 	return path, nil
 }
 
-func (s *session) engine() (*orchestrator.Engine, error) {
+// engine builds the run engine; forceRecovery takes over run locks whose owner
+// runs on another host (its liveness cannot be checked from here).
+func (s *session) engine(forceRecovery bool) (*orchestrator.Engine, error) {
 	return orchestrator.New(orchestrator.Config{
-		Cluster:  s.cfg.Cluster.Name,
-		Driver:   s.driver,
-		Updater:  s.updater,
-		Store:    s.store,
-		Logger:   s.log,
-		Observer: s.observers,
-		Owner:    s.owner,
+		Cluster:       s.cfg.Cluster.Name,
+		Driver:        s.driver,
+		Updater:       s.updater,
+		Store:         s.store,
+		Logger:        s.log,
+		Observer:      s.observers,
+		Owner:         s.owner,
+		ForceRecovery: forceRecovery,
 	})
 }
 

@@ -13,9 +13,12 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/orchestrator/schedule"
+	"github.com/droverhq/drover/policies"
 )
 
 // EnvPrefix prefixes every environment variable: policy.max_parallel_migrations is
@@ -29,6 +32,15 @@ type Config struct {
 	Cluster Cluster             `mapstructure:"cluster"`
 	Policy  orchestrator.Policy `mapstructure:"policy"`
 	Log     Log                 `mapstructure:"log"`
+	// Clusters is the multi-cluster form (drover serve); CLI commands work on the
+	// one named by cluster.name, else the first. See serve.go.
+	Clusters []ClusterEntry `mapstructure:"clusters"`
+	// Schedule and Windows of the single-cluster form, and the defaults of clusters.
+	Schedule schedule.Spec         `mapstructure:"schedule"`
+	Windows  []policies.WindowSpec `mapstructure:"windows"`
+	// Server is the daemon's HTTP API; Webhooks its notifications.
+	Server   Server    `mapstructure:"server"`
+	Webhooks []Webhook `mapstructure:"webhooks"`
 	// Extra holds top-level sections other commands own (server, schedule, ...),
 	// validated by them.
 	Extra map[string]any `mapstructure:",remain"`
@@ -38,6 +50,8 @@ type Config struct {
 	BaseDir string `mapstructure:"-"`
 	// File is the config file read, "" when none.
 	File string `mapstructure:"-"`
+	// rawPolicy is the policy section as read, the base of clusters' overrides.
+	rawPolicy map[string]any
 }
 
 // Cluster selects the driver and the update plug-in.
@@ -77,6 +91,8 @@ func defaults() map[string]any {
 		"cluster.sim.time_scale":         1.0,
 		"policy.max_parallel_migrations": p.MaxParallelMigrations,
 		"policy.max_migrations_per_node": p.MaxMigrationsPerNode,
+		"policy.drain_scheduler":         p.DrainScheduler,
+		"policy.max_parallel_nodes":      p.MaxParallelNodes,
 		"policy.retries_per_node":        p.RetriesPerNode,
 		"policy.reboot_timeout":          p.RebootTimeout.D().String(),
 		"policy.drain_timeout":           p.DrainTimeout.D().String(),
@@ -94,6 +110,35 @@ func defaults() map[string]any {
 		"policy.poll_interval":           p.PollInterval.D().String(),
 		"log.level":                      "",
 		"log.format":                     "text",
+		"server.listen":                  DefaultListen,
+		"server.tls.cert":                "",
+		"server.tls.key":                 "",
+		"schedule.cron":                  "",
+		"schedule.days":                  []string{},
+		"schedule.at":                    "",
+		"schedule.tz":                    "",
+		"schedule.start_date":            "",
+		"schedule.interval_weeks":        0,
+		"schedule.blackout":              []string{},
+		"schedule.paused":                false,
+
+		// Run policies of issue 3: hooks, health gate, deadlines, canary, failback hours.
+		"policy.require_all_nodes_online":  false,
+		"policy.failback_hours":            "",
+		"policy.failback_tz":               "",
+		"policy.pre_hook.command":          []string{},
+		"policy.pre_hook.timeout":          p.PreHook.Timeout.D().String(),
+		"policy.post_hook.command":         []string{},
+		"policy.post_hook.timeout":         p.PostHook.Timeout.D().String(),
+		"policy.warn_after":                p.WarnAfter.D().String(),
+		"policy.stop_after":                p.StopAfter.D().String(),
+		"policy.health_gate.command":       []string{},
+		"policy.health_gate.url":           "",
+		"policy.health_gate.timeout":       p.HealthGate.Timeout.D().String(),
+		"policy.health_gate.retries":       p.HealthGate.Retries,
+		"policy.health_gate.interval":      p.HealthGate.Interval.D().String(),
+		"policy.health_gate.ready_timeout": p.HealthGate.ReadyTimeout.D().String(),
+		"policy.canary":                    false,
 	}
 }
 
@@ -126,7 +171,8 @@ func Load(opts LoadOptions) (*Config, error) {
 	for k, val := range opts.Extra {
 		v.SetDefault(k, val)
 	}
-	cfg := &Config{}
+	// Policy keys missing from defaults() keep the engine's default, not Go's zero value.
+	cfg := &Config{Policy: orchestrator.DefaultPolicy()}
 	if opts.File != "" {
 		abs, err := filepath.Abs(opts.File)
 		if err != nil {
@@ -141,10 +187,13 @@ func Load(opts LoadOptions) (*Config, error) {
 		case st.IsDir():
 			return nil, &drivers.FieldError{Field: "--config", Problem: opts.File + " is a folder", Fix: "give the path of a YAML file"}
 		}
-		v.SetConfigFile(abs)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
+		raw, err := readYAML(abs)
+		if err != nil {
 			return nil, &drivers.FieldError{Field: "--config", Problem: fmt.Sprintf("cannot parse %s: %v", opts.File, err), Fix: "fix the YAML syntax"}
+		}
+		v.SetConfigType("yaml")
+		if err := v.MergeConfigMap(raw); err != nil {
+			return nil, &drivers.FieldError{Field: "--config", Problem: fmt.Sprintf("cannot read %s: %v", opts.File, err), Fix: "fix the YAML syntax"}
 		}
 		cfg.File, cfg.BaseDir = abs, filepath.Dir(abs)
 	} else {
@@ -171,7 +220,12 @@ func Load(opts LoadOptions) (*Config, error) {
 		}
 		v.Set(key, val)
 	}
-	if err := drivers.Decode(v.AllSettings(), cfg); err != nil {
+	all := v.AllSettings()
+	if err := drivers.Decode(all, cfg); err != nil {
+		return nil, err
+	}
+	cfg.rawPolicy, _ = all["policy"].(map[string]any)
+	if err := cfg.selectCluster(v.InConfig("cluster")); err != nil {
 		return nil, err
 	}
 	if err := checkSections(cfg.Extra, opts.Extra); err != nil {
@@ -182,6 +236,36 @@ func Load(opts LoadOptions) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// readYAML reads a config file and drops null values: an empty section ("policy:"
+// with nothing under it) would otherwise hide the environment variables and flags of
+// every key inside it from viper.
+func readYAML(path string) (map[string]any, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	dropNulls(m)
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
+}
+
+func dropNulls(m map[string]any) {
+	for k, v := range m {
+		switch x := v.(type) {
+		case nil:
+			delete(m, k)
+		case map[string]any:
+			dropNulls(x)
+		}
+	}
 }
 
 // checkSections refuses top-level keys no component declared: only sections with
@@ -244,11 +328,20 @@ func (c *Config) resolvePaths(v *viper.Viper, opts LoadOptions) {
 	}
 	// Driver sections resolve their own paths against Env.BaseDir; paths there that
 	// came from flags or the environment are made absolute here first.
-	if sim, ok := c.Cluster.Sections["sim"].(map[string]any); ok {
+	// (In the multi-cluster form the section comes from clusters[i] in the file.)
+	if sim, ok := c.Cluster.Sections["sim"].(map[string]any); ok && len(c.Clusters) == 0 {
 		if f, ok := sim["cluster_file"].(string); ok && f != "" && !filepath.IsAbs(f) && !fromFile("cluster.sim.cluster_file") {
 			if abs, err := filepath.Abs(f); err == nil {
 				sim["cluster_file"] = abs
 			}
+		}
+	}
+	// Hook and health check programs given by a relative path in the file live next
+	// to it (a bare name is looked up in PATH).
+	for key, argv := range map[string][]string{"policy.pre_hook.command": c.Policy.PreHook.Command,
+		"policy.post_hook.command": c.Policy.PostHook.Command, "policy.health_gate.command": c.Policy.HealthGate.Command} {
+		if len(argv) > 0 && strings.Contains(argv[0], "/") && !filepath.IsAbs(argv[0]) && fromFile(key) {
+			argv[0] = filepath.Join(c.BaseDir, argv[0])
 		}
 	}
 }

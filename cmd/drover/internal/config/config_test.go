@@ -49,7 +49,7 @@ func TestLoad_Precedence(t *testing.T) {
 			if c.Policy.MaxParallelMigrations != 3 || c.Policy.RebootTimeout.D() != 20*time.Minute {
 				t.Errorf("file values not read: %+v", c.Policy)
 			}
-			if c.Policy.MaxMigrationsPerNode != 2 || c.Policy.RetriesPerNode != 3 {
+			if c.Policy.MaxMigrationsPerNode != 8 || c.Policy.RetriesPerNode != 3 || c.Policy.DrainScheduler != "adaptive" || c.Policy.MaxParallelNodes != 1 {
 				t.Errorf("defaults not applied: %+v", c.Policy)
 			}
 		}},
@@ -109,6 +109,18 @@ func TestLoad_Precedence(t *testing.T) {
 			}
 			tt.check(t, c)
 		})
+	}
+}
+
+func TestLoad_EmptySectionDoesNotHideEnv(t *testing.T) {
+	file := writeFile(t, t.TempDir(), "c.yaml", "cluster:\n  name: x\npolicy:\n")
+	t.Setenv("DROVER_POLICY_RETRIES_PER_NODE", "6")
+	c, err := Load(LoadOptions{File: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Policy.RetriesPerNode != 6 || c.Policy.MaxMigrationsPerNode != 2 {
+		t.Errorf("an empty policy: section hid env and defaults: %+v", c.Policy)
 	}
 }
 
