@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/orchestrator"
 	_ "github.com/droverhq/drover/drivers/sim"
 )
 
@@ -119,7 +120,7 @@ func TestLoad_EmptySectionDoesNotHideEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Policy.RetriesPerNode != 6 || c.Policy.MaxMigrationsPerNode != 2 {
+	if c.Policy.RetriesPerNode != 6 || c.Policy.MaxMigrationsPerNode != orchestrator.DefaultPolicy().MaxMigrationsPerNode {
 		t.Errorf("an empty policy: section hid env and defaults: %+v", c.Policy)
 	}
 }
