@@ -71,6 +71,9 @@ interrupted, 2 a usage or config error (nothing is changed).`,
 }
 
 func applyRun(ctx context.Context, opts *ApplyOptions) error {
+	if opts.f.remote() {
+		return remoteApply(ctx, opts)
+	}
 	mode := writeStore
 	if opts.DryRun {
 		mode = readStore
@@ -84,24 +87,26 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	if opts.DryRun {
 		return dryRun(ctx, s, opts)
 	}
-	eng, err := s.engine()
-	if err != nil {
-		return err
-	}
-	if r, ok, err := eng.Unfinished(); err != nil {
+	// The interrupted run and the new run's input are checked before the state
+	// file is opened for writing: bad input writes nothing.
+	if r, ok, err := unfinishedRun(s.store, s.cfg.Cluster.Name); err != nil {
 		return failedErr(err)
 	} else if ok {
 		ue := &orchestrator.UnfinishedRunError{Run: r, Live: runs.CheckAlive(r.Owner) == runs.Alive}
-		if ue.Live {
+		if ue.Live || r.State == runs.StateWaitingApproval {
 			return failedErr(ue)
 		}
 		if !opts.Yes && !confirm(io, fmt.Sprintf("Run %s was interrupted. Resume it now?", r.ID)) {
 			return failedErr(fmt.Errorf("%w (or pass --yes to resume it)", ue))
 		}
+		eng, err := s.engine(opts.ForceRecovery)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(progressWriter(io, opts.JSON), "resuming interrupted run %s\n", r.ID)
 		return execute(ctx, s, eng, r.ID, opts.JSON)
 	}
-	prep, err := eng.Prepare(ctx, s.cfg.Policy)
+	prep, err := planOf(ctx, s)
 	if err != nil {
 		return classify(err)
 	}
@@ -114,11 +119,33 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 			return failedErr(errors.New("not started"))
 		}
 	}
+	eng, err := s.engine(opts.ForceRecovery)
+	if err != nil {
+		return err
+	}
 	runID, err := eng.Start(ctx, prep)
 	if err != nil {
 		return classify(err)
 	}
 	return execute(ctx, s, eng, runID, opts.JSON)
+}
+
+// unfinishedRun returns the newest run of cluster that has not finished, if any (st
+// may be nil: no state file yet).
+func unfinishedRun(st *runs.Store, cluster string) (runs.Run, bool, error) {
+	if st == nil {
+		return runs.Run{}, false, nil
+	}
+	rs, err := st.Runs(cluster)
+	if err != nil {
+		return runs.Run{}, false, err
+	}
+	for _, r := range rs {
+		if !r.State.Terminal() {
+			return r, true, nil
+		}
+	}
+	return runs.Run{}, false, nil
 }
 
 // classify gives config-like errors exit status 2 and the rest 1.

@@ -23,10 +23,10 @@ func NewCmdRuns(f *Factory) *cobra.Command {
 		Short: "List, show, stop and resume runs",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErr(fmt.Errorf("missing subcommand: list, show, stop or resume; see '%s --help'", cmd.CommandPath()))
+			return usageErr(fmt.Errorf("missing subcommand: list, show, report, stop, resume or approve; see '%s --help'", cmd.CommandPath()))
 		},
 	}
-	cmd.AddCommand(newCmdRunsList(f), newCmdRunsShow(f), newCmdRunsStop(f), newCmdRunsResume(f))
+	cmd.AddCommand(newCmdRunsList(f), newCmdRunsShow(f), newCmdRunsStop(f), newCmdRunsResume(f), newCmdRunsApprove(f), newCmdRunsReport(f, nil))
 	return cmd
 }
 
@@ -68,6 +68,9 @@ type runSummary struct {
 }
 
 func runsListRun(ctx context.Context, opts *RunsOptions) error {
+	if opts.f.remote() {
+		return remoteRunsList(ctx, opts)
+	}
 	s, err := opts.f.openSession(ctx, sessionOptions{store: readStore, command: "runs list"})
 	if err != nil {
 		return err
@@ -158,6 +161,9 @@ func findRun(st *runs.Store, cluster, id string) (runs.Run, error) {
 }
 
 func runsShowRun(ctx context.Context, opts *RunsOptions) error {
+	if opts.f.remote() {
+		return remoteRunsShow(ctx, opts)
+	}
 	s, err := opts.f.openSession(ctx, sessionOptions{store: readStore, command: "runs show"})
 	if err != nil {
 		return err
@@ -202,6 +208,9 @@ config error.`,
 }
 
 func runsResumeRun(ctx context.Context, opts *RunsOptions) error {
+	if opts.f.remote() {
+		return remoteRunAction(ctx, opts, "resume")
+	}
 	s, err := opts.f.openSession(ctx, sessionOptions{store: writeStore, driver: true, quiet: true, command: "runs resume"})
 	if err != nil {
 		return err
@@ -214,7 +223,7 @@ func runsResumeRun(ctx context.Context, opts *RunsOptions) error {
 	if r.State.Terminal() {
 		return failedErr(fmt.Errorf("run %s has already ended (%s); nothing to resume", r.ID, r.State))
 	}
-	eng, err := s.engine()
+	eng, err := s.engine(opts.ForceRecovery)
 	if err != nil {
 		return failedErr(err)
 	}
@@ -248,6 +257,9 @@ Exit status: 0 the run is stopped (or had already ended), 1 it could not be stop
 }
 
 func runsStopRun(ctx context.Context, opts *RunsOptions) error {
+	if opts.f.remote() {
+		return remoteRunAction(ctx, opts, "stop")
+	}
 	cfg, err := opts.f.Config()
 	if err != nil {
 		return err
@@ -299,7 +311,7 @@ func runsStopRun(ctx context.Context, opts *RunsOptions) error {
 		fmt.Fprintf(opts.f.IO.Out, "run %s has ended: %s\n", r.ID, r.State)
 		return nil
 	}
-	eng, err := s.engine()
+	eng, err := s.engine(false)
 	if err != nil {
 		return failedErr(err)
 	}

@@ -89,6 +89,10 @@ type Factory struct {
 	Bindings   []config.Binding
 	// Extra config defaults declared by commands (the daemon's keys).
 	Extra config.ExtraDefaults
+	// Server and Token (--server, --token or DROVER_TOKEN) make the commands that
+	// support it work through a `drover serve` daemon's API; see remote.go.
+	Server string
+	Token  string
 }
 
 // Config loads and validates the configuration.
@@ -169,12 +173,18 @@ Exit status: 0 success, 1 a run or check failed, 2 a usage or config error.`,
 	bind(pf, "time-scale", "cluster.sim.time_scale")
 	pf.String("log-level", "", "debug, info, warn or error (log.level)")
 	bind(pf, "log-level", "log.level")
+	pf.StringVar(&f.Server, "server", "", "URL of a `drover serve` daemon: apply and runs work through its API")
+	pf.StringVar(&f.Token, "token", "", "API token for --server (prefer env DROVER_TOKEN: flags show in ps)")
 
 	root.AddCommand(
+		NewCmdAnalyze(f, nil),
+		NewCmdPlan(f, nil),
 		NewCmdApply(f, nil),
+		NewCmdBench(f, nil),
 		NewCmdInventory(f, nil),
 		NewCmdPreview(f, nil),
 		NewCmdRuns(f),
+		NewCmdServe(f, nil),
 		NewCmdSim(f),
 		NewCmdVersion(f),
 	)
@@ -190,6 +200,8 @@ func bindPolicyFlags(f *Factory, fs *pflag.FlagSet) {
 	defs := []pflagDef{
 		{"max-parallel-migrations", "policy.max_parallel_migrations", "live migrations in flight in the whole run", "int"},
 		{"max-migrations-per-node", "policy.max_migrations_per_node", "live migrations in flight into or out of one node", "int"},
+		{"drain-scheduler", "policy.drain_scheduler", "adaptive (concurrency from bandwidth and dirty rates, within the caps) or fixed (always the caps)", "string"},
+		{"max-parallel-nodes", "policy.max_parallel_nodes", "nodes in maintenance at once, when the reserve allows it", "int"},
 		{"retries-per-node", "policy.retries_per_node", "retries of a failed migration or install", "int"},
 		{"reboot-timeout", "policy.reboot_timeout", "how long a node may take to come back, e.g. 15m", "string"},
 		{"failback", "policy.failback", "none, immediate or policy", "string"},

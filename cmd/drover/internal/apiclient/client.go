@@ -1,0 +1,225 @@
+// Package apiclient is the CLI's client of the daemon's HTTP API (`drover ... --server
+// URL`): typed calls for the runs and clusters routes and a reader of a run's live
+// events (Server-Sent Events). Wire types are the server package's.
+package apiclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/droverhq/drover/cmd/drover/internal/server"
+	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/runs/report"
+)
+
+// Client talks to one daemon with one token.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+	// Timeout bounds each call except event streams.
+	Timeout time.Duration
+}
+
+// New checks the server URL and the token. The token is only ever sent in the
+// Authorization header.
+func New(serverURL, token string, hc *http.Client) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(serverURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--server: give the daemon's URL, e.g. http://127.0.0.1:8086")
+	}
+	if u.User != nil || u.RawQuery != "" {
+		return nil, fmt.Errorf("--server: give scheme, host and port only; the token goes in --token or DROVER_TOKEN")
+	}
+	if token == "" {
+		return nil, errors.New("--token: the daemon needs a token: pass --token or set DROVER_TOKEN")
+	}
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	return &Client{base: u, token: token, hc: hc, Timeout: time.Minute}, nil
+}
+
+// APIError is an error answer of the daemon.
+type APIError struct {
+	Status int
+	Body   server.ErrorBody
+}
+
+func (e *APIError) Error() string {
+	msg := e.Body.Error
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	return fmt.Sprintf("daemon answered %d: %s", e.Status, msg)
+}
+
+func (c *Client) url(path string, q url.Values) string {
+	u := *c.base
+	u.Path = strings.TrimRight(u.Path, "/") + path
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// request sends one call; out (when not nil) receives the JSON answer.
+func (c *Client) request(ctx context.Context, method, path string, q url.Values, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path, q), rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reach the daemon: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		ae := &APIError{Status: resp.StatusCode}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &ae.Body) != nil {
+			ae.Body.Error = strings.TrimSpace(string(b))
+		}
+		return nil, ae
+	}
+	return resp, nil
+}
+
+func (c *Client) call(ctx context.Context, method, path string, q url.Values, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	resp, err := c.request(ctx, method, path, q, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("read the daemon's answer: %w", err)
+	}
+	return nil
+}
+
+// Runs lists the runs, newest first (of cluster when given).
+func (c *Client) Runs(ctx context.Context, cluster string) ([]server.RunSummary, error) {
+	q := url.Values{}
+	if cluster != "" {
+		q.Set("cluster", cluster)
+	}
+	var out []server.RunSummary
+	err := c.call(ctx, http.MethodGet, server.APIPrefix+"/runs", q, nil, &out)
+	return out, err
+}
+
+// Report returns the report of a run (an ID, a unique prefix, or "last").
+func (c *Client) Report(ctx context.Context, id string) (report.Report, error) {
+	var out report.Report
+	err := c.call(ctx, http.MethodGet, server.APIPrefix+"/runs/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// RenderReport copies a run's report in format (json, html, csv, md) to w.
+func (c *Client) RenderReport(ctx context.Context, id, format string, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	resp, err := c.request(ctx, http.MethodGet, server.APIPrefix+"/runs/"+url.PathEscape(id)+"/report", url.Values{"format": {format}}, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// Preview returns what a new run of cluster would do now.
+func (c *Client) Preview(ctx context.Context, cluster string) (server.Preview, error) {
+	var out server.Preview
+	err := c.call(ctx, http.MethodGet, server.APIPrefix+"/clusters/"+url.PathEscape(cluster)+"/preview", nil, nil, &out)
+	return out, err
+}
+
+// Clusters lists the daemon's clusters.
+func (c *Client) Clusters(ctx context.Context) ([]server.ClusterInfo, error) {
+	var out []server.ClusterInfo
+	err := c.call(ctx, http.MethodGet, server.APIPrefix+"/clusters", nil, nil, &out)
+	return out, err
+}
+
+// Start starts a run now.
+func (c *Client) Start(ctx context.Context, req server.StartRequest) (server.RunAction, error) {
+	var out server.RunAction
+	err := c.call(ctx, http.MethodPost, server.APIPrefix+"/runs", nil, req, &out)
+	return out, err
+}
+
+// Act asks for a run action: stop, resume or approve.
+func (c *Client) Act(ctx context.Context, id, action string) (server.RunAction, error) {
+	var out server.RunAction
+	err := c.call(ctx, http.MethodPost, server.APIPrefix+"/runs/"+url.PathEscape(id)+"/"+action, nil, struct{}{}, &out)
+	return out, err
+}
+
+// ErrStreamEnded: the daemon closed the event stream before the run finished (it
+// shut down; the run resumes when it starts again).
+var ErrStreamEnded = errors.New("the daemon closed the event stream before the run finished")
+
+// Events follows a run's live events until fn returns an error or stop, the run
+// finishes (after fn saw run_finished, Events returns nil), or ctx is done.
+func (c *Client) Events(ctx context.Context, id string, fn func(orchestrator.Event) (stop bool, err error)) error {
+	resp, err := c.request(ctx, http.MethodGet, server.APIPrefix+"/runs/"+url.PathEscape(id)+"/events", nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var data strings.Builder
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "data: "):
+			data.WriteString(strings.TrimPrefix(line, "data: "))
+		case line == "" && data.Len() > 0:
+			var ev orchestrator.Event
+			if err := json.Unmarshal([]byte(data.String()), &ev); err != nil {
+				return fmt.Errorf("read event: %w", err)
+			}
+			data.Reset()
+			stop, err := fn(ev)
+			if err != nil || stop {
+				return err
+			}
+			if ev.Kind == orchestrator.EventRunFinished {
+				return nil
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	return ErrStreamEnded
+}

@@ -1,0 +1,329 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/droverhq/drover/cmd/drover/internal/apiclient"
+	"github.com/droverhq/drover/cmd/drover/internal/server"
+	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/runs"
+)
+
+// This file is the CLI over a daemon's API (--server URL): apply, runs list, show,
+// stop, resume, approve and report send their request to `drover serve` and print
+// what the local commands print.
+
+// remote reports whether --server was given.
+func (f *Factory) remote() bool { return f.Server != "" }
+
+// apiClient returns the daemon's client; the token comes from --token, else
+// DROVER_TOKEN.
+func (f *Factory) apiClient() (*apiclient.Client, error) {
+	if len(f.Sets) > 0 {
+		return nil, usageErr(errors.New("--set changes the local config, which --server does not read; configure the daemon instead"))
+	}
+	token := f.Token
+	if token == "" {
+		token = os.Getenv("DROVER_TOKEN")
+	}
+	c, err := apiclient.New(f.Server, token, nil)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return c, nil
+}
+
+// remoteCluster is the cluster named by --cluster-name or DROVER_CLUSTER_NAME; ""
+// lets the daemon pick its only cluster.
+func (f *Factory) remoteCluster() string {
+	for _, b := range f.Bindings {
+		if b.Key == "cluster.name" && b.Flag != nil && b.Flag.Changed {
+			return b.Flag.Value.String()
+		}
+	}
+	return os.Getenv("DROVER_CLUSTER_NAME")
+}
+
+// remotePolicy turns the policy flags given on the command line into the run's
+// overrides; flags the API does not take are usage errors.
+func (f *Factory) remotePolicy() (*server.PolicyOverrides, error) {
+	set := map[string]any{}
+	flags := map[string]string{}
+	for _, b := range f.Bindings {
+		key, ok := strings.CutPrefix(b.Key, "policy.")
+		if !ok || b.Flag == nil || !b.Flag.Changed {
+			continue
+		}
+		flags[key] = b.Flag.Name
+		switch b.Flag.Value.Type() {
+		case "int":
+			n, err := strconv.Atoi(b.Flag.Value.String())
+			if err != nil {
+				return nil, usageErr(fmt.Errorf("--%s: %w", b.Flag.Name, err))
+			}
+			set[key] = n
+		case "bool":
+			set[key] = b.Flag.Value.String() == "true"
+		case "stringSlice":
+			if sv, ok := b.Flag.Value.(pflag.SliceValue); ok {
+				set[key] = sv.GetSlice()
+			}
+		default:
+			set[key] = b.Flag.Value.String()
+		}
+	}
+	if len(set) == 0 {
+		return nil, nil
+	}
+	raw, err := json.Marshal(set)
+	if err != nil {
+		return nil, err
+	}
+	var o server.PolicyOverrides
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil {
+		for key, name := range flags {
+			if strings.Contains(err.Error(), `"`+key+`"`) {
+				return nil, usageErr(fmt.Errorf("--%s cannot be used with --server: the daemon's config sets policy.%s", name, key))
+			}
+		}
+		return nil, usageErr(err)
+	}
+	return &o, nil
+}
+
+// remoteErr maps an API error to an exit status: refusals of the request are usage
+// errors, the rest failures.
+func remoteErr(err error) error {
+	var ae *apiclient.APIError
+	if errors.As(err, &ae) && (ae.Status == 400 || ae.Status == 401 || ae.Status == 403 || ae.Status == 413 || ae.Status == 415) {
+		return usageErr(err)
+	}
+	return failedErr(err)
+}
+
+func remoteApply(ctx context.Context, opts *ApplyOptions) error {
+	f := opts.f
+	c, err := f.apiClient()
+	if err != nil {
+		return err
+	}
+	pol, err := f.remotePolicy()
+	if err != nil {
+		return err
+	}
+	cluster := f.remoteCluster()
+	if opts.DryRun || !opts.Yes {
+		if cluster == "" {
+			cl, err := c.Clusters(ctx)
+			if err != nil {
+				return remoteErr(err)
+			}
+			if len(cl) != 1 {
+				return usageErr(fmt.Errorf("the daemon runs %d clusters: name one with --cluster-name", len(cl)))
+			}
+			cluster = cl[0].Name
+		}
+		pv, err := c.Preview(ctx, cluster)
+		if err != nil {
+			return remoteErr(err)
+		}
+		prep := orchestrator.Prepared{Order: pv.Order, Records: pv.Nodes}
+		if opts.DryRun {
+			if opts.JSON {
+				return printJSON(f.IO.Out, pv)
+			}
+			if pv.UnfinishedRun != "" {
+				fmt.Fprintf(f.IO.Out, "Run %s is unfinished: the daemon resumes it; a new run cannot start before it ends.\n", pv.UnfinishedRun)
+			}
+			fmt.Fprintln(f.IO.Out, "Dry run: nothing will be changed. A new run would do (with the daemon's policy):")
+			printPrepared(f.IO.Out, prep)
+			return nil
+		}
+		printPrepared(f.IO.ErrOut, prep)
+		if !f.IO.IsTerminal {
+			return usageErr(errors.New("apply changes the cluster: confirm with --yes (or run on a terminal)"))
+		}
+		if !confirm(f.IO, "Start the run on the daemon?") {
+			return failedErr(errors.New("not started"))
+		}
+	}
+	act, err := c.Start(ctx, server.StartRequest{Cluster: cluster, Policy: pol})
+	if err != nil {
+		var ae *apiclient.APIError
+		if errors.As(err, &ae) && ae.Status == 409 && ae.Body.RunID != "" {
+			return failedErr(fmt.Errorf("%w; follow it with: drover runs show %s --server %s", err, ae.Body.RunID, f.Server))
+		}
+		return remoteErr(err)
+	}
+	fmt.Fprintf(progressWriter(f.IO, opts.JSON), "run %s started on the daemon (cluster %s)\n", act.ID, act.Cluster)
+	return followRemote(ctx, f, c, act.ID, opts.JSON, 0)
+}
+
+// followRemote shows a run's live events as the local display does, then prints its
+// report; the exit status follows the run's end as for a local run. wait > 0 bounds
+// the wait.
+func followRemote(ctx context.Context, f *Factory, c *apiclient.Client, id string, jsonOut bool, wait time.Duration) error {
+	io := f.IO
+	rep, err := c.Report(ctx, id)
+	if err != nil {
+		return remoteErr(err)
+	}
+	order := make([]string, 0, len(rep.Nodes))
+	for _, n := range rep.Nodes {
+		order = append(order, n.Name)
+	}
+	live := io.IsTerminal && !jsonOut
+	out := progressWriter(io, jsonOut)
+	d := newDisplay(out, live, io.TermWidth, order)
+	for _, n := range rep.Nodes {
+		d.setState(n.Name, n.State)
+	}
+	go d.run()
+	fctx := ctx
+	if wait > 0 {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	parked := false
+	streamErr := c.Events(fctx, id, func(ev orchestrator.Event) (bool, error) {
+		d.Observe(ev)
+		if !live && ev.Kind == orchestrator.EventWaiting {
+			fmt.Fprintf(out, "%s node %s %s\n", time.Now().Format("15:04:05"), ev.Node, ev.Message)
+		}
+		if ev.Kind == orchestrator.EventApprovalNeeded {
+			parked = true
+			return true, nil
+		}
+		return false, nil
+	})
+	d.stop()
+	if live {
+		fmt.Fprintln(io.Out)
+	}
+	switch {
+	case errors.Is(streamErr, context.DeadlineExceeded) && ctx.Err() == nil:
+		return failedErr(fmt.Errorf("run %s did not end within --wait %s; it goes on in the daemon", id, wait))
+	case ctx.Err() != nil:
+		return failedErr(fmt.Errorf("stopped following run %s; it goes on in the daemon: drover runs show %s --server %s", id, id, f.Server))
+	case errors.Is(streamErr, apiclient.ErrStreamEnded):
+		return failedErr(fmt.Errorf("run %s: %w; it resumes when the daemon starts again", id, streamErr))
+	case streamErr != nil:
+		return remoteErr(streamErr)
+	}
+	rep, err = c.Report(ctx, id)
+	if err != nil {
+		return remoteErr(err)
+	}
+	if jsonOut {
+		if err := printJSON(io.Out, rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(io.Out, rep)
+	}
+	if parked || rep.State == string(runs.StateWaitingApproval) {
+		return failedErr(fmt.Errorf("run %s waits for approval: check its first node, then: drover runs approve %s --server %s", id, id, f.Server))
+	}
+	if rep.State != string(runs.StateSucceeded) {
+		msg := fmt.Sprintf("run %s %s", id, rep.State)
+		if rep.Error != "" {
+			msg += ": " + rep.Error
+		}
+		return failedErr(errors.New(msg))
+	}
+	return nil
+}
+
+func remoteRunsList(ctx context.Context, opts *RunsOptions) error {
+	c, err := opts.f.apiClient()
+	if err != nil {
+		return err
+	}
+	list, err := c.Runs(ctx, opts.f.remoteCluster())
+	if err != nil {
+		return remoteErr(err)
+	}
+	if opts.JSON {
+		if list == nil {
+			list = []server.RunSummary{}
+		}
+		return printJSON(opts.f.IO.Out, list)
+	}
+	tw := tabwriter.NewWriter(opts.f.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCLUSTER\tSTATE\tSTARTED\tDURATION\tNODES\tERROR")
+	for _, r := range list {
+		dur := "-"
+		if !r.FinishedAt.IsZero() {
+			dur = r.FinishedAt.Sub(r.StartedAt).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Cluster, r.State, r.StartedAt.Local().Format("2006-01-02 15:04:05"), dur, r.Nodes, r.Error)
+	}
+	return tw.Flush()
+}
+
+func remoteRunsShow(ctx context.Context, opts *RunsOptions) error {
+	c, err := opts.f.apiClient()
+	if err != nil {
+		return err
+	}
+	rep, err := c.Report(ctx, opts.ID)
+	if err != nil {
+		return remoteErr(err)
+	}
+	if opts.JSON {
+		return printJSON(opts.f.IO.Out, rep)
+	}
+	printReport(opts.f.IO.Out, rep)
+	return nil
+}
+
+// remoteRunAction asks the daemon to stop, resume or approve a run, then follows it
+// to its end as the local commands do.
+func remoteRunAction(ctx context.Context, opts *RunsOptions, action string) error {
+	c, err := opts.f.apiClient()
+	if err != nil {
+		return err
+	}
+	act, err := c.Act(ctx, opts.ID, action)
+	if err != nil {
+		return remoteErr(err)
+	}
+	fmt.Fprintf(progressWriter(opts.f.IO, opts.JSON), "run %s: %s\n", act.ID, act.Action)
+	err = followRemote(ctx, opts.f, c, act.ID, opts.JSON, opts.Wait)
+	if action == "stop" {
+		// A stop succeeds when the run ends stopped (or had ended anyway).
+		if rep, rerr := c.Report(ctx, act.ID); rerr == nil && rep.State == string(runs.StateStopped) {
+			return nil
+		}
+	}
+	return err
+}
+
+func remoteRunsReport(ctx context.Context, opts *RunsReportOptions) error {
+	c, err := opts.f.apiClient()
+	if err != nil {
+		return err
+	}
+	w, done, err := opts.output()
+	if err != nil {
+		return err
+	}
+	if err := c.RenderReport(ctx, opts.ID, opts.Format, w); err != nil {
+		done()
+		return remoteErr(err)
+	}
+	return done()
+}
