@@ -56,7 +56,9 @@ type HostConfig struct {
 	// qemu+unix:///system?socket=/path/libvirt-sock.
 	URI string `mapstructure:"uri"`
 	// PeerURI is how the OTHER hosts' libvirtd reach this one during a peer-to-peer
-	// migration (qemu+tcp://HOST/system). Default: URI when it is a TCP URI; required
+	// migration: qemu+tcp://HOST/system, qemu+tls://HOST/system or
+	// qemu+ssh://USER@HOST/system (the source host's libvirtd dials it with its own
+	// credentials; Drover never does). Default: URI when it is a TCP URI; required
 	// with a UNIX socket URI.
 	PeerURI string `mapstructure:"peer_uri"`
 	// MigrationURI is where the migration data stream goes (tcp://HOST[:PORT]).
@@ -144,15 +146,11 @@ func (h HostConfig) validate(ssh bool) error {
 	var peerHost string
 	switch {
 	case h.PeerURI != "":
-		p, err := ParseURI(h.PeerURI)
-		switch {
-		case err != nil:
-			errs = append(errs, drivers.Fieldf("peer_uri", "use qemu+tcp://HOST/system as the other hosts' libvirtd see this host", "%v", err))
-		case p.Transport != "tcp":
-			errs = append(errs, drivers.Fieldf("peer_uri", "use qemu+tcp://HOST/system: the other hosts' daemons cannot use this machine's UNIX socket", "must be a TCP URI"))
-		default:
-			peerHost = p.Host
+		p, err := parsePeerURI(h.PeerURI)
+		if err != nil {
+			errs = append(errs, drivers.Fieldf("peer_uri", "use qemu+tcp://HOST/system, qemu+tls://HOST/system or qemu+ssh://USER@HOST/system as the other hosts' libvirtd reach this host", "%v", err))
 		}
+		peerHost = p
 	case err == nil && u.Transport == "unix":
 		errs = append(errs, drivers.Fieldf("peer_uri", "set peer_uri: qemu+tcp://HOST/system, how the other hosts' libvirtd reach this one", "required when uri is a UNIX socket"))
 	case err == nil:
@@ -264,6 +262,35 @@ func ParseURI(s string) (URI, error) {
 	}
 }
 
+// parsePeerURI checks a URI the other hosts' libvirtd dial to reach a host during a
+// peer-to-peer migration, and returns its host. The transports are those a libvirtd
+// can dial to another machine; query parameters of tls and ssh (pkipath, keyfile, ...)
+// are the source daemon's business.
+func parsePeerURI(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("not a URI: %v", err)
+	}
+	driver, transport, _ := strings.Cut(u.Scheme, "+")
+	switch {
+	case driver != "qemu":
+		return "", fmt.Errorf("scheme %q: only the qemu driver is supported", u.Scheme)
+	case transport == "unix" || transport == "":
+		return "", errors.New("the other hosts' daemons cannot use a local socket: give a network URI")
+	case transport != "tcp" && transport != "tls" && transport != "ssh":
+		return "", fmt.Errorf("transport %q is not one libvirtd migrates over (tcp, tls, ssh)", transport)
+	case u.Hostname() == "":
+		return "", fmt.Errorf("qemu+%s needs a host", transport)
+	case u.Path != "/system":
+		return "", fmt.Errorf("path %q: only /system is supported", u.Path)
+	case u.User != nil && transport != "ssh":
+		return "", fmt.Errorf("user names are only meaningful with qemu+ssh, not qemu+%s", transport)
+	case u.RawQuery != "" && transport == "tcp":
+		return "", errors.New("qemu+tcp takes no parameters")
+	}
+	return u.Hostname(), nil
+}
+
 // parseMigrationURI checks tcp://HOST[:PORT] and returns it unchanged.
 func parseMigrationURI(s string) (string, error) {
 	u, err := url.Parse(s)
@@ -294,14 +321,14 @@ func (c *Config) resolvedHosts() []host {
 		if r.peerURI == "" {
 			r.peerURI = h.URI
 		}
-		peer, _ := ParseURI(r.peerURI)
+		peerHost, _ := parsePeerURI(r.peerURI) // validated
 		r.migrationURI = h.MigrationURI
 		if r.migrationURI == "" {
-			r.migrationURI = "tcp://" + hostForURI(peer.Host)
+			r.migrationURI = "tcp://" + hostForURI(peerHost)
 		}
 		r.sshAddr = h.SSHAddress
 		if r.sshAddr == "" {
-			r.sshAddr = peer.Host
+			r.sshAddr = peerHost
 		}
 		out = append(out, r)
 	}

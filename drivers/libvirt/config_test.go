@@ -56,11 +56,21 @@ func TestParseURI(t *testing.T) {
 	}
 }
 
+// FuzzParseURI also fuzzes parsePeerURI: both read the hosts' URIs from the config.
 func FuzzParseURI(f *testing.F) {
-	for _, s := range []string{"qemu+tcp://10.99.0.1/system", "qemu+unix:///system?socket=/x", "qemu+tcp://[::1]:1/system", "qemu+ssh://u@h/system", "%zz"} {
+	for _, s := range []string{"qemu+tcp://10.99.0.1/system", "qemu+unix:///system?socket=/x", "qemu+tcp://[::1]:1/system", "qemu+ssh://u@h/system",
+		"qemu+tls://h.example/system?pkipath=/p", "%zz"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if host, err := parsePeerURI(s); err == nil {
+			// The host becomes the default migration and SSH address. (Schemes are
+			// case-insensitive.)
+			l := strings.ToLower(s)
+			if host == "" || !strings.HasPrefix(l, "qemu+tcp://") && !strings.HasPrefix(l, "qemu+tls://") && !strings.HasPrefix(l, "qemu+ssh://") {
+				t.Fatalf("parsePeerURI accepted %q with host %q", s, host)
+			}
+		}
 		u, err := ParseURI(s)
 		if err != nil {
 			return
@@ -98,6 +108,11 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "bad-uri", raw: map[string]any{"hosts": []any{map[string]any{"name": "a", "uri": "qemu+tls://h/system"}}}, wantField: []string{"hosts[0].uri"}},
 		{name: "unix-without-peer", raw: map[string]any{"hosts": []any{map[string]any{"name": "a", "uri": "qemu+unix:///system"}}}, wantField: []string{"hosts[0].peer_uri"}},
 		{name: "peer-not-tcp", raw: map[string]any{"hosts": []any{map[string]any{"name": "a", "uri": "qemu+unix:///system", "peer_uri": "qemu+unix:///system"}}}, wantField: []string{"hosts[0].peer_uri"}},
+		{name: "peer-tls-and-ssh", raw: map[string]any{"hosts": []any{
+			map[string]any{"name": "a", "uri": "qemu+unix:///system?socket=/a", "peer_uri": "qemu+tls://kvm1.example/system?pkipath=/etc/pki/drover"},
+			map[string]any{"name": "b", "uri": "qemu+tcp://10.0.0.2/system", "peer_uri": "qemu+ssh://root@kvm2.example:2222/system?keyfile=/root/.ssh/migrate"},
+		}}},
+		{name: "peer-user-without-ssh", raw: map[string]any{"hosts": []any{map[string]any{"name": "a", "uri": "qemu+unix:///system", "peer_uri": "qemu+tls://root@h/system"}}}, wantField: []string{"hosts[0].peer_uri"}},
 		{name: "bad-migration-uri", raw: map[string]any{"hosts": []any{map[string]any{"name": "a", "uri": "qemu+tcp://h/system", "migration_uri": "udp://h"}}}, wantField: []string{"hosts[0].migration_uri"}},
 		{name: "duplicate-name", raw: map[string]any{"hosts": []any{tcpHost("a", "10.0.0.1"), tcpHost("a", "10.0.0.2")}}, wantField: []string{"hosts[1].name"}},
 		{name: "missing-name", raw: map[string]any{"hosts": []any{map[string]any{"uri": "qemu+tcp://h/system"}}}, wantField: []string{"hosts[0].name"}},
@@ -150,18 +165,53 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
+func TestParsePeerURI(t *testing.T) {
+	tests := []struct {
+		name, in, host, wantErr string
+	}{
+		{name: "tcp", in: "qemu+tcp://10.0.0.2/system", host: "10.0.0.2"},
+		{name: "tcp-ipv6-port", in: "qemu+tcp://[fd00::2]:16600/system", host: "fd00::2"},
+		{name: "tls-with-pkipath", in: "qemu+tls://kvm2.example/system?pkipath=/etc/pki/x", host: "kvm2.example"},
+		{name: "ssh-with-user", in: "qemu+ssh://root@kvm2/system?keyfile=/k", host: "kvm2"},
+		{name: "unix", in: "qemu+unix:///system", wantErr: "local socket"},
+		{name: "no-transport", in: "qemu:///system", wantErr: "local socket"},
+		{name: "libssh-transport", in: "qemu+libssh2://h/system", wantErr: "not one libvirtd migrates over"},
+		{name: "xen", in: "xen+tcp://h/system", wantErr: "only the qemu driver"},
+		{name: "no-host", in: "qemu+tcp:///system", wantErr: "needs a host"},
+		{name: "session", in: "qemu+tcp://h/session", wantErr: "only /system"},
+		{name: "user-on-tcp", in: "qemu+tcp://root@h/system", wantErr: "only meaningful with qemu+ssh"},
+		{name: "params-on-tcp", in: "qemu+tcp://h/system?x=1", wantErr: "no parameters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host, err := parsePeerURI(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parsePeerURI(%q) = %q, %v; want an error with %q", tt.in, host, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || host != tt.host {
+				t.Fatalf("parsePeerURI(%q) = %q, %v; want %q", tt.in, host, err, tt.host)
+			}
+		})
+	}
+}
+
 func TestConfig_ResolvedHosts(t *testing.T) {
 	c := NewConfig()
 	c.Hosts = []HostConfig{
 		{Name: "a", URI: "qemu+unix:///system?socket=/s", PeerURI: "qemu+tcp://10.99.0.1/system"},
 		{Name: "b", URI: "qemu+tcp://[fd00::2]:16600/system", SSHAddress: "b.example:2222"},
 		{Name: "c", URI: "qemu+tcp://10.0.0.3/system", MigrationURI: "tcp://192.168.9.3:49152"},
+		{Name: "d", URI: "qemu+unix:///system?socket=/d", PeerURI: "qemu+ssh://root@kvm4.example/system"},
 	}
 	got := c.resolvedHosts()
 	want := []struct{ peer, mig, ssh string }{
 		{"qemu+tcp://10.99.0.1/system", "tcp://10.99.0.1", "10.99.0.1"},
 		{"qemu+tcp://[fd00::2]:16600/system", "tcp://[fd00::2]", "b.example:2222"},
 		{"qemu+tcp://10.0.0.3/system", "tcp://192.168.9.3:49152", "10.0.0.3"},
+		{"qemu+ssh://root@kvm4.example/system", "tcp://kvm4.example", "kvm4.example"},
 	}
 	for i, w := range want {
 		if got[i].peerURI != w.peer || got[i].migrationURI != w.mig || got[i].sshAddr != w.ssh {

@@ -100,6 +100,13 @@ func (h *hostConn) get(ctx context.Context) (*conn, error) {
 	return c, nil
 }
 
+// current returns the connection in use, nil when there is none.
+func (h *hostConn) current() *conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.c
+}
+
 // do runs fn on a live connection. A call that fails because the connection died is
 // reported as errConnLost, so callers can tell "host unreachable" from a libvirt error.
 func (h *hostConn) do(ctx context.Context, fn func(*golibvirt.Libvirt) error) error {

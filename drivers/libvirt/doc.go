@@ -20,5 +20,8 @@
 // Domains with host devices, local (non-network) disks outside shared_storage, or
 // passthrough filesystems are non-migratable without any marker.
 //
+// README.md next to this file is the user guide: what the hosts need, the config, the
+// update plug-ins over SSH, and the lab (lab/lab.sh, make e2e-libvirt).
+//
 // Boundary: the driver acts and reports; it never picks targets or orders nodes.
 package libvirt

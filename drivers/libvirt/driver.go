@@ -42,6 +42,11 @@ type hostState struct {
 	mu sync.Mutex
 	// reboot is set by RebootNode and cleared once the host is ready again.
 	reboot *pendingReboot
+	// bootIDv was read while bootConn was connected: a host cannot reboot without its
+	// libvirtd going away, so the ID holds as long as that connection lives, and an
+	// inventory does not run the boot id command (an SSH login) on every host.
+	bootConn *conn
+	bootIDv  string
 }
 
 // pendingReboot remembers what the host looked like when its reboot was started, so
@@ -88,7 +93,7 @@ func newDriver(_ context.Context, cfg Config, env drivers.Env) (*Driver, error) 
 		byName:  map[string]*hostState{},
 		pause:   ps,
 		run:     run,
-		log:     log.With("driver", "libvirt"),
+		log:     log, // the caller's logger already names the driver
 		now:     time.Now,
 		flights: map[string]*flight{},
 	}
@@ -241,21 +246,23 @@ func (d *Driver) NodeReady(ctx context.Context, node string) (bool, error) {
 	h.mu.Lock()
 	pr := h.reboot
 	h.mu.Unlock()
-	if pr != nil && pr.gone != nil {
-		select {
-		case <-pr.gone:
-		default:
-			return false, nil // libvirtd has not gone away yet: the reboot is not through
-		}
-	}
 	cctx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
 	defer cancel()
+	// Probe before looking at the pre-reboot connection: a host reset hard leaves that
+	// connection open on our side; the failing call closes it and pr.gone fires.
 	if err := h.conn.do(cctx, func(lv *golibvirt.Libvirt) error {
 		_, err := lv.ConnectGetLibVersion()
 		return err
 	}); err != nil {
 		d.log.Debug("node not answering", "node", node, "error", err)
 		return false, nil
+	}
+	if pr != nil && pr.gone != nil {
+		select {
+		case <-pr.gone:
+		default:
+			return false, nil // the daemon from before the reboot still answers: not through yet
+		}
 	}
 	if pr != nil && pr.bootID != "" {
 		id, err := d.bootID(ctx, h)
@@ -396,11 +403,34 @@ func (d *Driver) queryHost(ctx context.Context, h *hostState) hostReport {
 	})
 	if r.err == nil {
 		var err error
-		if r.bootID, err = d.bootID(ctx, h); err != nil {
+		if r.bootID, err = d.cachedBootID(ctx, h); err != nil {
 			d.log.Warn("boot id unknown", "node", h.Name, "error", err)
 		}
 	}
 	return r
+}
+
+// cachedBootID returns the host's boot ID, running the boot id command only once per
+// libvirt connection (see hostState.bootConn).
+func (d *Driver) cachedBootID(ctx context.Context, h *hostState) (string, error) {
+	c := h.conn.current()
+	if c == nil || !c.alive() {
+		return d.bootID(ctx, h)
+	}
+	h.mu.Lock()
+	if h.bootConn == c {
+		id := h.bootIDv
+		h.mu.Unlock()
+		return id, nil
+	}
+	h.mu.Unlock()
+	id, err := d.bootID(ctx, h)
+	if err == nil && id != "" && c.alive() {
+		h.mu.Lock()
+		h.bootConn, h.bootIDv = c, id
+		h.mu.Unlock()
+	}
+	return id, err
 }
 
 func (d *Driver) readDomain(lv *golibvirt.Libvirt, hostName string, dom golibvirt.Domain) (domainInstance, error) {

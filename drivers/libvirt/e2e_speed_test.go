@@ -2,87 +2,142 @@ package libvirt_test
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/droverhq/drover/drivers"
 )
 
-// labDrainFigures measures (and only prints) how long draining one host of 4 guests
-// takes: a plain serial virsh loop, the driver serially, and the driver with 2
-// migrations at a time; plus the driver's overhead per migration (wall time of Migrate
-// beyond libvirt's own job time).
-func labDrainFigures(t *testing.T, l *lab, drv drivers.Driver) {
-	ctx := t.Context()
-	vms := []string{"vm1", "vm2", "vm3", "vm4"}
-	// Targets alternate, as a placement policy spreading the load would do.
-	target := func(i int) string { return []string{"hostA", "hostC"}[i%2] }
-	ip := map[string]string{"hostA": "10.99.0.1", "hostC": "10.99.0.3"}
+// TestLabSpeed measures (and only prints) how long draining one host of 4 guests takes
+// on the lab: a plain serial `virsh migrate` loop, then `drover apply` of that host
+// with one migration at a time, with its default policy (the limits and drain
+// scheduler a user gets without configuring any), and with the fixed scheduler at 2
+// migrations per node (Hyper-V's default). Drover's overhead per migration is its
+// drain time beyond libvirt's own job time, and beyond the virsh loop. Run it alone
+// with:
+//
+//	DROVER_LIBVIRT_LAB=1 go test -count=1 -v -run TestLabSpeed ./drivers/libvirt/
+func TestLabSpeed(t *testing.T) {
+	if os.Getenv("DROVER_LIBVIRT_LAB") != "1" {
+		t.Skip("set DROVER_LIBVIRT_LAB=1 (as root, after lab/lab.sh deps) to run the libvirt lab tests")
+	}
+	bin := droverBinary(t)
+	l := startLabForApply(t)
+	waitGuests(t, l)
+
+	// gather brings every guest back to hostA, two at a time.
 	gather := func() {
-		for _, vm := range vms {
-			if _, err := drv.Migrate(ctx, drivers.MigrateRequest{VM: vm, To: "hostB"}, nil); err != nil {
-				t.Fatalf("gather %s on hostB: %v", vm, err)
-			}
-		}
-	}
-
-	gather()
-	start := time.Now()
-	for i, vm := range vms {
-		to := ip[target(i)]
-		l.must("virsh", "hostB", "migrate", "--live", "--p2p", "--persistent", "--undefinesource", vm,
-			"qemu+tcp://"+to+"/system", "tcp://"+to)
-	}
-	virshSerial := time.Since(start)
-
-	type sample struct{ wall, job time.Duration }
-	drain := func(parallel int) (time.Duration, []sample) {
-		gather()
-		var mu sync.Mutex
-		var samples []sample
-		sem := make(chan struct{}, parallel)
 		var wg sync.WaitGroup
-		start := time.Now()
-		for i, vm := range vms {
-			sem <- struct{}{}
+		sem := make(chan struct{}, 2)
+		for _, vm := range labVMs {
 			wg.Go(func() {
+				sem <- struct{}{}
 				defer func() { <-sem }()
-				t0 := time.Now()
-				res, err := drv.Migrate(ctx, drivers.MigrateRequest{VM: vm, From: "hostB", To: target(i)}, nil)
-				if err != nil {
-					t.Errorf("drain %s: %v", vm, err)
-					return
+				if out, err := l.run("migrate", vm, "hostA"); err != nil {
+					t.Errorf("gather %s on hostA: %v\n%s", vm, err, out)
 				}
-				mu.Lock()
-				samples = append(samples, sample{wall: time.Since(t0), job: res.Duration})
-				mu.Unlock()
 			})
 		}
 		wg.Wait()
-		return time.Since(start), samples
+		if t.Failed() {
+			t.FailNow()
+		}
 	}
-	driverSerial, serialSamples := drain(1)
-	driverPar2, _ := drain(2)
 
-	var overhead time.Duration
-	for _, s := range serialSamples {
-		overhead += s.wall - s.job
+	// The virsh loop: what an operator's script does, targets alternating.
+	uri := map[string]string{}
+	for _, h := range labHosts {
+		uri[h] = l.must("uri", h)
 	}
-	if n := len(serialSamples); n > 0 {
-		overhead /= time.Duration(n)
+	ip := map[string]string{"hostB": "10.99.0.2", "hostC": "10.99.0.3"}
+	var virshSerial, virshJobs time.Duration
+	for i, vm := range labVMs {
+		to := []string{"hostB", "hostC"}[i%2]
+		start := time.Now()
+		out, err := exec.Command("virsh", "-q", "-c", uri["hostA"], "migrate", "--live", "--p2p", "--persistent", "--undefinesource",
+			vm, "qemu+tcp://"+ip[to]+"/system", "tcp://"+ip[to]).CombinedOutput()
+		virshSerial += time.Since(start)
+		if err != nil {
+			t.Fatalf("virsh migrate %s: %v\n%s", vm, err, out)
+		}
+		virshJobs += completedJobTime(t, uri[to], vm)
 	}
+	gather()
+
+	d := newDrover(t, bin)
+	// --force: hostA is patched again in the second run (the first wrote its marker).
+	serial := droverDrain(t, d, uri, "--max-parallel-migrations", "1", "--force")
+	gather()
+	par := droverDrain(t, d, uri, "--force")
+	gather()
+	fixed2 := droverDrain(t, d, uri, "--set", "policy.drain_scheduler=fixed", "--max-migrations-per-node", "2", "--force")
+
+	n := time.Duration(len(labVMs))
 	r := func(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }
-	t.Logf("drain of 4 guests (112 MiB, TCG) from hostB to hostA/hostC:")
-	t.Logf("  virsh migrate serial loop: %s", r(virshSerial))
-	t.Logf("  driver, 1 at a time:       %s", r(driverSerial))
-	t.Logf("  driver, 2 at a time:       %s (ratio virsh-serial/driver-2 = %.2f)", r(driverPar2), float64(virshSerial)/float64(driverPar2))
-	t.Logf("  driver overhead per migration (Migrate wall - libvirt job time, serial runs): %s", r(overhead))
-	t.Logf("  driver vs virsh per migration (serial runs): %+dms", (driverSerial-virshSerial).Milliseconds()/int64(len(vms)))
-	for i, s := range serialSamples {
-		t.Logf("    migration %d: wall %s, job %s", i+1, r(s.wall), r(s.job))
+	ms := func(d time.Duration) string { return fmt.Sprintf("%+dms", d.Milliseconds()) }
+	t.Logf("drain of hostA, 4 guests (112 MiB, TCG), to hostB/hostC:")
+	t.Logf("  virsh migrate, serial loop:          %s (libvirt job time %s)", r(virshSerial), r(virshJobs))
+	t.Logf("  drover apply, 1 migration at a time: drain %s (libvirt job time %s), whole run %s", r(serial.drain), r(serial.jobs), r(serial.wall))
+	t.Logf("  drover apply, default policy:        drain %s (libvirt job time %s), whole run %s", r(par.drain), r(par.jobs), r(par.wall))
+	t.Logf("  drover apply, fixed, 2 per node:     drain %s (libvirt job time %s), whole run %s", r(fixed2.drain), r(fixed2.jobs), r(fixed2.wall))
+	t.Logf("  ratio virsh serial / drover: %.2f with the default policy, %.2f with fixed 2 per node",
+		float64(virshSerial)/float64(par.drain), float64(virshSerial)/float64(fixed2.drain))
+	t.Logf("  per migration beyond libvirt's job time: virsh %s; drover %s per migration, %s per migration of the whole drain",
+		r((virshSerial-virshJobs)/n), r((serial.migrations-serial.jobs)/n), r((serial.drain-serial.jobs)/n))
+	t.Logf("  drover's own overhead per migration, (serial drain - virsh loop) / 4: %s", ms((serial.drain-virshSerial)/n))
+	fmt.Printf("FIGURES drain4 virsh_serial=%s drover_serial=%s drover_default=%s drover_fixed2=%s ratio_default=%.2f ratio_fixed2=%.2f virsh_beyond_job=%s drover_beyond_job=%s drover_minus_virsh_per_migration=%s\n",
+		r(virshSerial), r(serial.drain), r(par.drain), r(fixed2.drain), float64(virshSerial)/float64(par.drain), float64(virshSerial)/float64(fixed2.drain),
+		r((virshSerial-virshJobs)/n), r((serial.drain-serial.jobs)/n), ms((serial.drain-virshSerial)/n))
+}
+
+// drainFigures are one drover run's drain of hostA.
+type drainFigures struct {
+	drain      time.Duration // the node's draining phase, as drover journaled it
+	migrations time.Duration // the sum of its migrations' times in the report
+	jobs       time.Duration // the sum of libvirt's job times of those migrations
+	wall       time.Duration // the whole `drover apply`
+}
+
+// droverDrain runs `drover apply` on hostA alone and reads its drain from the report,
+// and libvirt's job times from the targets.
+func droverDrain(t *testing.T, d *drover, uri map[string]string, args ...string) drainFigures {
+	t.Helper()
+	start := time.Now()
+	p, code := d.run(append([]string{"apply", "--yes", "--json", "--nodes", "hostA"}, args...)...)
+	f := drainFigures{wall: time.Since(start)}
+	if code != 0 {
+		t.Fatalf("drover apply: exit %d", code)
 	}
-	fmt.Printf("FIGURES drain4 virsh_serial=%s driver_serial=%s driver_par2=%s ratio=%.2f overhead_vs_job=%s driver_minus_virsh_per_migration=%dms\n",
-		r(virshSerial), r(driverSerial), r(driverPar2), float64(virshSerial)/float64(driverPar2), r(overhead),
-		(driverSerial-virshSerial).Milliseconds()/int64(len(vms)))
+	rep := p.report(t)
+	if rep.State != "succeeded" || len(rep.Nodes) != 1 || len(rep.Nodes[0].Migrations) != len(labVMs) {
+		t.Fatalf("report %+v: want hostA done with %d migrations", rep, len(labVMs))
+	}
+	for _, ph := range rep.Nodes[0].Phases {
+		if ph.Name == "draining" {
+			f.drain = time.Duration(ph.Seconds * float64(time.Second))
+		}
+	}
+	for _, m := range rep.Nodes[0].Migrations {
+		f.migrations += time.Duration(m.Seconds * float64(time.Second))
+		f.jobs += completedJobTime(t, uri[m.To], m.VM)
+	}
+	return f
+}
+
+var elapsedRE = regexp.MustCompile(`Time elapsed:\s+([0-9]+)\s*ms`)
+
+// completedJobTime reads libvirt's time of the finished incoming migration of vm.
+func completedJobTime(t *testing.T, uri, vm string) time.Duration {
+	t.Helper()
+	out, err := exec.Command("virsh", "-q", "-c", uri, "domjobinfo", "--completed", vm).CombinedOutput()
+	m := elapsedRE.FindStringSubmatch(string(out))
+	if err != nil || m == nil {
+		t.Fatalf("virsh domjobinfo --completed %s: %v\n%s", vm, err, strings.TrimSpace(string(out)))
+	}
+	v, _ := strconv.Atoi(m[1])
+	return time.Duration(v) * time.Millisecond
 }

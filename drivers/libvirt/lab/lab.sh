@@ -11,6 +11,7 @@
 #   lab.sh boot-id HOST         the id of HOST's current "boot" (changes on reboot-host)
 #   lab.sh heartbeat VM         "boot=<guest boot id> n=<counter>" of VM's last heartbeat
 #   lab.sh pin VM | unpin VM    mark VM non-migratable for Drover (libvirt metadata)
+#   lab.sh migrate VM HOST      live-migrate VM to HOST with virsh (peer-to-peer)
 #   lab.sh uri HOST             the libvirt URI of HOST from the root namespace
 #   lab.sh virsh HOST ARGS...   virsh against HOST
 #
@@ -57,7 +58,8 @@ cmd_deps() {
 	log "installing packages"
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-		qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients busybox-static
+		qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients busybox-static \
+		iproute2
 	fetch_kernel
 }
 
@@ -186,6 +188,7 @@ start_daemon() {
 	rm -rf "$d/run" && mkdir -p "$d/run/lock"
 	rm -f "$d"/sock/*
 	cat /proc/sys/kernel/random/uuid >"$d/boot_id"
+	# shellcheck disable=SC2016 # the inner sh expands its own arguments
 	ip netns exec "$(host_ns "$h")" unshare --mount --uts --propagation private sh -euc '
 		d=$1; h=$2; cache=$3
 		mount --bind "$cache" "$d/var/cache/libvirt"
@@ -235,7 +238,10 @@ host_pids() {
 kill_host() {
 	local h=$1 pids p deadline=$((SECONDS + 30)) alive
 	pids=$(host_pids "$h")
-	[[ -n $pids ]] && kill -9 $pids 2>/dev/null || true
+	if [[ -n $pids ]]; then
+		# shellcheck disable=SC2086 # one argument per pid
+		kill -9 $pids 2>/dev/null || true
+	fi
 	while :; do
 		alive=
 		for p in $(host_pids "$h"); do
@@ -347,9 +353,9 @@ cmd_down() {
 	for h in "${HOSTS[@]}"; do
 		kill_host "$h" || true
 		ns=$(host_ns "$h")
-		[[ -e /run/netns/$ns ]] && ip netns del "$ns" 2>/dev/null || true
+		if [[ -e /run/netns/$ns ]]; then ip netns del "$ns" 2>/dev/null || true; fi
 	done
-	[[ -e /run/netns/$BRNS ]] && ip netns del "$BRNS" 2>/dev/null || true
+	if [[ -e /run/netns/$BRNS ]]; then ip netns del "$BRNS" 2>/dev/null || true; fi
 	# The daemons' bind mounts lived in their private mount namespaces and died with them.
 	rm -rf "$LAB_DIR"
 	log "lab down"
@@ -397,6 +403,17 @@ cmd_pin() {
 	fi
 }
 
+# cmd_migrate moves VM to HOST the way an operator would: virsh, peer-to-peer, live,
+# persistent on the target and undefined on the source.
+cmd_migrate() {
+	local vm=$1 to=$2 from ip
+	host_index "$to" >/dev/null
+	from=$(find_vm "$vm")
+	[[ $from == "$to" ]] && return 0
+	ip=$(host_ip "$to")
+	vsh "$from" migrate --live --p2p --persistent --undefinesource "$vm" "qemu+tcp://$ip/system" "tcp://$ip"
+}
+
 main() {
 	local cmd=${1:-}
 	shift || true
@@ -410,6 +427,7 @@ main() {
 	heartbeat) [[ $# == 1 ]] || die "usage: lab.sh heartbeat VM"; cmd_heartbeat "$1" ;;
 	pin) [[ $# == 1 ]] || die "usage: lab.sh pin VM"; cmd_pin "$1" 1 ;;
 	unpin) [[ $# == 1 ]] || die "usage: lab.sh unpin VM"; cmd_pin "$1" 0 ;;
+	migrate) [[ $# == 2 ]] || die "usage: lab.sh migrate VM HOST"; cmd_migrate "$1" "$2" ;;
 	uri) [[ $# == 1 ]] || die "usage: lab.sh uri HOST"; host_index "$1" >/dev/null; host_uri "$1" ;;
 	virsh) [[ $# -ge 1 ]] || die "usage: lab.sh virsh HOST ARGS..."; vsh "$@" ;;
 	*) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; [[ -z $cmd ]] || exit 2 ;;
