@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/droverhq/drover/drivers"
@@ -37,7 +38,9 @@ func (e *Engine) drain(ctx context.Context, rs *runState, name string) error {
 		left := rs.node(name).VMsLeft
 		handled := map[string]bool{}
 		for _, l := range left {
-			handled[l.VM] = true
+			// A VM recorded for shutdown that still runs (the process died before
+			// the shutdown took effect) is shut down again below.
+			handled[l.VM] = l.Action != "shutdown"
 		}
 		var jobs []migJob
 		var shutdown, skip []policies.VM
@@ -68,8 +71,15 @@ func (e *Engine) drain(ctx context.Context, rs *runState, name string) error {
 		if pass == maxPasses {
 			return failNode("node %s still runs %d VMs after %d drain passes", name, len(jobs), maxPasses)
 		}
-		placer := policies.NewPlacer(inv, e.placementOptions(rs, inv))
-		failed, err := e.migrate(dctx, rs, name, jobs, placer)
+		rs.limiter.setLinks(policies.LinksOf(inv))
+		shared, release := rs.placer.acquire(inv, e.placementOptions(rs, inv))
+		placer, err := e.followPlan(rs, name, inv, jobs, shared)
+		if err != nil {
+			release()
+			return err
+		}
+		failed, err := e.migrate(dctx, rs, name, jobs, runRanker{placer, rs})
+		release()
 		if err != nil {
 			return e.drainErr(ctx, dctx, rs, err)
 		}
@@ -122,6 +132,15 @@ func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdo
 			return err
 		}
 	}
+	for _, l := range rs.node(name).VMsLeft {
+		if l.Action == "shutdown" && !slices.ContainsFunc(shutdown, func(vm policies.VM) bool { return vm.Name == l.VM }) {
+			// Recorded and no longer running: shut down by a process that died
+			// before journaling it.
+			if err := e.settleIntent(rs, runs.Entry{Op: runs.OpShutdown, Node: name, VM: l.VM}, "found stopped after a restart"); err != nil {
+				return err
+			}
+		}
+	}
 	if len(shutdown) == 0 {
 		return nil
 	}
@@ -130,6 +149,16 @@ func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdo
 		return failNode("policy.non_migratable=shutdown, but this driver cannot shut VMs down")
 	}
 	for _, vm := range shutdown {
+		// Record the VM before shutting it down: once stopped it looks like any
+		// stopped VM, and a process that died right after the shutdown must still
+		// know to start it again after the patch.
+		if !slices.ContainsFunc(rs.node(name).VMsLeft, func(l runs.VMLeft) bool { return l.VM == vm.Name }) {
+			if _, err := e.persist(rs, name, func(r *runs.NodeRecord) {
+				r.VMsLeft = append(r.VMsLeft, runs.VMLeft{VM: vm.Name, Action: "shutdown", Reason: describeStuck(vm) + " cannot live-migrate"})
+			}); err != nil {
+				return err
+			}
+		}
 		err := e.act(ctx, rs, runs.Entry{Op: runs.OpShutdown, Node: name, VM: vm.Name}, func(ctx context.Context) error {
 			return pc.ShutdownVM(ctx, vm.Name)
 		})
@@ -139,18 +168,14 @@ func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdo
 			}
 			return failNode("shut down vm %s: %w", vm.Name, err)
 		}
-		if _, err := e.persist(rs, name, func(r *runs.NodeRecord) {
-			r.VMsLeft = append(r.VMsLeft, runs.VMLeft{VM: vm.Name, Action: "shutdown", Reason: describeStuck(vm) + " cannot live-migrate"})
-		}); err != nil {
-			return err
-		}
 	}
 	return nil
 }
 
-// placementOptions builds the placer's view: nodes in maintenance take nothing;
-// nodes already patched are preferred, so a drained VM is not moved again when a
-// later node is drained.
+// placementOptions builds the placer's view: nodes in maintenance, or about to enter
+// it, take nothing; nodes already patched are preferred, then nodes outside the run,
+// then the nodes still queued, so a drained VM is not moved again when a later node
+// is drained.
 func (e *Engine) placementOptions(rs *runState, inv policies.Inventory) policies.PlacementOptions {
 	opts := policies.PlacementOptions{
 		CPUOvercommit:     rs.policy.CPUOvercommit,
@@ -158,12 +183,13 @@ func (e *Engine) placementOptions(rs *runState, inv policies.Inventory) policies
 		Unavailable:       map[string]string{},
 		Rank:              map[string]int{},
 	}
+	claimed := rs.limiter.claimedNodes(rs)
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	for _, name := range rs.order {
 		st := rs.nodes[name].State
 		switch {
-		case nodeInMaintenance(st):
+		case nodeInMaintenance(st) || claimed[name]:
 			opts.Unavailable[name] = "in maintenance"
 		case st == NodeDone || st == NodeResuming || st == NodeFailingBack:
 			opts.Rank[name] = 0

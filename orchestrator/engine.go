@@ -32,6 +32,9 @@ type UnfinishedRunError struct {
 }
 
 func (e *UnfinishedRunError) Error() string {
+	if e.Run.State == runs.StateWaitingApproval {
+		return fmt.Sprintf("cluster %s has run %s waiting for approval of its canary node; continue it with `drover runs approve %s` or end it with `drover runs stop %s`", e.Run.Cluster, e.Run.ID, e.Run.ID, e.Run.ID)
+	}
 	if e.Live {
 		return fmt.Sprintf("cluster %s has run %s in progress (%s); wait for it or stop it with `drover runs stop %s`", e.Run.Cluster, e.Run.ID, e.Run.Owner, e.Run.ID)
 	}
@@ -54,6 +57,9 @@ type Config struct {
 	Alive func(runs.Owner) runs.Liveness
 	// ForceRecovery takes over locks whose owner cannot be checked (another host).
 	ForceRecovery bool
+	// StartGate holds queued nodes until they may start (the daemon's maintenance
+	// windows); nil lets every node start at once.
+	StartGate StartGate
 }
 
 // Engine runs rolling maintenance runs of one cluster. It is the only place where
@@ -114,12 +120,21 @@ type Prepared struct {
 	Policy  Policy
 	Order   []string
 	Records []runs.NodeRecord
+	// Plan is the whole run as predicted (Engine.Prepare, PlanRun); Start stores it
+	// and the drain follows it.
+	Plan *RunPlan
+	// inv is the inventory the order was decided on.
+	inv policies.Inventory
 }
 
-// Prepare scans the cluster and decides the node order of a new run, without
-// changing anything.
+// Prepare scans the cluster, decides the node order of a new run and plans it,
+// without changing anything.
 func (e *Engine) Prepare(ctx context.Context, p Policy) (Prepared, error) {
-	return Prepare(ctx, e.cfg.Driver, e.cfg.Updater, p)
+	prep, err := Prepare(ctx, e.cfg.Driver, e.cfg.Updater, p)
+	if err != nil {
+		return prep, err
+	}
+	return e.withPlan(prep)
 }
 
 // Prepare scans the cluster and decides the node order of a new run, without
@@ -131,6 +146,9 @@ func Prepare(ctx context.Context, d drivers.Driver, u drivers.Updater, p Policy)
 	inv, err := d.Inventory(ctx)
 	if err != nil {
 		return Prepared{}, fmt.Errorf("read inventory: %w", err)
+	}
+	if err := requireOnline(inv, p); err != nil {
+		return Prepared{}, err
 	}
 	known := map[string]bool{}
 	for _, n := range inv.Nodes {
@@ -157,7 +175,7 @@ func Prepare(ctx context.Context, d drivers.Driver, u drivers.Updater, p Policy)
 		}
 		recs = append(recs, rec)
 	}
-	return Prepared{Policy: p, Order: order, Records: recs}, nil
+	return Prepared{Policy: p, Order: order, Records: recs, inv: inv}, nil
 }
 
 // scanAll asks the update plug-in for every ready node's pending updates, a few
@@ -278,6 +296,10 @@ func (e *Engine) Start(ctx context.Context, prep Prepared) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode policy: %w", err)
 	}
+	plan, err := encodePlan(prep.Plan)
+	if err != nil {
+		return "", err
+	}
 	now := time.Now()
 	run := runs.Run{
 		ID:        runs.NewRunID(now),
@@ -286,6 +308,7 @@ func (e *Engine) Start(ctx context.Context, prep Prepared) (string, error) {
 		StartedAt: now,
 		Order:     prep.Order,
 		Options:   opts,
+		Plan:      plan,
 		Owner:     e.cfg.Owner,
 	}
 	err = e.cfg.Store.Update(func(tx *runs.Tx) error {
@@ -340,9 +363,14 @@ type runState struct {
 	order   []string
 	stop    chan struct{}
 	limiter *limiter
+	// placer is the placement model the run's drains share.
+	placer runPlacer
 
 	mu    sync.Mutex
 	nodes map[string]runs.NodeRecord
+
+	// pol holds the run policies' own state (plan, deadlines, stop reason).
+	pol policyState
 }
 
 func (rs *runState) node(name string) runs.NodeRecord {
@@ -363,6 +391,9 @@ func (rs *runState) stopped() bool {
 // Execute runs a started or interrupted run until it finishes, is stopped, or ctx
 // is done (ErrInterrupted: resume it later).
 func (e *Engine) Execute(ctx context.Context, runID string) (runs.Run, error) {
+	if r, err := e.checkApproval(runID); err != nil {
+		return r, err
+	}
 	rs, resumed, err := e.claim(runID)
 	if err != nil {
 		return runs.Run{}, err
@@ -381,6 +412,12 @@ func (e *Engine) Execute(ctx context.Context, runID string) (runs.Run, error) {
 	e.emit(Event{Kind: kind, RunID: runID, State: string(runs.StateRunning), Total: len(rs.order)})
 
 	final, runErr := e.loop(ctx, rs)
+	if err := e.noteDeadlines(rs); err != nil && final != "" {
+		final, runErr = "", err
+	}
+	if final == evRunWait {
+		return e.awaitApproval(rs)
+	}
 	if errors.Is(runErr, ErrInterrupted) {
 		log.Warn("run interrupted", "error", runErr)
 		r, _ := e.cfg.Store.Run(runID)
@@ -392,11 +429,37 @@ func (e *Engine) Execute(ctx context.Context, runID string) (runs.Run, error) {
 		log.Error("run aborted", "error", runErr)
 		r, ferr := e.finish(rs, evRunFail, runErr)
 		if ferr != nil {
-			return r, fmt.Errorf("%w; and recording the failure failed too: %v", runErr, ferr)
+			return r, e.stranded(rs, fmt.Errorf("%w; and recording the failure failed too: %v", runErr, ferr), true)
 		}
-		return r, runErr
+		return r, e.stranded(rs, runErr, false)
 	}
 	return e.finish(rs, final, runErr)
+}
+
+// stranded completes the error of an aborted run: it names the nodes the run leaves
+// in maintenance (paused), which the engine does not resume because it does not act
+// without a journal, and says how to go on. resumable: the run is still recorded as
+// unfinished (its end could not be written), so `drover runs resume` continues it.
+func (e *Engine) stranded(rs *runState, err error, resumable bool) error {
+	var left []string
+	for _, name := range rs.order {
+		if st := rs.node(name).State; !NodeTerminal(st) && st != NodeQueued {
+			left = append(left, fmt.Sprintf("%s (%s)", name, st))
+			e.log.Error("node left paused by an aborted run", "run_id", rs.id, "node", name, "state", st)
+			e.emit(Event{Kind: EventWarning, RunID: rs.id, Node: name, Message: "node left paused: the run stopped without acting further"})
+		}
+	}
+	msg := fmt.Sprintf("run %s stopped without acting further", rs.id)
+	if len(left) > 0 {
+		msg += "; nodes left paused: " + strings.Join(left, ", ")
+	}
+	if resumable {
+		return fmt.Errorf("%w; %s; once the state file can be written again, `drover runs resume %s` continues the run where it stopped", err, msg, rs.id)
+	}
+	if len(left) > 0 {
+		msg += " (resume them on the platform)"
+	}
+	return fmt.Errorf("%w; %s", err, msg)
 }
 
 // claim takes the run lock for this process and loads the run state. It returns nil
@@ -460,7 +523,7 @@ func (e *Engine) claim(runID string) (*runState, bool, error) {
 		policy:  p,
 		order:   run.Order,
 		stop:    e.stopChan(runID),
-		limiter: newLimiter(p.MaxParallelMigrations, p.MaxMigrationsPerNode),
+		limiter: newLimiter(p.DrainOptions()),
 		nodes:   map[string]runs.NodeRecord{},
 	}
 	for _, n := range nodes {
@@ -473,32 +536,26 @@ func sameOwner(a, b runs.Owner) bool {
 	return a.PID == b.PID && a.Host == b.Host && a.StartTicks == b.StartTicks
 }
 
-// loop processes the nodes in order. It returns the run event that ends the run.
+// loop processes the nodes in order, up to policy.max_parallel_nodes at once: a
+// queued node joins the nodes in maintenance only when the reserve (or, with
+// reserve_nodes 0, the capacity) holds with all of them out. Nodes in progress share
+// the run's placer and migration limits. It returns the run event that ends the run.
 func (e *Engine) loop(ctx context.Context, rs *runState) (string, error) {
 	budget := rs.policy.MaxFailedNodes
 	if budget < 0 {
 		budget = len(rs.order) / 3
 	}
-	for i, name := range rs.order {
-		failed := rs.countFailed()
-		if failed > budget {
-			return evRunFail, fmt.Errorf("%d nodes failed, more than the budget of %d (policy.max_failed_nodes)", failed, budget)
-		}
-		if NodeTerminal(rs.node(name).State) {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return "", fmt.Errorf("%w: %v", ErrInterrupted, err)
-		}
-		if rs.stopped() && rs.node(name).State == NodeQueued {
-			return evRunStop, errors.New("stopped by the operator")
-		}
-		if err := e.processNode(ctx, rs, name, i+1); err != nil {
-			return "", err
-		}
+	defer e.watchDeadlines(rs)()
+	w := newNodeWorkers(e, rs)
+	ev, err := e.startNodes(ctx, rs, w, budget)
+	if werr := w.wait(); werr != nil {
+		return "", werr
+	}
+	if ev != "" || err != nil {
+		return ev, err
 	}
 	if rs.stopped() {
-		return evRunStop, errors.New("stopped by the operator")
+		return evRunStop, rs.pol.stopError()
 	}
 	failed := rs.countFailed()
 	switch {
@@ -508,6 +565,62 @@ func (e *Engine) loop(ctx context.Context, rs *runState) (string, error) {
 		return evRunPartial, fmt.Errorf("%d of %d nodes failed", failed, len(rs.order))
 	}
 	return evRunSucceed, nil
+}
+
+// startNodes starts the nodes in order, each when it may (see loop). It returns a
+// run event when the run ends early; the nodes in progress then still finish.
+func (e *Engine) startNodes(ctx context.Context, rs *runState, w *nodeWorkers, budget int) (string, error) {
+	overBudget := func() (string, error) {
+		if failed := rs.countFailed(); failed > budget {
+			return evRunFail, fmt.Errorf("%d nodes failed, more than the budget of %d (policy.max_failed_nodes)", failed, budget)
+		}
+		return "", nil
+	}
+	for i, name := range rs.order {
+		if w.failure() != nil {
+			return "", nil // wait reports it
+		}
+		if ev, err := overBudget(); ev != "" {
+			return ev, err
+		}
+		if NodeTerminal(rs.node(name).State) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrInterrupted, err)
+		}
+		queued := rs.node(name).State == NodeQueued
+		if rs.stopped() && queued {
+			return evRunStop, rs.pol.stopError()
+		}
+		// A node in progress (a resumed run) goes on at once: it is out already.
+		if queued && !w.slot(ctx, name) {
+			if w.failure() != nil {
+				return "", nil
+			}
+			if err := ctx.Err(); err != nil {
+				return "", fmt.Errorf("%w: %v", ErrInterrupted, err)
+			}
+			return evRunStop, rs.pol.stopError()
+		}
+		if ev, err := overBudget(); ev != "" {
+			return ev, err
+		}
+		if err := e.waitStartGate(ctx, rs, name); err != nil {
+			return "", err
+		}
+		if rs.stopped() && rs.node(name).State == NodeQueued {
+			return evRunStop, rs.pol.stopError()
+		}
+		if ev, err := e.beforeNode(ctx, rs, name); ev != "" || err != nil {
+			return ev, err
+		}
+		if err := w.claim(ctx, name); err != nil {
+			return "", err
+		}
+		w.start(ctx, name, i+1)
+	}
+	return "", nil
 }
 
 func (rs *runState) countFailed() int {
@@ -666,7 +779,10 @@ func (e *Engine) transition(rs *runState, node, event string, fn func(*runs.Node
 	now := e.clock.Now()
 	_, err = e.persist(rs, node, func(r *runs.NodeRecord) {
 		if k := len(r.Phases); k > 0 && r.Phases[k-1].Name == r.State {
-			r.Phases[k-1].Seconds = now.Sub(r.Phases[k-1].Start).Seconds()
+			// The start comes back from the state file without its monotonic
+			// reading: a stepped wall clock can make the span negative, which
+			// readers of timings take as "not measured".
+			r.Phases[k-1].Seconds = max(0, now.Sub(r.Phases[k-1].Start).Seconds())
 		}
 		if r.State == NodeQueued && r.StartedAt.IsZero() && !NodeTerminal(next) {
 			r.StartedAt = now

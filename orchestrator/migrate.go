@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/droverhq/drover/drivers"
@@ -40,20 +39,26 @@ type chooser interface {
 	Cancel(vm policies.VM, target string)
 }
 
-// migrate moves the jobs' VMs under the run's limits, retrying each failed VM up to
-// policy.retries_per_node times. It returns the VMs that could not be moved, with
-// why. Once a VM has failed for good, no new migration starts (the node will fail),
-// but those in flight finish. An error return means the run cannot go on (journal
-// not writable) or was interrupted.
+// migrate moves the jobs' VMs under the run's drain scheduler (policy.drain_scheduler
+// within max_parallel_migrations and max_migrations_per_node, shared by every drain
+// of the run), retrying each failed VM up to policy.retries_per_node times. It
+// returns the VMs that could not be moved, with why. Once a VM has failed for good,
+// no new migration starts (the node will fail), but those in flight finish. An error
+// return means the run cannot go on (journal not writable) or was interrupted.
 func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []migJob, placer chooser) (map[string]error, error) {
-	// Joins first (they are already moving), then the biggest VMs: the longest
-	// migrations start first so the drain does not end on one long straggler.
-	sort.SliceStable(jobs, func(i, j int) bool {
-		if (jobs[i].seq != 0) != (jobs[j].seq != 0) {
-			return jobs[i].seq != 0
+	if !rs.limiter.hasLinks() {
+		// A resumed run that starts with a failback has not read the links yet.
+		if inv, err := e.cfg.Driver.Inventory(ctx); err == nil {
+			rs.limiter.setLinks(policies.LinksOf(inv))
 		}
-		return jobs[i].vm.MemoryMiB > jobs[j].vm.MemoryMiB
-	})
+	}
+	// Fixed targets (failback) reserve their room in the run's placement model, so
+	// that drains running meanwhile see it.
+	reserver, release := rs.placer.hold()
+	defer release()
+	if placer == nil {
+		placer = noChooser{}
+	}
 	queue := jobs
 	failed := map[string]error{}
 	results := make(chan migResult)
@@ -63,9 +68,16 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 	giveUp := false
 	var fatal error
 	stopCh, doneCh := rs.stop, ctx.Done()
+	var recheck *time.Timer
+	defer func() {
+		if recheck != nil {
+			recheck.Stop()
+		}
+	}()
 	// Migrations we aborted: their outcome is what the platform says afterwards
 	// (an abort can lose the race with completion).
 	var aborted []migResult
+	reserved := map[string]bool{}
 
 	start := func(j migJob, to string) error {
 		seq := j.seq
@@ -83,61 +95,51 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 		go func() {
 			started := e.clock.Now()
 			res, err := e.cfg.Driver.Migrate(mctx, drivers.MigrateRequest{VM: j.vm.Name, From: j.from, To: to}, func(p drivers.MigrationProgress) {
+				rs.limiter.progress(e.clock.Now(), j.vm.Name, p)
 				e.emit(Event{Kind: EventMigrationProgress, RunID: rs.id, Node: node, VM: j.vm.Name, From: j.from, To: to, Progress: &p})
 			})
 			results <- migResult{job: j, to: to, seq: seq, res: res, err: err, started: started}
 		}()
 		return nil
 	}
+	// undo takes back the placement of a migration that will not happen or failed.
+	undo := func(j migJob, to string) {
+		switch {
+		case j.to == "":
+			placer.Cancel(j.vm, to)
+		case reserved[j.vm.Name]:
+			reserver.Cancel(j.vm, to)
+		}
+		delete(reserved, j.vm.Name)
+	}
 
 	for len(queue) > 0 || len(cancels) > 0 {
 		stopping := rs.stopped() || ctx.Err() != nil
-		if !giveUp && !stopping && fatal == nil {
-			var rest []migJob
-			for i, j := range queue {
-				if rs.limiter.full(j.from) {
-					rest = append(rest, queue[i:]...)
-					break
-				}
-				to := j.to
-				if to == "" {
-					t, err := placer.Place(j.vm, rs.limiter.busy())
-					if errors.Is(err, policies.ErrTargetsBusy) {
-						rest = append(rest, j)
-						continue
-					}
-					if err != nil {
-						failed[j.vm.Name] = fmt.Errorf("no target for vm %s: %w", j.vm.Name, err)
-						giveUp = true
-						rest = append(rest, queue[i+1:]...)
-						break
-					}
-					to = t
-				}
-				if !rs.limiter.tryAcquire(j.from, to) {
-					if j.to == "" {
-						placer.Cancel(j.vm, to)
-					}
-					rest = append(rest, j)
-					continue
-				}
-				if err := start(j, to); err != nil {
-					rs.limiter.release(j.from, to)
-					fatal = err
-					rest = append(rest, queue[i+1:]...)
-					break
-				}
+		if !giveUp && !stopping && fatal == nil && len(queue) > 0 {
+			var secs float64
+			queue, secs, fatal = e.startJobs(rs, queue, placer, reserver, reserved, failed, start, &giveUp)
+			if recheck != nil {
+				recheck.Stop()
+				recheck = nil
 			}
-			queue = rest
+			if secs > 0 && len(queue) > 0 {
+				recheck = time.NewTimer(e.clock.WallDuration(time.Duration(max(secs, 0.1) * float64(time.Second))))
+			}
+		}
+		var recheckC <-chan time.Time
+		if recheck != nil {
+			recheckC = recheck.C
 		}
 		if len(cancels) == 0 {
 			if giveUp || stopping || fatal != nil || len(queue) == 0 {
 				break
 			}
-			// Nothing of ours in flight, yet nothing could start: another node's
-			// migrations hold the limits. Wait for one of them to finish.
+			// Nothing of ours in flight, yet nothing could start: other drains'
+			// migrations hold the links. Wait for one of them to finish.
 			select {
 			case <-rs.limiter.wait():
+			case <-recheckC:
+				recheck = nil
 			case <-stopCh:
 			case <-doneCh:
 			}
@@ -146,11 +148,9 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 		select {
 		case r := <-results:
 			delete(cancels, r.job.vm.Name)
-			rs.limiter.release(r.job.from, r.to)
+			rs.limiter.release(r.job.vm.Name)
 			if r.err != nil && migCtx.Err() != nil && (errors.Is(r.err, context.Canceled) || errors.Is(r.err, context.DeadlineExceeded)) {
-				if r.job.to == "" {
-					placer.Cancel(r.job.vm, r.to)
-				}
+				undo(r.job, r.to)
 				aborted = append(aborted, r)
 				continue
 			}
@@ -160,12 +160,16 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 				continue
 			}
 			if r.err == nil {
+				delete(reserved, r.job.vm.Name)
 				continue
 			}
-			if r.job.to == "" {
-				placer.Cancel(r.job.vm, r.to)
-			}
+			undo(r.job, r.to)
 			if ctx.Err() != nil || rs.stopped() {
+				continue
+			}
+			if why := e.afterFailure(ctx, rs, r); why != nil {
+				failed[r.job.vm.Name] = why
+				giveUp = true
 				continue
 			}
 			r.job.attempt++
@@ -176,6 +180,10 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 				continue
 			}
 			queue = append(queue, r.job)
+		case <-rs.limiter.wait():
+			// Another migration of the run ended: its bandwidth may be ours now.
+		case <-recheckC:
+			recheck = nil
 		case <-stopCh:
 			// Abort what is in flight: each VM stays on its source.
 			cancelAll()
@@ -196,6 +204,116 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 	}
 	return failed, nil
 }
+
+// afterFailure looks at the cluster after a failed migration: the placer learns the
+// nodes' states (a target that went down is not chosen again), and a VM that no
+// longer runs on its source is not retried (its node went down, or someone stopped
+// or moved it): the error says why.
+func (e *Engine) afterFailure(ctx context.Context, rs *runState, r migResult) error {
+	inv, err := e.cfg.Driver.Inventory(ctx)
+	if err != nil {
+		return nil // cannot tell: retry as usual
+	}
+	if p := rs.placer.current(); p != nil {
+		for _, n := range inv.Nodes {
+			p.SetState(n.Name, n.State, n.Paused)
+		}
+	}
+	vm, ok := inv.VM(r.job.vm.Name)
+	switch {
+	case !ok:
+		return fmt.Errorf("migrate vm %s: the vm is gone from the inventory after: %w", r.job.vm.Name, r.err)
+	case !vm.Running():
+		src, _ := inv.Node(r.job.from)
+		return fmt.Errorf("migrate vm %s: the vm is %s now (node %s is %s), not retried after: %w", vm.Name, vm.Power, r.job.from, src.State, r.err)
+	}
+	return nil
+}
+
+// startJobs starts what the drain scheduler says may start now and returns the jobs
+// left waiting and when to decide again (seconds of cluster time, 0 = when a
+// migration ends). Joins (migrations already moving on the platform) start at once.
+func (e *Engine) startJobs(rs *runState, queue []migJob, placer chooser, reserver *policies.Placer, reserved map[string]bool, failed map[string]error, start func(migJob, string) error, giveUp *bool) ([]migJob, float64, error) {
+	now := e.clock.Now()
+	var rest []migJob
+	for i, j := range queue {
+		if j.seq == 0 {
+			rest = append(rest, j)
+			continue
+		}
+		rs.limiter.join(now, j.vm, j.from, j.to)
+		if err := start(j, j.to); err != nil {
+			rs.limiter.release(j.vm.Name)
+			return append(rest, queue[i:]...), 0, err
+		}
+	}
+	if len(rest) == 0 {
+		return nil, 0, nil
+	}
+	byVM := make(map[string]migJob, len(rest))
+	djobs := make([]policies.DrainJob, 0, len(rest))
+	for _, j := range rest {
+		vm := j.vm
+		vm.Node = j.from
+		byVM[vm.Name] = j
+		djobs = append(djobs, policies.DrainJob{VM: vm, To: j.to})
+	}
+	dec := rs.limiter.decide(now, djobs, placer, rs.limiter.claimedNodes(rs))
+	done := map[string]bool{}
+	var fatal error
+	for _, s := range dec.Start {
+		j := byVM[s.Job.VM.Name]
+		done[j.vm.Name] = true
+		if fatal != nil {
+			// The journal failed: take back what was decided and not started.
+			rs.limiter.release(j.vm.Name)
+			if j.to == "" {
+				placer.Cancel(j.vm, s.To)
+			}
+			done[j.vm.Name] = false
+			continue
+		}
+		if j.to != "" && reserver != nil && reserver.PlaceOn(s.Job.VM, j.to) == nil {
+			reserved[j.vm.Name] = true
+		}
+		if s.Hopeless {
+			e.log.Warn("vm is not predicted to converge even alone on the link; starting it with the link to itself",
+				"run_id", rs.id, "vm", j.vm.Name, "from", j.from, "to", s.To, "dirty_mib_s", j.vm.DirtyMiBs)
+		}
+		if err := start(j, s.To); err != nil {
+			rs.limiter.release(j.vm.Name)
+			if j.to == "" {
+				placer.Cancel(j.vm, s.To)
+			} else if reserved[j.vm.Name] {
+				reserver.Cancel(s.Job.VM, j.to)
+				delete(reserved, j.vm.Name)
+			}
+			done[j.vm.Name] = false
+			fatal = err
+		}
+	}
+	for _, nt := range dec.NoTarget {
+		failed[nt.Job.VM.Name] = fmt.Errorf("no target for vm %s: %w", nt.Job.VM.Name, nt.Err)
+		done[nt.Job.VM.Name] = true
+		*giveUp = true
+	}
+	left := rest[:0]
+	for _, j := range rest {
+		if !done[j.vm.Name] {
+			left = append(left, j)
+		}
+	}
+	return left, dec.RecheckSeconds, fatal
+}
+
+// noChooser is the chooser of migrations whose targets are all fixed.
+type noChooser struct{}
+
+func (noChooser) Place(vm policies.VM, _ map[string]bool) (string, error) {
+	return "", fmt.Errorf("place vm %s: no placement for this migration", vm.Name)
+}
+
+func (noChooser) Cancel(policies.VM, string) {}
 
 // settleAborted records the outcome of aborted migrations as the platform reports
 // it. What it cannot tell (the platform does not answer, or the migration still
@@ -235,12 +353,12 @@ func (e *Engine) recordMigration(rs *runState, node string, r migResult) error {
 	}
 	m.Seconds = r.res.Duration.Seconds()
 	if m.Seconds == 0 {
-		m.Seconds = e.clock.Now().Sub(r.started).Seconds()
+		m.Seconds = max(0, e.clock.Now().Sub(r.started).Seconds())
 	}
 	if r.err != nil {
 		status, detail = runs.StatusFailed, r.err.Error()
 		m.Error = r.err.Error()
-		m.Seconds = e.clock.Now().Sub(r.started).Seconds()
+		m.Seconds = max(0, e.clock.Now().Sub(r.started).Seconds())
 	}
 	_, err := e.persist(rs, node, func(rec *runs.NodeRecord) {
 		rec.Migrations = append(rec.Migrations, m)
@@ -280,7 +398,7 @@ func (e *Engine) reconcileMigrations(rs *runState, inv policies.Inventory, node 
 		case ok && vm.Node == in.To:
 			e.log.Info("migration finished while drover was away", "run_id", rs.id, "vm", in.VM, "to", in.To)
 			m := runs.Migration{VM: in.VM, From: in.From, To: in.To, Kind: in.Detail, OK: true, Attempt: 1, StartedAt: in.At,
-				Seconds: e.clock.Now().Sub(in.At).Seconds()}
+				Seconds: max(0, e.clock.Now().Sub(in.At).Seconds())}
 			if _, err := e.persist(rs, node, func(r *runs.NodeRecord) {
 				r.Migrations = append(r.Migrations, m)
 				r.Notes = append(r.Notes, fmt.Sprintf("migration of %s to %s completed while drover was not running; its time is an upper bound", in.VM, in.To))

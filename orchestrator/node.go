@@ -67,7 +67,7 @@ func (e *Engine) processNode(ctx context.Context, rs *runState, name string, ind
 		var nf *nodeFailure
 		switch {
 		case errors.Is(err, errStopped):
-			if err := e.abortNode(rs, name, func(r *runs.NodeRecord) { r.SkipReason = errStopped.Error() }); err != nil {
+			if err := e.abortNode(rs, name, func(r *runs.NodeRecord) { r.SkipReason = rs.pol.stopSkipReason() }); err != nil {
 				return err
 			}
 		case errors.As(err, &nf):
@@ -156,6 +156,9 @@ func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) erro
 			return failNode("pausing %s would break the cluster reserve of %d node(s): with %v failing, %d MiB short (%s); use --override-reserve to pause anyway", name, k, res.WorstFailure, res.ShortfallMiB, res.Basis)
 		}
 	}
+	if err := e.runHook(ctx, rs, name, hookPre); err != nil {
+		return err
+	}
 	return e.transition(rs, name, evPause, func(r *runs.NodeRecord) {
 		r.BootIDBefore = node.BootID
 		r.Attempts++
@@ -225,6 +228,19 @@ func (e *Engine) openIntent(rs *runState, want runs.Entry) (uint64, error) {
 		}
 	}
 	return 0, nil
+}
+
+// settleIntent closes an open intent whose action is found done after a restart
+// (the process died between the action and its outcome), so that the journal says
+// what happened and no later step mistakes it for an action still to do.
+func (e *Engine) settleIntent(rs *runState, want runs.Entry, detail string) error {
+	seq, err := e.openIntent(rs, want)
+	if err != nil || seq == 0 {
+		return err
+	}
+	want.Status, want.Ref, want.Detail = runs.StatusDone, seq, detail
+	_, err = e.journal(rs, want)
+	return err
 }
 
 func (e *Engine) stepPausing(ctx context.Context, rs *runState, name string) error {

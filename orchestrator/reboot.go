@@ -23,7 +23,8 @@ func (e *Engine) stepRebooting(ctx context.Context, rs *runState, name string) e
 		// the policy deliberately left there (and the report says so).
 		left := map[string]bool{}
 		for _, l := range rec.VMsLeft {
-			left[l.VM] = true
+			// Only skipped VMs may still run: one shut down for the patch must be off.
+			left[l.VM] = l.Action == "skipped"
 		}
 		var still []string
 		for _, vm := range inv.VMsOn(name) {
@@ -137,6 +138,9 @@ func (e *Engine) stepVerifying(ctx context.Context, rs *runState, name string) e
 	if err := e.restartLeft(ctx, rs, name); err != nil {
 		return err
 	}
+	if err := e.runHook(ctx, rs, name, hookPost); err != nil {
+		return err
+	}
 	return e.transition(rs, name, evResume, nil)
 }
 
@@ -197,6 +201,13 @@ func (e *Engine) stepResuming(ctx context.Context, rs *runState, name string) er
 		if err != nil {
 			leftPaused = "resume failed: " + err.Error()
 		}
+	default:
+		// Already resumed: a resume of an earlier process took effect before its
+		// outcome was journaled. Close that intent: the journal must say what
+		// happened.
+		if err := e.settleIntent(rs, runs.Entry{Op: runs.OpResume, Node: name}, "found resumed after a restart"); err != nil {
+			return err
+		}
 	}
 	if leftPaused == "" {
 		if err := e.restartLeft(ctx, rs, name); err != nil {
@@ -254,10 +265,10 @@ func (e *Engine) stepFailingBack(ctx context.Context, rs *runState, name string)
 		if !ok || vm.Node != m.To || !vm.Running() || vm.MigratingTo != "" {
 			continue // moved on, stopped or gone since: leave it where it is
 		}
-		if rs.policy.Failback == FailbackPolicy && vm.PreferredNode != name {
-			continue
-		}
 		jobs = append(jobs, migJob{vm: vm, from: m.To, to: name, kind: runs.KindFailback})
+	}
+	if jobs, err = e.failbackAllowed(rs, name, inv, jobs, len(joins)); err != nil {
+		return err
 	}
 	if len(jobs) > 0 {
 		failed, err := e.migrate(ctx, rs, name, jobs, nil)

@@ -115,3 +115,37 @@ func BenchmarkBuildPlan_1000Nodes(b *testing.B) {
 	b.ReportMetric(float64(proven), "reserve-proven")
 	b.ReportMetric(p.ETA.Hours(), "eta-h")
 }
+
+func benchReserveDuringRun(b *testing.B, nodes, vms, k int) {
+	in := bigCluster(nodes, vms)
+	order := make([]string, 0, nodes)
+	for _, n := range in.Nodes {
+		order = append(order, n.Name)
+	}
+	b.ReportAllocs()
+	var rs []ReserveResult
+	for b.Loop() {
+		rs = ReserveDuringRun(in, k, order, ReserveOptions{Placement: PlacementOptions{MemoryHeadroomMiB: 4096}})
+	}
+	sets, holds, proven := 0, 0, 0
+	for _, r := range rs {
+		sets += r.FailureSets
+		if r.Holds {
+			holds++
+		}
+		if r.Proven {
+			proven++
+		}
+	}
+	b.ReportMetric(float64(sets), "failure-sets")
+	b.ReportMetric(float64(holds), "nodes-hold")
+	b.ReportMetric(float64(proven), "nodes-proven")
+}
+
+// BenchmarkReserveDuringRun_64Nodes_K2: what `drover analyze` checks on 64 nodes /
+// 1,920 VMs with k=2: the reserve while each node in turn is out (64 checks).
+func BenchmarkReserveDuringRun_64Nodes_K2(b *testing.B) { benchReserveDuringRun(b, 64, 1920, 2) }
+
+// BenchmarkReserveDuringRun_1000Nodes_K1: the same on 1,000 nodes / 30,000 VMs, k=1
+// (1,000 checks of 999 failure sets each).
+func BenchmarkReserveDuringRun_1000Nodes_K1(b *testing.B) { benchReserveDuringRun(b, 1000, 30000, 1) }

@@ -1,0 +1,123 @@
+package orchestrator_test
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/droverhq/drover/drivers/sim"
+	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/orchestrator/bench"
+	"github.com/droverhq/drover/runs"
+	"github.com/droverhq/drover/runs/report"
+)
+
+// BenchmarkEngine_Run runs a whole rolling run of an 8-node, 128-VM cluster on the
+// embedded simulator (time-scaled) and reports, per successful migration, the CPU
+// time of the process (engine and in-process simulator together: an upper bound of
+// the engine's), what the state store says it wrote (runs.Store.Stats) and what the
+// process really wrote (Linux /proc/self/io wchar: every byte handed to write calls).
+func BenchmarkEngine_Run(b *testing.B) {
+	c := bench.ScaleCluster(bench.DefaultSeed, 8, 16)
+	var migrations int
+	var cpu time.Duration
+	var storeBytes, wchar int64
+	for b.Loop() {
+		b.StopTimer()
+		ctx := context.Background()
+		drv, err := sim.NewEmbedded(ctx, sim.EmbeddedOptions{Cluster: c, TimeScale: 2000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, err := runs.Open(filepath.Join(b.TempDir(), "state.db"), runs.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		owner := runs.Owner{PID: os.Getpid(), Host: "bench"}
+		eng, err := orchestrator.New(orchestrator.Config{Cluster: "bench", Driver: drv, Updater: drv, Store: st,
+			Logger: slog.New(slog.DiscardHandler), Owner: owner,
+			Alive: func(o runs.Owner) runs.Liveness {
+				if o == owner {
+					return runs.Alive
+				}
+				return runs.Dead
+			}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := orchestrator.DefaultPolicy()
+		p.PollInterval = orchestrator.Duration(2 * time.Second)
+		prep, err := eng.Prepare(ctx, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, bytes0 := st.Stats()
+		w0, cpu0 := procWchar(b), processCPU()
+		b.StartTimer()
+		id, err := eng.Start(ctx, prep)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := eng.Execute(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cpu += processCPU() - cpu0
+		wchar += procWchar(b) - w0
+		_, bytes1 := st.Stats()
+		storeBytes += bytes1 - bytes0
+		r, _ := st.Run(id)
+		nodes, _ := st.Nodes(id)
+		rep := report.Build(r, nodes)
+		migrations += rep.Summary.Migrations
+		st.Close()
+		drv.Close()
+		b.StartTimer()
+	}
+	if migrations == 0 {
+		b.Fatal("no migration")
+	}
+	m := float64(migrations)
+	b.ReportMetric(float64(migrations)/float64(b.N), "migrations/run")
+	b.ReportMetric(float64(cpu.Microseconds())/m, "cpu-µs/migration")
+	b.ReportMetric(float64(storeBytes)/m, "store-stats-B/migration")
+	if wchar > 0 {
+		b.ReportMetric(float64(wchar)/m, "written-B/migration")
+	}
+}
+
+// processCPU is the user and system CPU time of the process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procWchar is the bytes the process handed to write calls (Linux), 0 elsewhere.
+func procWchar(b *testing.B) int64 {
+	f, err := os.Open("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "wchar: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatalf("parse /proc/self/io: %v", err)
+			}
+			return n
+		}
+	}
+	return 0
+}
