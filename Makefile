@@ -8,7 +8,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 # Fuzz smoke: each target briefly; FUZZTIME=5m for a longer hunt.
 FUZZTIME    ?= 10s
 
-.PHONY: all build test demo lint bench fuzz e2e-libvirt clean
+.PHONY: all build test demo lint bench fuzz chaos e2e-libvirt clean
 
 all: build
 
@@ -28,15 +28,20 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+## bench: Go benchmarks of the hot paths, then the strategy suite (drover bench)
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./policies/ ./drivers/sim/ ./runs/ ./orchestrator/
+	$(GO) test -run '^$$' -bench . -benchtime 3x -benchmem ./policies/ ./drivers/sim/ ./runs/ ./orchestrator/ ./orchestrator/bench/
+	$(BIN) bench
 
 # Every fuzz target, as package:Name. Add new ones here.
 FUZZ_TARGETS := \
 	./policies:FuzzNewWindow ./policies:FuzzParseHoursWindow \
 	./drivers/sim:FuzzParseCluster ./drivers/sim:FuzzServer_Bodies \
 	./drivers/libvirt:FuzzParseURI ./drivers/libvirt:FuzzParseDomainXML \
-	./drivers/updaters:FuzzParseAptUpgradable
+	./drivers/updaters:FuzzParseAptUpgradable \
+	./cmd/drover/internal/server:FuzzDecodeStart \
+	./cmd/drover/internal/config:FuzzLoad ./drivers/sim:FuzzDriver_Answers \
+	./drivers/updaters:FuzzParseUpdateLines ./drivers/libvirt:FuzzJobStats
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz:
@@ -44,10 +49,21 @@ fuzz:
 		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg; done
 
-## e2e-libvirt: a real three-host libvirt/QEMU lab in network namespaces (root, Debian)
+## chaos: kill -9 `drover apply` and `drover serve` at KILLS (200) random moments of
+## simulated runs, each round against its own `drover sim serve`, resume each, and
+## check nothing is lost. SEED=N replays (round r uses N+r); MODE=apply|serve|mixed.
+KILLS ?= 200
+SEED  ?= 0
+MODE  ?= mixed
+chaos: build
+	$(GO) build -o bin/chaos ./cmd/drover-chaos
+	bin/chaos -drover $(BIN) -kills $(KILLS) -seed $(SEED) -mode $(MODE)
+
+## e2e-libvirt: a real three-host libvirt/QEMU lab in network namespaces (root, Debian 12):
+## installs the lab's packages, then bin/drover patches the lab (~3 min on 2 cores)
 e2e-libvirt: build
 	./drivers/libvirt/lab/lab.sh deps
-	DROVER_LIBVIRT_LAB=1 $(GO) test -count=1 -timeout 20m -v -run 'TestLab' ./drivers/libvirt/
+	DROVER_LIBVIRT_LAB=1 DROVER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v -run '^TestLab' ./drivers/libvirt/
 
 clean:
 	rm -rf bin

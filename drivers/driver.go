@@ -8,7 +8,9 @@ package drivers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/droverhq/drover/policies"
@@ -64,16 +66,45 @@ type MigrateRequest struct {
 	To   string
 }
 
-// MigrationProgress is a progress report of a live migration in flight.
+// MigrationProgress is a progress report of a live migration in flight. In JSON (the
+// API's event stream, webhooks) its keys are snake_case and Elapsed is
+// elapsed_seconds, like every other duration of the API.
 type MigrationProgress struct {
-	VM, From, To string
+	VM   string `json:"vm"`
+	From string `json:"from"`
+	To   string `json:"to"`
 	// Phase is "setup", "precopy" or "stopcopy".
-	Phase          string
-	Round          int
-	TransferredMiB float64
-	RemainingMiB   float64
+	Phase          string  `json:"phase"`
+	Round          int     `json:"round"`
+	TransferredMiB float64 `json:"transferred_mib"`
+	RemainingMiB   float64 `json:"remaining_mib"`
 	// Elapsed is the time since the migration started, in cluster time.
-	Elapsed time.Duration
+	Elapsed time.Duration `json:"-"`
+}
+
+// progressJSON is MigrationProgress's JSON form: its fields (the local type has no
+// methods, so no recursion) and Elapsed in seconds.
+type progressJSON struct {
+	progressFields
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+}
+
+type progressFields MigrationProgress
+
+// MarshalJSON writes Elapsed as elapsed_seconds.
+func (p MigrationProgress) MarshalJSON() ([]byte, error) {
+	return json.Marshal(progressJSON{progressFields(p), p.Elapsed.Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (the API client follows event streams).
+func (p *MigrationProgress) UnmarshalJSON(b []byte) error {
+	var w progressJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*p = MigrationProgress(w.progressFields)
+	p.Elapsed = time.Duration(math.Round(w.ElapsedSeconds * float64(time.Second)))
+	return nil
 }
 
 // MigrationResult describes a finished migration.

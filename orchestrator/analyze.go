@@ -209,6 +209,9 @@ func checkState(cfg AnalyzeConfig) Check {
 		c.Status = CheckFail
 		c.Message = le.Error()
 		c.Remedy = "a run is probably in progress: wait for it, follow it with the daemon's API, or stop it with `drover runs stop ID`"
+		if le.Owner != nil && le.Owner.Command == runs.DaemonCommand {
+			c.Remedy = "the daemon holds the state file: run analyze through it (drover --server URL analyze), or stop the daemon"
+		}
 		return c
 	}
 	if cfg.StoreErr != nil {

@@ -116,6 +116,10 @@ vms:
 			o := runs.Owner{PID: 4242, Host: "ops-1"}
 			c.StoreErr = &runs.LockedError{Path: "/var/lib/drover/drover.db", Owner: &o}
 		}, want: map[string]orchestrator.CheckStatus{"no_active_run": "fail"}, has: map[string]string{"no_active_run": "in use by another drover process"}},
+		{name: "state-file-held-by-the-daemon", cluster: small, config: func(c *orchestrator.AnalyzeConfig) {
+			o := runs.Owner{PID: 4242, Host: "ops-1", Command: runs.DaemonCommand}
+			c.StoreErr = &runs.LockedError{Path: "/var/lib/drover/drover.db", Owner: &o}
+		}, want: map[string]orchestrator.CheckStatus{"no_active_run": "fail"}, has: map[string]string{"no_active_run": "in use by the daemon, pid 4242 on ops-1 (serve)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

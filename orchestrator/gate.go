@@ -66,13 +66,18 @@ func (ps *policyState) stopSkipReason() string {
 	return errStopped.Error()
 }
 
-// requireOnline enforces policy.require_all_nodes_online before a run starts.
+// requireOnline refuses to start a run unless every node is up (with
+// policy.require_all_nodes_online) or a majority is.
 func requireOnline(inv policies.Inventory, p Policy) error {
-	if !p.RequireAllNodesOnline {
-		return nil
-	}
-	if down := notReady(inv, nil); len(down) > 0 {
+	down := notReady(inv, nil)
+	if p.RequireAllNodesOnline && len(down) > 0 {
 		return fmt.Errorf("policy.require_all_nodes_online: %d of %d nodes are not up (%s); bring them up, or unset the option to patch the others", len(down), len(inv.Nodes), strings.Join(down, ", "))
+	}
+	// The same rule as analyze's nodes_up check: with most of the cluster down (or
+	// unreachable), taking one more node out is unsafe, and a run that skips every
+	// node must not report success.
+	if up := len(inv.Nodes) - len(down); up*2 <= len(inv.Nodes) {
+		return fmt.Errorf("only %d of %d nodes are up (%s): no majority; bring nodes up (or make them reachable) before maintenance", up, len(inv.Nodes), strings.Join(down, ", "))
 	}
 	return nil
 }
@@ -447,9 +452,11 @@ func (e *Engine) watchDeadlines(rs *runState) (disarm func()) {
 	}
 	if p.StopAfter > 0 {
 		after(p.StopAfter.D(), func() {
-			msg := fmt.Sprintf("stopped: the run reached policy.stop_after (%s)", p.StopAfter.D())
-			rs.pol.setStopReason(msg)
-			e.deadline(rs, "stop_after", msg)
+			// The reason becomes the run's error, shown after its state ("run ID
+			// stopped: the run reached ..."): it does not say "stopped" itself.
+			reason := fmt.Sprintf("the run reached policy.stop_after (%s)", p.StopAfter.D())
+			rs.pol.setStopReason(reason)
+			e.deadline(rs, "stop_after", "stopping: "+reason)
 			e.Stop(rs.id)
 		})
 	}

@@ -139,6 +139,11 @@ func TestEngine_RequireAllNodesOnline(t *testing.T) {
 		want     map[string]string
 	}{
 		{name: "down-node-refuses-the-start", cluster: down, require: true, startErr: "policy.require_all_nodes_online: 1 of 4 nodes are not up (d is down)"},
+		// Without the option a majority must still be up: a run that skipped every
+		// unreachable node would otherwise report success.
+		{name: "no-majority-refuses-the-start-without-it", cluster: strings.Replace(down, "vms:\n",
+			"  - {name: e, memory_mib: 32768, cpus: 16, down: true}\n  - {name: f, memory_mib: 32768, cpus: 16, down: true}\n  - {name: g, memory_mib: 32768, cpus: 16, down: true}\nvms:\n", 1),
+			startErr: "only 3 of 7 nodes are up (d is down, e is down, f is down, g is down): no majority"},
 		{name: "down-node-is-left-out-without-it", cluster: down, wantRun: runs.StateSucceeded,
 			want: map[string]string{"a": "done", "b": "done", "c": "done", "d": "skipped"}},
 		// b does not come back: with the option the run stops before the next node.

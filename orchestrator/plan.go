@@ -38,8 +38,8 @@ func (p *RunPlan) Node(name string) (policies.NodePlan, bool) {
 }
 
 // timingsKept is how many measurements per node and kind refine the estimates: the
-// most recent, so that hardware changes age out.
-const timingsKept = 20
+// most recent, so that hardware changes age out. The state file keeps no more.
+const timingsKept = runs.TimingsKept
 
 // PlanRun prepares a new run and plans it, without changing anything and without a
 // state file: `drover plan` and `apply --dry-run`. timings are the measurements of
@@ -100,6 +100,9 @@ func planOptions(p Policy, order []string, t policies.Timings) policies.PlanOpti
 		Failback:        policies.FailbackMode(p.Failback),
 		Estimate:        policies.EstimateOptions{MaxParallel: p.MaxParallelMigrations, PerNode: p.MaxMigrationsPerNode},
 		Timings:         t,
+		// The run overlaps nodes where the reserve allows it (parallel.go): so does
+		// the ETA.
+		MaxParallelNodes: p.MaxParallelNodes,
 	}
 }
 

@@ -163,7 +163,7 @@ type HealthGate struct {
 
 // DefaultPolicy returns the defaults, close to what the field's tools do: retries 3
 // and a 15 minute reboot timeout (CAU). Migrations are scheduled adaptively under
-// caps of 16 in the run and 8 per node (vCenter's per-host limit); the fixed
+// caps of 32 in the run and 8 per node (vCenter's per-host limit); the fixed
 // scheduler with 2 per node is Hyper-V's behaviour.
 func DefaultPolicy() Policy {
 	return Policy{

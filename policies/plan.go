@@ -29,6 +29,11 @@ type PlanOptions struct {
 	Failback FailbackMode    `json:"failback"`
 	Estimate EstimateOptions `json:"estimate"`
 	Timings  Timings         `json:"timings"`
+	// MaxParallelNodes is how many nodes may be in maintenance at once (0 or 1: one at
+	// a time). As the run does it, a node joins those in maintenance only when the
+	// reserve (ReserveK; with k=0 the capacity alone) holds with all of them out; it
+	// shortens the ETA, targets are still planned one node after the other.
+	MaxParallelNodes int `json:"max_parallel_nodes,omitempty"`
 }
 
 // NodeStatus is the planned outcome of a node.
@@ -54,7 +59,8 @@ type Plan struct {
 	// the VMs moved twice or more (the plan tries to keep it 0).
 	MovesPerVM        map[string]int `json:"moves_per_vm"`
 	MovedMoreThanOnce int            `json:"moved_more_than_once"`
-	// ETA is the predicted duration of the run: nodes are maintained one at a time.
+	// ETA is the predicted duration of the run: nodes are maintained one at a time,
+	// or up to PlanOptions.MaxParallelNodes at once where the reserve allows it.
 	ETA      time.Duration `json:"eta"`
 	Warnings []string      `json:"warnings,omitempty"`
 }
@@ -118,6 +124,9 @@ func (o PlanOptions) Validate() error {
 	}
 	if o.ReserveK < 0 {
 		errs = append(errs, fieldf("reserve_k", "use 0 (no reserve) or the number of node failures to survive", "%d is negative", o.ReserveK))
+	}
+	if o.MaxParallelNodes < 0 {
+		errs = append(errs, fieldf("max_parallel_nodes", "use 1 (one node at a time) or more", "%d is negative", o.MaxParallelNodes))
 	}
 	if _, err := ParseNonMigratableMode(string(o.NonMigratable)); err != nil {
 		errs = append(errs, err)
@@ -191,7 +200,67 @@ func BuildPlan(inv Inventory, opts PlanOptions) (Plan, error) {
 		}
 	}
 	plan.ETA = clock
+	if opts.MaxParallelNodes > 1 {
+		overlapNodes(&plan, inv, opts)
+	}
 	return plan, nil
+}
+
+// overlapNodes re-times the plan's nodes as the run starts them with up to
+// opts.MaxParallelNodes in maintenance: in order, a node starts once the previous one
+// has started, and either no node is in maintenance or fewer than the maximum are and
+// the reserve holds with all of them and it out (checked on the cluster before the
+// run, as the run checks the cluster of the moment). Each node keeps its duration.
+func overlapNodes(plan *Plan, inv Inventory, opts PlanOptions) {
+	k := opts.ReserveK
+	if opts.OverrideReserve {
+		k = 0
+	}
+	rp := NewPlacer(inv, opts.Placement)
+	holds := map[string]bool{}
+	mayJoin := func(out []string) bool {
+		key := strings.Join(slices.Sorted(slices.Values(out)), "\x00")
+		h, ok := holds[key]
+		if !ok {
+			h = rp.ReserveCheck(k, out, opts.ReserveMaxFailureSets).Holds
+			holds[key] = h
+		}
+		return h
+	}
+	var prev, eta time.Duration
+	overlapped := false
+	for i := range plan.Nodes {
+		np := &plan.Nodes[i]
+		dur := np.End - np.Start
+		t := prev
+		for {
+			var active []string
+			next := time.Duration(-1)
+			for _, o := range plan.Nodes[:i] {
+				if o.Status == NodePlanned && o.Start <= t && t < o.End {
+					active = append(active, o.Node)
+					if next < 0 || o.End < next {
+						next = o.End
+					}
+				}
+			}
+			if len(active) == 0 {
+				break
+			}
+			// A blocked node is not maintained: it only waits for its turn.
+			if len(active) < opts.MaxParallelNodes && (np.Status != NodePlanned || mayJoin(append(active, np.Node))) {
+				overlapped = overlapped || np.Status == NodePlanned
+				break
+			}
+			t = next
+		}
+		np.Start, np.End = t, t+dur
+		prev, eta = t, max(eta, np.End)
+	}
+	plan.ETA = eta
+	if overlapped {
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("max_parallel_nodes=%d: nodes overlap where the reserve allows it; targets are planned one node after the other, so the run re-plans the drains of overlapping nodes", opts.MaxParallelNodes))
+	}
 }
 
 // planner holds what BuildPlan's steps share.

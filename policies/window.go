@@ -15,20 +15,20 @@ import (
 //	 weeks: [3], blackout: ["2026-12-24..2027-01-01"]}
 type WindowSpec struct {
 	// Days on which the window opens: mon..sun or monday..sunday, or "all".
-	Days []string `json:"days"`
+	Days []string `json:"days" mapstructure:"days"`
 	// Weeks of the month in which it opens: 1-4 = the nth such weekday of the month,
 	// 5 = the last one (CAU's WeeksOfMonth). Empty = every week.
-	Weeks []int `json:"weeks,omitempty"`
+	Weeks []int `json:"weeks,omitempty" mapstructure:"weeks"`
 	// Start and End are wall-clock times "HH:MM" in TZ; End may be "24:00". An End at
 	// or before Start closes the window on the next day (crossing midnight).
-	Start string `json:"start"`
-	End   string `json:"end"`
+	Start string `json:"start" mapstructure:"start"`
+	End   string `json:"end" mapstructure:"end"`
 	// TZ is an IANA time zone name; "" = UTC. Zones come from time.LoadLocation: the
 	// binary should import time/tzdata so hosts without a zone database work too.
-	TZ string `json:"tz,omitempty"`
+	TZ string `json:"tz,omitempty" mapstructure:"tz"`
 	// Blackout dates ("2026-12-24") or inclusive ranges ("2026-12-24..2027-01-01"), in
 	// TZ: the window is closed at every instant of those dates.
-	Blackout []string `json:"blackout,omitempty"`
+	Blackout []string `json:"blackout,omitempty" mapstructure:"blackout"`
 }
 
 // Window is a parsed maintenance window. Wall-clock rules, DST included: a start or end

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -36,8 +37,16 @@ func (e *LockedError) Error() string {
 	if e.Owner != nil {
 		who = "another drover process, " + e.Owner.String()
 	}
+	if e.Owner != nil && e.Owner.Command == DaemonCommand {
+		// The daemon holds the file for as long as it runs and ignores the signal of
+		// `drover runs stop`: its runs are driven through its API.
+		return fmt.Sprintf("state file %s is in use by the daemon, %s; work through its API instead (drover --server URL apply, runs list, runs stop ID, ...), stop the daemon, or set `state` to another file", e.Path, e.Owner)
+	}
 	return fmt.Sprintf("state file %s is in use by %s; wait for it to finish, stop it with `drover runs stop`, or set `state` to another file", e.Path, who)
 }
+
+// DaemonCommand is the Owner.Command of the daemon, `drover serve`.
+const DaemonCommand = "serve"
 
 // RunLockedError: the cluster already has an active run held by a live process, or by a
 // process whose liveness cannot be checked.
@@ -479,7 +488,12 @@ func (t *Tx) ReleaseLock(cluster, runID string) error {
 	return b.Delete([]byte(cluster))
 }
 
-// AddTimings records measurements of a cluster, keeping the newest max per node and kind.
+// TimingsKept is how many measurements a cluster keeps per node and kind: the newest
+// (the planner reads no more than these), so the state file does not grow with every run.
+const TimingsKept = 20
+
+// AddTimings records measurements of a cluster, keeping the newest TimingsKept per
+// node and kind (in the order they were added).
 func (t *Tx) AddTimings(cluster string, ts []Timing) error {
 	cb, err := t.tx.Bucket(bucketTimings).CreateBucketIfNotExists([]byte(cluster))
 	if err != nil {
@@ -491,6 +505,35 @@ func (t *Tx) AddTimings(cluster string, ts []Timing) error {
 			return err
 		}
 		if err := putJSON(cb, seqKey(seq), tm); err != nil {
+			return err
+		}
+	}
+	return pruneTimings(cb)
+}
+
+// pruneTimings deletes all but the newest TimingsKept measurements per node and kind.
+// Keys are sequence numbers: walking backwards meets the newest first.
+func pruneTimings(cb *bolt.Bucket) error {
+	type nodeKind struct{ node, kind string }
+	seen := map[nodeKind]int{}
+	var drop [][]byte
+	c := cb.Cursor()
+	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		var tm Timing
+		if err := json.Unmarshal(v, &tm); err != nil {
+			// Unreadable, it would make every read of the timings fail; the end of a
+			// run must not: it goes.
+			drop = append(drop, slices.Clone(k))
+			continue
+		}
+		nk := nodeKind{tm.Node, tm.Kind}
+		if seen[nk]++; seen[nk] > TimingsKept {
+			drop = append(drop, slices.Clone(k))
+		}
+	}
+	// Deleting while the cursor walks would skip keys: delete afterwards.
+	for _, k := range drop {
+		if err := cb.Delete(k); err != nil {
 			return err
 		}
 	}

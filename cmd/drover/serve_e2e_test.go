@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/cmd/drover/internal/server"
-	"github.com/droverhq/drover/internal/chaos"
+	"github.com/droverhq/drover/cmd/internal/chaos"
 	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/runs/report"

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -146,7 +148,7 @@ func (h HostConfig) validate(ssh bool) error {
 	var peerHost string
 	switch {
 	case h.PeerURI != "":
-		p, err := parsePeerURI(h.PeerURI)
+		_, p, err := parsePeerURI(h.PeerURI)
 		if err != nil {
 			errs = append(errs, drivers.Fieldf("peer_uri", "use qemu+tcp://HOST/system, qemu+tls://HOST/system or qemu+ssh://USER@HOST/system as the other hosts' libvirtd reach this host", "%v", err))
 		}
@@ -205,20 +207,21 @@ func (u URI) dialAddr() (network, addr string) {
 
 // ParseURI parses qemu+tcp://HOST[:PORT]/system and qemu+unix:///system[?socket=PATH].
 // Other drivers, transports and the session daemon are rejected: the driver manages
-// the system QEMU driver of each host.
+// the system QEMU driver of each host. Errors never repeat the URI: a mistyped one may
+// carry a password.
 func ParseURI(s string) (URI, error) {
 	if s == "" {
 		return URI{}, errors.New("required")
 	}
-	u, err := url.Parse(s)
+	u, err := parseURL(s)
 	if err != nil {
-		return URI{}, fmt.Errorf("not a URI: %v", err)
+		return URI{}, err
 	}
 	driver, transport, _ := strings.Cut(u.Scheme, "+")
 	if driver != "qemu" {
 		return URI{}, fmt.Errorf("scheme %q: only the qemu driver is supported", u.Scheme)
 	}
-	if u.Path != "/system" {
+	if u.Path != "/system" || u.RawPath != "" {
 		return URI{}, fmt.Errorf("path %q: only /system is supported", u.Path)
 	}
 	if u.User != nil {
@@ -230,12 +233,17 @@ func ParseURI(s string) (URI, error) {
 		if u.Hostname() == "" {
 			return URI{}, errors.New("qemu+tcp needs a host")
 		}
+		if err := checkHost(u.Hostname()); err != nil {
+			return URI{}, err
+		}
 		for k := range q {
 			return URI{}, fmt.Errorf("unsupported parameter %q", k)
 		}
 		port := u.Port()
 		if port == "" {
 			port = "16509"
+		} else if err := checkPort(port); err != nil {
+			return URI{}, err
 		}
 		return URI{Transport: "tcp", Host: u.Hostname(), Port: port}, nil
 	case "unix":
@@ -263,44 +271,114 @@ func ParseURI(s string) (URI, error) {
 }
 
 // parsePeerURI checks a URI the other hosts' libvirtd dial to reach a host during a
-// peer-to-peer migration, and returns its host. The transports are those a libvirtd
-// can dial to another machine; query parameters of tls and ssh (pkipath, keyfile, ...)
-// are the source daemon's business.
-func parsePeerURI(s string) (string, error) {
-	u, err := url.Parse(s)
+// peer-to-peer migration, and returns it in canonical form (lower-case scheme: the
+// URI goes to libvirt as written, and libvirt matches its driver names exactly) with
+// its host. The transports are those a libvirtd can dial to another machine; query
+// parameters of tls and ssh (pkipath, keyfile, ...) are the source daemon's business.
+func parsePeerURI(s string) (canonical, host string, err error) {
+	u, err := parseURL(s)
 	if err != nil {
-		return "", fmt.Errorf("not a URI: %v", err)
+		return "", "", err
 	}
 	driver, transport, _ := strings.Cut(u.Scheme, "+")
 	switch {
 	case driver != "qemu":
-		return "", fmt.Errorf("scheme %q: only the qemu driver is supported", u.Scheme)
+		return "", "", fmt.Errorf("scheme %q: only the qemu driver is supported", u.Scheme)
 	case transport == "unix" || transport == "":
-		return "", errors.New("the other hosts' daemons cannot use a local socket: give a network URI")
+		return "", "", errors.New("the other hosts' daemons cannot use a local socket: give a network URI")
 	case transport != "tcp" && transport != "tls" && transport != "ssh":
-		return "", fmt.Errorf("transport %q is not one libvirtd migrates over (tcp, tls, ssh)", transport)
+		return "", "", fmt.Errorf("transport %q is not one libvirtd migrates over (tcp, tls, ssh)", transport)
 	case u.Hostname() == "":
-		return "", fmt.Errorf("qemu+%s needs a host", transport)
-	case u.Path != "/system":
-		return "", fmt.Errorf("path %q: only /system is supported", u.Path)
+		return "", "", fmt.Errorf("qemu+%s needs a host", transport)
+	case u.Path != "/system" || u.RawPath != "":
+		return "", "", fmt.Errorf("path %q: only /system is supported", u.Path)
 	case u.User != nil && transport != "ssh":
-		return "", fmt.Errorf("user names are only meaningful with qemu+ssh, not qemu+%s", transport)
+		return "", "", fmt.Errorf("user names are only meaningful with qemu+ssh, not qemu+%s", transport)
 	case u.RawQuery != "" && transport == "tcp":
-		return "", errors.New("qemu+tcp takes no parameters")
+		return "", "", errors.New("qemu+tcp takes no parameters")
 	}
-	return u.Hostname(), nil
+	if _, ok := u.User.Password(); ok {
+		return "", "", errors.New("passwords in the URI are not supported: libvirt's ssh transport logs in with the source host's keys")
+	}
+	if err := checkHost(u.Hostname()); err != nil {
+		return "", "", err
+	}
+	if p := u.Port(); p != "" {
+		if err := checkPort(p); err != nil {
+			return "", "", err
+		}
+	}
+	return u.Scheme + s[len(u.Scheme):], u.Hostname(), nil
 }
 
-// parseMigrationURI checks tcp://HOST[:PORT] and returns it unchanged.
+// parseMigrationURI checks tcp://HOST[:PORT] and returns it in canonical form.
 func parseMigrationURI(s string) (string, error) {
+	u, err := parseURL(s)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme != "tcp" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawPath != "" || u.RawQuery != "" || u.ForceQuery || u.User != nil {
+		return "", errors.New("not of the form tcp://HOST[:PORT]")
+	}
+	if err := checkHost(u.Hostname()); err != nil {
+		return "", err
+	}
+	if p := u.Port(); p != "" {
+		if err := checkPort(p); err != nil {
+			return "", err
+		}
+	}
+	return u.Scheme + s[len(u.Scheme):], nil
+}
+
+// parseURL parses a libvirt URI. url.Parse's own errors quote the whole URI, and a
+// URI mistyped around its user info may carry a password: only the cause is kept.
+// Fragments are no part of a libvirt URI.
+func parseURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("not a URI: %v", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("not a URI: %v", err)
 	}
-	if u.Scheme != "tcp" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return "", fmt.Errorf("%q is not tcp://HOST[:PORT]", s)
+	if strings.Contains(s, "#") {
+		return nil, errors.New("not a URI of libvirt: remove the #fragment")
 	}
-	return s, nil
+	return u, nil
+}
+
+// checkHost refuses hosts that name no machine in particular (0.0.0.0, ::) and
+// IPv4 addresses in the shortened, octal or hex forms the C resolver under libvirt
+// accepts and Go does not (0, 127.1, 010.0.0.1, 0x7f000001): libvirt and Drover would
+// reach different machines.
+func checkHost(h string) error {
+	if a, err := netip.ParseAddr(h); err == nil {
+		if a.Unmap().IsUnspecified() {
+			return fmt.Errorf("host %s is the unspecified address: give the host's own address", h)
+		}
+		return nil
+	}
+	labels := strings.Split(strings.TrimSuffix(h, "."), ".")
+	last := labels[len(labels)-1]
+	hex, isHex := strings.CutPrefix(strings.ToLower(last), "0x")
+	numeric := last != "" && strings.Trim(last, "0123456789") == ""
+	if isHex && strings.Trim(hex, "0123456789abcdef") == "" {
+		numeric = true
+	}
+	if numeric {
+		return fmt.Errorf("host %q is not a dotted IPv4 address a.b.c.d nor a host name: write the address in full", h)
+	}
+	return nil
+}
+
+// checkPort checks a port of digits (url.Parse made sure of that) is 1-65535.
+func checkPort(p string) error {
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %s out of range 1-65535", p)
+	}
+	return nil
 }
 
 // host is a validated host with its defaults filled in.
@@ -321,9 +399,11 @@ func (c *Config) resolvedHosts() []host {
 		if r.peerURI == "" {
 			r.peerURI = h.URI
 		}
-		peerHost, _ := parsePeerURI(r.peerURI) // validated
-		r.migrationURI = h.MigrationURI
-		if r.migrationURI == "" {
+		var peerHost string
+		r.peerURI, peerHost, _ = parsePeerURI(r.peerURI) // validated
+		if h.MigrationURI != "" {
+			r.migrationURI, _ = parseMigrationURI(h.MigrationURI) // validated
+		} else {
 			r.migrationURI = "tcp://" + hostForURI(peerHost)
 		}
 		r.sshAddr = h.SSHAddress

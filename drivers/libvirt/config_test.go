@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,12 +40,25 @@ func TestParseURI(t *testing.T) {
 		{name: "unix-with-host", in: "qemu+unix://h/system", wantErr: "takes no host"},
 		{name: "unix-relative-socket", in: "qemu+unix:///system?socket=sock", wantErr: "not absolute"},
 		{name: "garbage", in: "::", wantErr: "not a URI"},
+		{name: "unspecified-ipv4", in: "qemu+tcp://0.0.0.0/system", wantErr: "unspecified address"},
+		{name: "unspecified-ipv6", in: "qemu+tcp://[::]/system", wantErr: "unspecified address"},
+		{name: "shortened-ipv4", in: "qemu+tcp://0/system", wantErr: `host "0" is not a dotted IPv4 address`},
+		{name: "shortened-ipv4-mixed-case-scheme", in: "qemu+tCp://127.1/system", wantErr: "not a dotted IPv4 address"},
+		{name: "octal-ipv4", in: "qemu+tcp://010.0.0.1/system", wantErr: "not a dotted IPv4 address"},
+		{name: "hex-ipv4", in: "qemu+tcp://0x7f000001/system", wantErr: "not a dotted IPv4 address"},
+		{name: "host-name-with-digits", in: "qemu+tcp://kvm-10.0a/system", want: URI{Transport: "tcp", Host: "kvm-10.0a", Port: "16509"}},
+		{name: "mixed-case-scheme", in: "QEMU+TCP://kvm1/system", want: URI{Transport: "tcp", Host: "kvm1", Port: "16509"}},
+		{name: "port-zero", in: "qemu+tcp://h:0/system", wantErr: "port 0 out of range"},
+		{name: "port-too-large", in: "qemu+tcp://h:65536/system", wantErr: "port 65536 out of range"},
+		{name: "escaped-path", in: "qemu+tcp://h/%73ystem", wantErr: "only /system"},
+		{name: "fragment", in: "qemu+tcp://h/system#x", wantErr: "fragment"},
+		{name: "password-not-echoed", in: "qemu+tcp://root:hunter22@h:x/system", wantErr: "not a URI"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseURI(tt.in)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "hunter22") {
 					t.Fatalf("ParseURI(%q) = %+v, %v; want error containing %q", tt.in, got, err, tt.wantErr)
 				}
 				return
@@ -56,29 +70,60 @@ func TestParseURI(t *testing.T) {
 	}
 }
 
-// FuzzParseURI also fuzzes parsePeerURI: both read the hosts' URIs from the config.
+// FuzzParseURI also fuzzes parsePeerURI and parseMigrationURI: all three read the
+// hosts' URIs from the config. What they accept is complete and canonical (the peer
+// and migration URIs go to libvirt as returned); what they refuse is never echoed
+// with its user info, which may be a password.
 func FuzzParseURI(f *testing.F) {
 	for _, s := range []string{"qemu+tcp://10.99.0.1/system", "qemu+unix:///system?socket=/x", "qemu+tcp://[::1]:1/system", "qemu+ssh://u@h/system",
-		"qemu+tls://h.example/system?pkipath=/p", "%zz"} {
+		"qemu+tls://h.example/system?pkipath=/p", "%zz", "tcp://10.0.0.1:49152", "qemu+ssh://root:secretpw@h/system", "qemu+tcp://root:secretpw@h:x/system",
+		"tcp://u:secretpw@h:1%zz"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if host, err := parsePeerURI(s); err == nil {
-			// The host becomes the default migration and SSH address. (Schemes are
-			// case-insensitive.)
-			l := strings.ToLower(s)
-			if host == "" || !strings.HasPrefix(l, "qemu+tcp://") && !strings.HasPrefix(l, "qemu+tls://") && !strings.HasPrefix(l, "qemu+ssh://") {
-				t.Fatalf("parsePeerURI accepted %q with host %q", s, host)
+		canon, host, err := parsePeerURI(s)
+		noSecretEchoed(t, "parsePeerURI", s, err)
+		if err == nil {
+			if !strings.HasPrefix(canon, "qemu+tcp://") && !strings.HasPrefix(canon, "qemu+tls://") && !strings.HasPrefix(canon, "qemu+ssh://") {
+				t.Fatalf("parsePeerURI(%q) = %q: not a canonical network URI", s, canon)
+			}
+			if n := len("qemu+tcp"); len(canon) != len(s) || !strings.EqualFold(canon[:n], s[:n]) || canon[n:] != s[n:] {
+				t.Fatalf("parsePeerURI(%q) = %q: more than the scheme's case changed", s, canon)
+			}
+			if host == "" || checkHost(host) != nil {
+				t.Fatalf("parsePeerURI(%q) accepted host %q", s, host)
+			}
+			if c2, h2, err := parsePeerURI(canon); err != nil || c2 != canon || h2 != host {
+				t.Fatalf("parsePeerURI(%q) = %q, %q, %v; not stable on its own output %q", canon, c2, h2, err, canon)
+			}
+			if mig, err := parseMigrationURI("tcp://" + hostForURI(host)); err != nil {
+				t.Fatalf("default migration URI of peer %q refused: %v (%s)", s, err, mig)
+			}
+		}
+		mig, err := parseMigrationURI(s)
+		noSecretEchoed(t, "parseMigrationURI", s, err)
+		if err == nil {
+			if !strings.HasPrefix(mig, "tcp://") || !strings.EqualFold(mig, s) {
+				t.Fatalf("parseMigrationURI(%q) = %q", s, mig)
+			}
+			if again, err := parseMigrationURI(mig); err != nil || again != mig {
+				t.Fatalf("parseMigrationURI(%q) = %q, %v; not stable", mig, again, err)
 			}
 		}
 		u, err := ParseURI(s)
+		noSecretEchoed(t, "ParseURI", s, err)
 		if err != nil {
 			return
 		}
 		switch u.Transport {
 		case "tcp":
-			if u.Host == "" || u.Port == "" || u.Socket != "" {
+			port, perr := strconv.Atoi(u.Port)
+			if u.Host == "" || checkHost(u.Host) != nil || perr != nil || port < 1 || port > 65535 || u.Socket != "" {
 				t.Fatalf("accepted incomplete tcp URI %q: %+v", s, u)
+			}
+			// A TCP URI is the default peer URI.
+			if _, host, err := parsePeerURI(s); err != nil || host != u.Host {
+				t.Fatalf("tcp URI %q accepted, but not as a peer URI: %q, %v", s, host, err)
 			}
 		case "unix":
 			if !filepath.IsAbs(u.Socket) || u.Host != "" {
@@ -88,6 +133,31 @@ func FuzzParseURI(f *testing.F) {
 			t.Fatalf("accepted %q with transport %q", s, u.Transport)
 		}
 	})
+}
+
+// noSecretEchoed fails when err repeats the user info of s (what lies between "//"
+// and the last "@" of the authority), which may hold a password.
+func noSecretEchoed(t *testing.T, fn, s string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	_, rest, ok := strings.Cut(s, "//")
+	if !ok {
+		return
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return
+	}
+	userinfo := rest[:at]
+	_, pw, hasPW := strings.Cut(userinfo, ":")
+	if hasPW && len(pw) >= 4 && strings.Contains(err.Error(), pw) {
+		t.Fatalf("%s(%q) error repeats the password %q: %v", fn, s, pw, err)
+	}
 }
 
 func TestConfig_Validate(t *testing.T) {
@@ -167,7 +237,7 @@ func flatten(err error) []error {
 
 func TestParsePeerURI(t *testing.T) {
 	tests := []struct {
-		name, in, host, wantErr string
+		name, in, host, canonical, wantErr string
 	}{
 		{name: "tcp", in: "qemu+tcp://10.0.0.2/system", host: "10.0.0.2"},
 		{name: "tcp-ipv6-port", in: "qemu+tcp://[fd00::2]:16600/system", host: "fd00::2"},
@@ -181,18 +251,63 @@ func TestParsePeerURI(t *testing.T) {
 		{name: "session", in: "qemu+tcp://h/session", wantErr: "only /system"},
 		{name: "user-on-tcp", in: "qemu+tcp://root@h/system", wantErr: "only meaningful with qemu+ssh"},
 		{name: "params-on-tcp", in: "qemu+tcp://h/system?x=1", wantErr: "no parameters"},
+		// libvirt matches driver names exactly: the URI handed to it is lower-cased.
+		{name: "mixed-case-scheme", in: "Qemu+TCP://kvm2/system", host: "kvm2", canonical: "qemu+tcp://kvm2/system"},
+		{name: "mixed-case-scheme-found-by-fuzzing", in: "qemu+tCp://0/system", wantErr: `host "0" is not a dotted IPv4 address`},
+		{name: "unspecified-host", in: "qemu+tls://0.0.0.0/system", wantErr: "unspecified address"},
+		{name: "ssh-password", in: "qemu+ssh://root:hunter22@kvm2/system", wantErr: "passwords in the URI are not supported"},
+		{name: "bad-port", in: "qemu+tcp://h:99999/system", wantErr: "port 99999 out of range"},
+		{name: "fragment", in: "qemu+ssh://h/system#frag", wantErr: "fragment"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			host, err := parsePeerURI(tt.in)
+			canon, host, err := parsePeerURI(tt.in)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("parsePeerURI(%q) = %q, %v; want an error with %q", tt.in, host, err, tt.wantErr)
 				}
 				return
 			}
-			if err != nil || host != tt.host {
-				t.Fatalf("parsePeerURI(%q) = %q, %v; want %q", tt.in, host, err, tt.host)
+			want := tt.canonical
+			if want == "" {
+				want = tt.in
+			}
+			if err != nil || host != tt.host || canon != want {
+				t.Fatalf("parsePeerURI(%q) = %q, %q, %v; want %q, %q", tt.in, canon, host, err, want, tt.host)
+			}
+		})
+	}
+}
+
+func TestParseMigrationURI(t *testing.T) {
+	tests := []struct {
+		name, in, want, wantErr string
+	}{
+		{name: "host", in: "tcp://10.0.0.3", want: "tcp://10.0.0.3"},
+		{name: "host-port", in: "tcp://[fd00::3]:49152", want: "tcp://[fd00::3]:49152"},
+		{name: "trailing-slash", in: "tcp://h/", want: "tcp://h/"},
+		{name: "mixed-case-scheme", in: "TCP://h:49152", want: "tcp://h:49152"},
+		{name: "udp", in: "udp://h", wantErr: "not of the form tcp://HOST[:PORT]"},
+		{name: "path", in: "tcp://h/x", wantErr: "not of the form"},
+		{name: "query", in: "tcp://h?x", wantErr: "not of the form"},
+		{name: "empty-query", in: "tcp://h?", wantErr: "not of the form"},
+		{name: "user-not-echoed", in: "tcp://root:hunter22@h", wantErr: "not of the form"},
+		{name: "unspecified", in: "tcp://0.0.0.0:49152", wantErr: "unspecified address"},
+		{name: "shortened", in: "tcp://10.1", wantErr: "not a dotted IPv4 address"},
+		{name: "port-zero", in: "tcp://h:0", wantErr: "port 0 out of range"},
+		{name: "bad-escape-not-echoed", in: "tcp://u:hunter22@h:1%zz", wantErr: "not a URI"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseMigrationURI(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "hunter22") {
+					t.Fatalf("parseMigrationURI(%q) = %q, %v; want an error with %q, without the password", tt.in, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("parseMigrationURI(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 			}
 		})
 	}

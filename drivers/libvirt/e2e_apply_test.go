@@ -294,7 +294,7 @@ func waitGuests(t *testing.T, l *lab) map[string]beat {
 	t.Helper()
 	out := map[string]beat{}
 	for _, vm := range labVMs {
-		if !poll(30*time.Second, func() bool { _, err := l.run("heartbeat", vm); return err == nil }) {
+		if !poll(guestBootTimeout, func() bool { _, err := l.run("heartbeat", vm); return err == nil }) {
 			t.Fatalf("vm %s never printed a heartbeat", vm)
 		}
 		boot, n := l.heartbeat(vm)

@@ -395,20 +395,8 @@ func (d *Driver) readJob(ctx context.Context, src *hostState, dom golibvirt.Doma
 		if err != nil {
 			return err
 		}
-		switch golibvirt.DomainJobType(typ) {
-		case golibvirt.DomainJobBounded, golibvirt.DomainJobUnbounded:
-			r.active = true
-		default:
+		if r.active = jobProgress(typ, params, &p); !r.active {
 			return nil
-		}
-		processed, _ := paramInt(params, golibvirt.DomainJobDataProcessed)
-		remaining, _ := paramInt(params, golibvirt.DomainJobDataRemaining)
-		iter, _ := paramInt(params, golibvirt.DomainJobMemoryIteration)
-		p.TransferredMiB = float64(processed) / (1 << 20)
-		p.RemainingMiB = float64(remaining) / (1 << 20)
-		p.Round = int(iter)
-		if processed > 0 {
-			p.Phase = "precopy"
 		}
 		state, reason, err := lv.DomainGetState(dom, 0)
 		if err == nil && golibvirt.DomainState(state) == golibvirt.DomainPaused && golibvirt.DomainPausedReason(reason) == golibvirt.DomainPausedMigration {
@@ -435,18 +423,10 @@ func (d *Driver) completedStats(ctx context.Context, to *hostState, vm string, w
 		// KeepCompleted: reading them must not take them away from the operator's
 		// `virsh domjobinfo --completed`.
 		typ, params, err := lv.DomainGetJobStats(dom, golibvirt.DomainJobStatsCompleted|golibvirt.DomainJobStatsKeepCompleted)
-		if err != nil || golibvirt.DomainJobType(typ) != golibvirt.DomainJobCompleted {
+		if err != nil {
 			return err
 		}
-		if ms, ok := paramInt(params, golibvirt.DomainJobTimeElapsed); ok {
-			job = time.Duration(ms) * time.Millisecond
-		}
-		if ms, ok := paramInt(params, golibvirt.DomainJobDowntime); ok {
-			res.Downtime = time.Duration(ms) * time.Millisecond
-		}
-		if b, ok := paramInt(params, golibvirt.DomainJobDataProcessed); ok {
-			res.TransferredMiB = float64(b) / (1 << 20)
-		}
+		job, res.Downtime, res.TransferredMiB, _ = completedJob(typ, params)
 		return nil
 	})
 	return res, job

@@ -414,9 +414,11 @@ func (d *Driver) Migrate(ctx context.Context, req drivers.MigrateRequest, progre
 	failures := 0
 	for !st.Done() {
 		if progress != nil {
+			// Figures from the server feed the drain scheduler's rates: nonsense
+			// (negative, NaN) is reported as 0, i.e. unknown.
 			progress(drivers.MigrationProgress{
 				VM: st.VM, From: st.From, To: st.To, Phase: string(st.Phase), Round: st.Round,
-				TransferredMiB: st.TransferredMiB, RemainingMiB: st.RemainingMiB, Elapsed: st.Elapsed,
+				TransferredMiB: nonNegative(st.TransferredMiB), RemainingMiB: nonNegative(st.RemainingMiB), Elapsed: max(st.Elapsed, 0),
 			})
 		}
 		var next MigrationStatus
@@ -440,6 +442,12 @@ func (d *Driver) Migrate(ctx context.Context, req drivers.MigrateRequest, progre
 	}
 	switch st.Phase {
 	case PhaseCompleted:
+		if st.Elapsed < 0 || st.Downtime < 0 || !finite(st.TransferredMiB) || st.TransferredMiB < 0 {
+			// The move happened; its figures are nonsense: report them as unknown
+			// rather than feed them to reports and estimates.
+			d.logger.Warn("completed migration with invalid figures; ignoring them", "vm", req.VM, "elapsed", st.Elapsed, "transferred_mib", st.TransferredMiB, "downtime", st.Downtime)
+			return drivers.MigrationResult{}, nil
+		}
 		return drivers.MigrationResult{Duration: st.Elapsed, TransferredMiB: st.TransferredMiB, Downtime: st.Downtime}, nil
 	case PhaseFailed:
 		if st.ErrorKind == KindNotConverged {
@@ -449,6 +457,14 @@ func (d *Driver) Migrate(ctx context.Context, req drivers.MigrateRequest, progre
 	default:
 		return drivers.MigrationResult{}, fmt.Errorf("%s: %w: %s", op, drivers.ErrMigrationFailed, st.Error)
 	}
+}
+
+// nonNegative returns v, or 0 when v is negative or not finite.
+func nonNegative(v float64) float64 {
+	if !finite(v) || v < 0 {
+		return 0
+	}
+	return v
 }
 
 // cancel aborts a migration with a fresh short context, because ctx is done.

@@ -159,6 +159,22 @@ func (c *Client) Preview(ctx context.Context, cluster string) (server.Preview, e
 	return out, err
 }
 
+// Analyze returns the readiness checks of cluster (`drover analyze --json`).
+func (c *Client) Analyze(ctx context.Context, cluster string) (orchestrator.Analysis, error) {
+	var out orchestrator.Analysis
+	err := c.call(ctx, http.MethodGet, server.APIPrefix+"/clusters/"+url.PathEscape(cluster)+"/analyze", nil, nil, &out)
+	return out, err
+}
+
+// Plan returns the plan of a run of cluster started now (`drover plan --json`).
+func (c *Client) Plan(ctx context.Context, cluster string) (*orchestrator.RunPlan, error) {
+	var out orchestrator.RunPlan
+	if err := c.call(ctx, http.MethodGet, server.APIPrefix+"/clusters/"+url.PathEscape(cluster)+"/plan", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Clusters lists the daemon's clusters.
 func (c *Client) Clusters(ctx context.Context) ([]server.ClusterInfo, error) {
 	var out []server.ClusterInfo

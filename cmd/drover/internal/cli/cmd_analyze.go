@@ -47,6 +47,7 @@ check prints pass, warn or fail, what it found and, when it is not a pass, what 
   health_gate         the health gate's check passes now (when one is configured)
 
 With --json: {"cluster","ready","checks":[{"name","status","message","remedy"}]}.
+With --server URL the daemon runs the checks, with the policy of its config.
 
 Exit status: 0 ready (no check failed), 1 a check failed, 2 a usage or config error.`,
 		Args: noArgs,
@@ -63,6 +64,9 @@ Exit status: 0 ready (no check failed), 1 a check failed, 2 a usage or config er
 }
 
 func analyzeRun(ctx context.Context, opts *AnalyzeOptions) error {
+	if opts.f.remote() {
+		return remoteAnalyze(ctx, opts)
+	}
 	// Config errors are usage errors; what cannot be reached is a finding.
 	s, err := opts.f.openSession(ctx, sessionOptions{store: noStore, command: "analyze"})
 	if err != nil {

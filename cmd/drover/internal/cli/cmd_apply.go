@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/droverhq/drover/cmd/drover/internal/server"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/runs/report"
@@ -205,11 +206,12 @@ func dryRun(ctx context.Context, s *session, opts *ApplyOptions) error {
 		}
 	}
 	if opts.JSON {
-		out := map[string]any{"cluster": s.cfg.Cluster.Name, "dry_run": true, "order": prep.Order, "nodes": prep.Records, "plan": prep.Plan}
+		id := ""
 		if unfinished != nil {
-			out["unfinished_run"] = unfinished.ID
+			id = unfinished.ID
 		}
-		return printJSON(opts.f.IO.Out, out)
+		// The daemon's preview is the same object: apply --dry-run --server prints it.
+		return printJSON(opts.f.IO.Out, server.NewPreview(s.cfg.Cluster.Name, prep, id))
 	}
 	if unfinished != nil {
 		fmt.Fprintf(opts.f.IO.Out, "Run %s is unfinished: apply would offer to resume it instead of starting this one.\n", unfinished.ID)

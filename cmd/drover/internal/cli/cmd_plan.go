@@ -42,6 +42,7 @@ With --json: the plan {"order","skipped","nodes":[{"node","status","blocked",
 "migrations":[{"vm","from","to","memory_mib","duration","converges"}],"reserve",
 "drain","install","reboot","start","end",...}],"blocked","migrations","eta",
 "warnings","at","measured_timings"}; durations are in nanoseconds.
+With --server URL the daemon plans, with the policy of its config.
 
 Exit status: 0 every node can be maintained, 1 a node is blocked (or the cluster
 cannot be read), 2 a usage or config error.`,
@@ -59,6 +60,9 @@ cannot be read), 2 a usage or config error.`,
 }
 
 func planRun(ctx context.Context, opts *PlanOptions) error {
+	if opts.f.remote() {
+		return remotePlan(ctx, opts)
+	}
 	s, err := opts.f.openSession(ctx, sessionOptions{store: readStore, driver: true, command: "plan"})
 	if err != nil {
 		return err

@@ -268,8 +268,14 @@ func runsStopRun(ctx context.Context, opts *RunsOptions) error {
 	if err != nil {
 		return usageErr(err)
 	}
+	holder, herr := runs.HolderOf(path)
+	live := herr == nil && runs.CheckAlive(holder) == runs.Alive
+	if live && holder.Command == runs.DaemonCommand {
+		// The daemon holds the file as long as it runs and ignores SIGUSR1.
+		return usageErr(fmt.Errorf("the state file %s is held by the daemon, %s: stop the run through its API: drover runs stop %s --server URL", path, holder, opts.ID))
+	}
 	// A live run holds the state file: signal its process and wait for the file.
-	if holder, herr := runs.HolderOf(path); herr == nil && runs.CheckAlive(holder) == runs.Alive && holder.PID != os.Getpid() {
+	if live && holder.PID != os.Getpid() {
 		fmt.Fprintf(opts.f.IO.ErrOut, "asking %s to stop the run\n", holder)
 		if err := syscall.Kill(holder.PID, syscall.SIGUSR1); err != nil {
 			return failedErr(fmt.Errorf("signal %s: %w", holder, err))

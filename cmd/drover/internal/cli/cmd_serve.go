@@ -81,7 +81,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	owner := runs.Self("serve", time.Now())
+	owner := runs.Self(runs.DaemonCommand, time.Now())
 	store, err := runs.Open(path, runs.Options{Owner: owner})
 	if err != nil {
 		return failedErr(fmt.Errorf("%w (config key state)", err))

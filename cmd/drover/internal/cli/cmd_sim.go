@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/spf13/cobra"
 
@@ -71,6 +72,9 @@ func simServeRun(ctx context.Context, opts *SimServeOptions) error {
 	if opts.TimeScale <= 0 {
 		return usageErr(fmt.Errorf("--time-scale: must be > 0, got %g (e.g. 1 or 60)", opts.TimeScale))
 	}
+	if err := loopbackListen(opts.Listen); err != nil {
+		return usageErr(err)
+	}
 	c, err := sim.LoadCluster(opts.Cluster)
 	if err != nil {
 		return usageErr(fmt.Errorf("--cluster: %w", err))
@@ -87,6 +91,19 @@ func simServeRun(ctx context.Context, opts *SimServeOptions) error {
 	})
 	if err != nil && ctx.Err() == nil {
 		return failedErr(err)
+	}
+	return nil
+}
+
+// loopbackListen checks --listen before anything starts: the simulator has no
+// authentication, so it listens on this machine only.
+func loopbackListen(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen: %q is not host:port (write e.g. 127.0.0.1:8090, or 127.0.0.1:0 for any free port)", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--listen: %s is not a loopback address (the simulator has no authentication: use 127.0.0.1:PORT)", addr)
 	}
 	return nil
 }

@@ -19,9 +19,10 @@ import (
 	"github.com/droverhq/drover/runs"
 )
 
-// This file is the CLI over a daemon's API (--server URL): apply, runs list, show,
-// stop, resume, approve and report send their request to `drover serve` and print
-// what the local commands print.
+// This file is the CLI over a daemon's API (--server URL): apply, analyze, plan,
+// runs list, show, stop, resume, approve and report send their request to `drover
+// serve` and print what the local commands print. Other commands refuse --server
+// (root.go).
 
 // remote reports whether --server was given.
 func (f *Factory) remote() bool { return f.Server != "" }
@@ -113,6 +114,100 @@ func remoteErr(err error) error {
 	return failedErr(err)
 }
 
+// daemonCluster is the cluster to ask the daemon about: --cluster-name (or
+// DROVER_CLUSTER_NAME), else the daemon's only cluster.
+func (f *Factory) daemonCluster(ctx context.Context, c *apiclient.Client) (string, error) {
+	if name := f.remoteCluster(); name != "" {
+		return name, nil
+	}
+	cl, err := c.Clusters(ctx)
+	if err != nil {
+		return "", remoteErr(err)
+	}
+	if len(cl) != 1 {
+		return "", usageErr(fmt.Errorf("the daemon runs %d clusters: name one with --cluster-name", len(cl)))
+	}
+	return cl[0].Name, nil
+}
+
+// noPolicyFlags refuses the policy flags of a command whose API route takes none:
+// the daemon answers with its own policy.
+func (f *Factory) noPolicyFlags(command string) error {
+	for _, b := range f.Bindings {
+		if key, ok := strings.CutPrefix(b.Key, "policy."); ok && b.Flag != nil && b.Flag.Changed {
+			return usageErr(fmt.Errorf("--%s cannot be used with --server: the daemon's %s uses the policy of its config (policy.%s); drop the flag, or run %s locally with --config", b.Flag.Name, command, key, command))
+		}
+	}
+	return nil
+}
+
+// remoteRead prepares a read-only command through the daemon: it refuses policy
+// flags (the daemon applies its own policy) and resolves the cluster.
+func (f *Factory) remoteRead(ctx context.Context, command string) (*apiclient.Client, string, error) {
+	if err := f.noPolicyFlags(command); err != nil {
+		return nil, "", err
+	}
+	c, err := f.apiClient()
+	if err != nil {
+		return nil, "", err
+	}
+	cluster, err := f.daemonCluster(ctx, c)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, cluster, nil
+}
+
+// remoteAnalyze prints the daemon's readiness checks of the cluster, as analyze does.
+func remoteAnalyze(ctx context.Context, opts *AnalyzeOptions) error {
+	f := opts.f
+	c, cluster, err := f.remoteRead(ctx, "analyze")
+	if err != nil {
+		return err
+	}
+	a, err := c.Analyze(ctx, cluster)
+	if err != nil {
+		return remoteErr(err)
+	}
+	if opts.JSON {
+		err = printJSON(f.IO.Out, a)
+	} else {
+		err = printAnalysis(f.IO.Out, a)
+	}
+	if err != nil {
+		return err
+	}
+	if !a.Ready {
+		return failedErr(fmt.Errorf("cluster %s is not ready: %d check(s) failed", a.Cluster, a.Count(orchestrator.CheckFail)))
+	}
+	return nil
+}
+
+// remotePlan prints the daemon's plan of a run started now, as plan does.
+func remotePlan(ctx context.Context, opts *PlanOptions) error {
+	f := opts.f
+	c, cluster, err := f.remoteRead(ctx, "plan")
+	if err != nil {
+		return err
+	}
+	p, err := c.Plan(ctx, cluster)
+	if err != nil {
+		return remoteErr(err)
+	}
+	if opts.JSON {
+		err = printJSON(f.IO.Out, p)
+	} else {
+		err = printPlan(f.IO.Out, cluster, p)
+	}
+	if err != nil {
+		return err
+	}
+	if p.Blocked > 0 {
+		return failedErr(fmt.Errorf("%d node(s) cannot be maintained; see the plan", p.Blocked))
+	}
+	return nil
+}
+
 func remoteApply(ctx context.Context, opts *ApplyOptions) error {
 	f := opts.f
 	c, err := f.apiClient()
@@ -125,15 +220,8 @@ func remoteApply(ctx context.Context, opts *ApplyOptions) error {
 	}
 	cluster := f.remoteCluster()
 	if opts.DryRun || !opts.Yes {
-		if cluster == "" {
-			cl, err := c.Clusters(ctx)
-			if err != nil {
-				return remoteErr(err)
-			}
-			if len(cl) != 1 {
-				return usageErr(fmt.Errorf("the daemon runs %d clusters: name one with --cluster-name", len(cl)))
-			}
-			cluster = cl[0].Name
+		if cluster, err = f.daemonCluster(ctx, c); err != nil {
+			return err
 		}
 		pv, err := c.Preview(ctx, cluster)
 		if err != nil {
@@ -149,7 +237,11 @@ func remoteApply(ctx context.Context, opts *ApplyOptions) error {
 			}
 			fmt.Fprintln(f.IO.Out, "Dry run: nothing will be changed. A new run would do (with the daemon's policy):")
 			printPrepared(f.IO.Out, prep)
-			return nil
+			if pv.Plan == nil {
+				return nil
+			}
+			fmt.Fprintln(f.IO.Out)
+			return printPlan(f.IO.Out, cluster, pv.Plan)
 		}
 		printPrepared(f.IO.ErrOut, prep)
 		if !f.IO.IsTerminal {
@@ -235,7 +327,10 @@ func followRemote(ctx context.Context, f *Factory, c *apiclient.Client, id strin
 		printReport(io.Out, rep)
 	}
 	if parked || rep.State == string(runs.StateWaitingApproval) {
-		return failedErr(fmt.Errorf("run %s waits for approval: check its first node, then: drover runs approve %s --server %s", id, id, f.Server))
+		// As a local run: waiting after the canary node is where a canary run is meant
+		// to stop, not a failure (exit 0, the report says waiting_approval).
+		fmt.Fprintf(io.ErrOut, "run %s waits after its canary node: check it, then continue with `drover runs approve %s --server %s`\n", id, id, f.Server)
+		return nil
 	}
 	if rep.State != string(runs.StateSucceeded) {
 		msg := fmt.Sprintf("run %s %s", id, rep.State)

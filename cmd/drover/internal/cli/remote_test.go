@@ -30,6 +30,12 @@ const (
 // testDaemon serves the daemon's API for a simulated cluster on a loopback socket.
 func testDaemon(t *testing.T, cluster string) string {
 	t.Helper()
+	return testDaemonWith(t, cluster, nil)
+}
+
+// testDaemonWith is testDaemon with the cluster's policy changed by setPolicy.
+func testDaemonWith(t *testing.T, cluster string, setPolicy func(*orchestrator.Policy)) string {
+	t.Helper()
 	c, err := sim.ParseCluster([]byte(cluster))
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +61,9 @@ func testDaemon(t *testing.T, cluster string) string {
 	}
 	p := orchestrator.DefaultPolicy()
 	p.PollInterval = orchestrator.Duration(100 * time.Millisecond)
+	if setPolicy != nil {
+		setPolicy(&p)
+	}
 	srv, err := server.New(server.Config{
 		Store: st, Owner: runs.Self("test", time.Now()), Tokens: tokens, Logger: slog.New(slog.DiscardHandler),
 		Clusters: []server.ClusterConfig{{Name: "t", DriverName: "sim", Driver: drv, Updater: drv, Policy: p, Schedule: &schedule.Schedule{}}},

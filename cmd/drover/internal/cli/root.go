@@ -173,7 +173,7 @@ Exit status: 0 success, 1 a run or check failed, 2 a usage or config error.`,
 	bind(pf, "time-scale", "cluster.sim.time_scale")
 	pf.String("log-level", "", "debug, info, warn or error (log.level)")
 	bind(pf, "log-level", "log.level")
-	pf.StringVar(&f.Server, "server", "", "URL of a `drover serve` daemon: apply and runs work through its API")
+	pf.StringVar(&f.Server, "server", "", "URL of a `drover serve` daemon: apply, analyze, plan and runs work through its API")
 	pf.StringVar(&f.Token, "token", "", "API token for --server (prefer env DROVER_TOKEN: flags show in ps)")
 
 	root.AddCommand(
@@ -188,7 +188,47 @@ Exit status: 0 success, 1 a run or check failed, 2 a usage or config error.`,
 		NewCmdSim(f),
 		NewCmdVersion(f),
 	)
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "apply", "analyze", "plan", "runs":
+			markRemote(c)
+		}
+	}
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if f.remote() && !remoteCapable(cmd) {
+			return usageErr(fmt.Errorf("%s does not work through a daemon: --server is for apply, analyze, plan and runs; drop --server to run it locally (with --config)", cmd.CommandPath()))
+		}
+		return nil
+	}
 	return root
+}
+
+// remoteAnnotation marks the commands that work through a daemon's API (--server).
+const remoteAnnotation = "drover/remote"
+
+func markRemote(c *cobra.Command) {
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[remoteAnnotation] = "yes"
+	for _, sub := range c.Commands() {
+		markRemote(sub)
+	}
+}
+
+// remoteCapable tells whether cmd takes --server: a command marked remote, or one
+// that reads neither the config nor the cluster (help, version, completion).
+func remoteCapable(cmd *cobra.Command) bool {
+	for c := cmd; c != nil; c = c.Parent() {
+		if c.Annotations[remoteAnnotation] != "" {
+			return true
+		}
+		switch c.Name() {
+		case "help", "version", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+			return true
+		}
+	}
+	return false
 }
 
 // bindPolicyFlags adds the flags that override policy keys for one run.

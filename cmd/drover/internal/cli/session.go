@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,6 +44,13 @@ type session struct {
 	observers *orchestrator.Observers
 	owner     runs.Owner
 	io        IOStreams
+	// A session that may write opens the state file read-only at first (store is
+	// nil when the file does not exist yet): writable reopens it for writing once
+	// the command has checked all its input, so that bad input writes nothing,
+	// not even a new empty state file.
+	statePath string
+	canWrite  bool
+	writing   bool
 }
 
 // openSession validates everything a command needs before it touches anything, so
@@ -69,12 +77,13 @@ func (f *Factory) openSession(ctx context.Context, opts sessionOptions) (*sessio
 		}
 	}
 	if opts.store != noStore {
-		path, err := statePath(cfg, opts.store == writeStore)
+		path, err := statePath(cfg, false)
 		if err != nil {
 			return nil, usageErr(err)
 		}
 		s.owner = runs.Self(opts.command, time.Now())
-		st, err := runs.Open(path, runs.Options{ReadOnly: opts.store == readStore, Owner: s.owner})
+		s.statePath, s.canWrite = path, opts.store == writeStore
+		st, err := runs.Open(path, runs.Options{ReadOnly: true, Owner: s.owner})
 		if err != nil {
 			if errors.Is(err, runs.ErrNoState) {
 				// Nothing has run yet: read commands show an empty history.
@@ -90,6 +99,11 @@ func (f *Factory) openSession(ctx context.Context, opts sessionOptions) (*sessio
 		d, err := dc.Open(ctx, env)
 		if err != nil {
 			s.Close()
+			if errors.Is(err, fs.ErrNotExist) {
+				// A file the section names is missing: a config error, not a
+				// platform that failed to answer.
+				return nil, usageErr(fmt.Errorf("cluster.%s: %w (fix the path in the cluster.%[1]s section; relative paths resolve against the config file's folder)", cfg.Cluster.Driver, err))
+			}
 			return nil, failedErr(fmt.Errorf("open driver %s: %w", cfg.Cluster.Driver, err))
 		}
 		s.driver = d
@@ -125,7 +139,37 @@ func statePath(cfg *config.Config, create bool) (string, error) {
 
 // engine builds the run engine; forceRecovery takes over run locks whose owner
 // runs on another host (its liveness cannot be checked from here).
+// writable reopens the state file for writing, creating it (and the default state
+// folder) when needed. Commands call it, through engine, once their input is checked.
+func (s *session) writable() error {
+	if s.writing {
+		return nil
+	}
+	if !s.canWrite {
+		return errors.New("this command opened the state file read-only")
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			return failedErr(fmt.Errorf("close state file: %w", err))
+		}
+		s.store = nil
+	}
+	if _, err := statePath(s.cfg, true); err != nil {
+		return usageErr(err)
+	}
+	st, err := runs.Open(s.statePath, runs.Options{Owner: s.owner})
+	if err != nil {
+		return usageErr(fmt.Errorf("%w (config key state)", err))
+	}
+	s.store, s.writing = st, true
+	return nil
+}
+
+// engine opens the state file for writing and returns the run engine.
 func (s *session) engine(forceRecovery bool) (*orchestrator.Engine, error) {
+	if err := s.writable(); err != nil {
+		return nil, err
+	}
 	return orchestrator.New(orchestrator.Config{
 		Cluster:       s.cfg.Cluster.Name,
 		Driver:        s.driver,

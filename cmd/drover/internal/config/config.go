@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -52,6 +54,8 @@ type Config struct {
 	File string `mapstructure:"-"`
 	// rawPolicy is the policy section as read, the base of clusters' overrides.
 	rawPolicy map[string]any
+	// flagKeys are the keys set by flags or --set, which beat the environment.
+	flagKeys map[string]bool
 }
 
 // Cluster selects the driver and the update plug-in.
@@ -115,6 +119,7 @@ func defaults() map[string]any {
 		"server.tls.key":                 "",
 		"schedule.cron":                  "",
 		"schedule.days":                  []string{},
+		"schedule.weeks":                 []int{},
 		"schedule.at":                    "",
 		"schedule.tz":                    "",
 		"schedule.start_date":            "",
@@ -171,6 +176,7 @@ func Load(opts LoadOptions) (*Config, error) {
 	for k, val := range opts.Extra {
 		v.SetDefault(k, val)
 	}
+	bindDriverEnv(v)
 	// Policy keys missing from defaults() keep the engine's default, not Go's zero value.
 	cfg := &Config{Policy: orchestrator.DefaultPolicy()}
 	if opts.File != "" {
@@ -218,11 +224,24 @@ func Load(opts LoadOptions) (*Config, error) {
 		if !ok || key == "" {
 			return nil, &drivers.FieldError{Field: "--set", Problem: fmt.Sprintf("%q is not key=value", s), Fix: "write e.g. --set policy.failback=immediate"}
 		}
+		if slices.Contains(strings.Split(key, "."), "") {
+			return nil, &drivers.FieldError{Field: "--set", Problem: fmt.Sprintf("%q is not a config key (a dotted path such as policy.failback)", key), Fix: "write e.g. --set policy.failback=immediate"}
+		}
 		v.Set(key, val)
+	}
+	cfg.flagKeys = map[string]bool{}
+	for _, b := range opts.Flags {
+		if b.Flag != nil && b.Flag.Changed {
+			cfg.flagKeys[b.Key] = true
+		}
+	}
+	for _, s := range opts.Sets {
+		key, _, _ := strings.Cut(s, "=")
+		cfg.flagKeys[key] = true
 	}
 	all := v.AllSettings()
 	if err := drivers.Decode(all, cfg); err != nil {
-		return nil, err
+		return nil, explain(err, cfg.fromFlag)
 	}
 	cfg.rawPolicy, _ = all["policy"].(map[string]any)
 	if err := cfg.selectCluster(v.InConfig("cluster")); err != nil {
@@ -233,10 +252,13 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 	cfg.resolvePaths(v, opts)
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, explain(err, cfg.fromFlag)
 	}
 	return cfg, nil
 }
+
+// fromFlag tells whether key was set by a flag or --set (which beat the environment).
+func (c *Config) fromFlag(key string) bool { return c.flagKeys[key] }
 
 // readYAML reads a config file and drops null values: an empty section ("policy:"
 // with nothing under it) would otherwise hide the environment variables and flags of
@@ -254,7 +276,31 @@ func readYAML(path string) (map[string]any, error) {
 	if m == nil {
 		m = map[string]any{}
 	}
+	plainDates(m)
 	return m, nil
+}
+
+// plainDates turns the timestamps YAML reads from unquoted dates (start_date:
+// 2026-01-04) back into the text written: every date key is a string, and the
+// decoder cannot convert a time.Time to one. A date alone becomes "2006-01-02"; a
+// timestamp with a time keeps it (RFC 3339), so errors quote what the user wrote.
+func plainDates(v any) any {
+	switch x := v.(type) {
+	case time.Time:
+		if x.Location() == time.UTC && x.Equal(x.Truncate(24*time.Hour)) {
+			return x.Format(time.DateOnly)
+		}
+		return x.Format(time.RFC3339Nano)
+	case map[string]any:
+		for k, e := range x {
+			x[k] = plainDates(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = plainDates(e)
+		}
+	}
+	return v
 }
 
 func dropNulls(m map[string]any) {
@@ -336,6 +382,15 @@ func (c *Config) resolvePaths(v *viper.Viper, opts LoadOptions) {
 			}
 		}
 	}
+	// The API's certificate and key: Serve resolves relative paths against the file's
+	// folder, so those from flags or the environment are made absolute here.
+	for key, p := range map[string]*string{"server.tls.cert": &c.Server.TLS.Cert, "server.tls.key": &c.Server.TLS.Key} {
+		if *p != "" && !filepath.IsAbs(*p) && !fromFile(key) {
+			if abs, err := filepath.Abs(*p); err == nil {
+				*p = abs
+			}
+		}
+	}
 	// Hook and health check programs given by a relative path in the file live next
 	// to it (a bare name is looked up in PATH).
 	for key, argv := range map[string][]string{"policy.pre_hook.command": c.Policy.PreHook.Command,
@@ -404,10 +459,10 @@ func (c *Config) DriverConfig() (drivers.Config, error) {
 	dc := info.NewConfig()
 	raw, _ := c.Cluster.Sections[c.Cluster.Driver].(map[string]any)
 	if err := drivers.Decode(raw, dc); err != nil {
-		return nil, drivers.PrefixFields("cluster."+c.Cluster.Driver, err)
+		return nil, explain(drivers.PrefixFields("cluster."+c.Cluster.Driver, err), c.fromFlag)
 	}
 	if err := dc.Validate(); err != nil {
-		return nil, drivers.PrefixFields("cluster."+c.Cluster.Driver, err)
+		return nil, explain(drivers.PrefixFields("cluster."+c.Cluster.Driver, err), c.fromFlag)
 	}
 	return dc, nil
 }
@@ -433,10 +488,10 @@ func (c *Config) UpdaterConfig() (string, drivers.UpdaterConfig, error) {
 	uc := info.NewConfig()
 	raw, _ := c.Cluster.Updater[kind].(map[string]any)
 	if err := drivers.Decode(raw, uc); err != nil {
-		return "", nil, drivers.PrefixFields("cluster.updater."+kind, err)
+		return "", nil, explain(drivers.PrefixFields("cluster.updater."+kind, err), c.fromFlag)
 	}
 	if err := uc.Validate(); err != nil {
-		return "", nil, drivers.PrefixFields("cluster.updater."+kind, err)
+		return "", nil, explain(drivers.PrefixFields("cluster.updater."+kind, err), c.fromFlag)
 	}
 	return kind, uc, nil
 }

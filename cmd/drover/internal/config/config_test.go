@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/orchestrator"
 	_ "github.com/droverhq/drover/drivers/sim"
+	"github.com/droverhq/drover/orchestrator"
 )
 
 func writeFile(t *testing.T, dir, name, body string) string {

@@ -283,13 +283,12 @@ func (s *Server) handlePreview(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, err)
 		return
 	}
-	out := Preview{Cluster: c.cfg.Name, DryRun: true, Order: prep.Order, Nodes: prep.Records, Predictions: map[string]NodeSlot{}}
-	if out.Nodes == nil {
-		out.Nodes = []runs.NodeRecord{}
-	}
+	unfinished := ""
 	if r, ok, err := c.eng.Unfinished(); err == nil && ok {
-		out.UnfinishedRun = r.ID
+		unfinished = r.ID
 	}
+	out := NewPreview(c.cfg.Name, prep, unfinished)
+	out.Predictions = map[string]NodeSlot{}
 	plan, err := json.Marshal(prep.Plan)
 	if err != nil {
 		writeFailure(w, err)

@@ -154,17 +154,33 @@ type PauseState struct {
 	NextRun time.Time `json:"next_run,omitzero"`
 }
 
-// Preview is GET /api/v1/clusters/{cluster}/preview: what a new run would do now
-// (the same object as `drover apply --dry-run --json`).
+// Preview is GET /api/v1/clusters/{cluster}/preview: what a new run would do now.
+// It is the same object as `drover apply --dry-run --json` (both are built by
+// NewPreview); the daemon adds Predictions, from its maintenance windows.
 type Preview struct {
-	Cluster       string            `json:"cluster"`
-	DryRun        bool              `json:"dry_run"`
-	Order         []string          `json:"order"`
-	Nodes         []runs.NodeRecord `json:"nodes"`
-	UnfinishedRun string            `json:"unfinished_run,omitempty"`
+	Cluster string            `json:"cluster"`
+	DryRun  bool              `json:"dry_run"`
+	Order   []string          `json:"order"`
+	Nodes   []runs.NodeRecord `json:"nodes"`
+	// Plan is the whole run as predicted (`drover plan --json`).
+	Plan          *orchestrator.RunPlan `json:"plan"`
+	UnfinishedRun string                `json:"unfinished_run,omitempty"`
 	// Predictions: per node, the predicted time and where it comes from, and the
 	// slot of the maintenance windows in which it would start now.
 	Predictions map[string]NodeSlot `json:"predictions,omitempty"`
+}
+
+// NewPreview is the preview of a prepared run of cluster; unfinished is the ID of
+// the cluster's unfinished run, "" when none.
+func NewPreview(cluster string, prep orchestrator.Prepared, unfinished string) Preview {
+	out := Preview{Cluster: cluster, DryRun: true, Order: prep.Order, Nodes: prep.Records, Plan: prep.Plan, UnfinishedRun: unfinished}
+	if out.Order == nil {
+		out.Order = []string{}
+	}
+	if out.Nodes == nil {
+		out.Nodes = []runs.NodeRecord{}
+	}
+	return out
 }
 
 // NodeSlot is a node's predicted time and window slot.
