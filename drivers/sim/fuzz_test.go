@@ -10,6 +10,8 @@ import (
 
 // FuzzServer_Bodies sends arbitrary bodies to the routes that take one: the
 // server must answer 2xx, 400, 404 or 409 with a JSON body, never 5xx or panic.
+// Each input gets a fresh server: a valid body for /v1/admin/faults may inject
+// API faults on purpose, and those 503s must not be blamed on the next input.
 func FuzzServer_Bodies(f *testing.F) {
 	routes := []string{"/v1/migrations", "/v1/admin/faults", "/v1/nodes/n1/pause", "/v1/migrations/m-000001/cancel"}
 	for i, b := range []string{
@@ -20,12 +22,13 @@ func FuzzServer_Bodies(f *testing.F) {
 	} {
 		f.Add(uint8(i), []byte(b))
 	}
-	srv, err := NewServer(mustParse(f, testCluster), ServerOptions{TimeScale: 1})
-	if err != nil {
-		f.Fatal(err)
-	}
-	h := srv.Handler()
+	cluster := mustParse(f, testCluster)
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
+		srv, err := NewServer(cluster, ServerOptions{TimeScale: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := srv.Handler()
 		path := routes[int(route)%len(routes)]
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 		rec := httptest.NewRecorder()
