@@ -69,7 +69,7 @@ func TestCLI_BadInput(t *testing.T) {
 		{name: "config-file-missing", args: []string{"--config", "nope.yaml", "inventory"}, wantCode: 2,
 			want: "drover: --config: file nope.yaml does not exist (give the path of a YAML config file, e.g. testdata/demo.yaml)"},
 		{name: "config-file-from-env-missing", env: []string{"DROVER_CONFIG=nope.yaml"}, args: []string{"inventory"}, wantCode: 2,
-			want: "drover: --config: file nope.yaml does not exist (give the path of a YAML config file, e.g. testdata/demo.yaml)"},
+			want: "drover: DROVER_CONFIG: file nope.yaml does not exist (give the path of a YAML config file, e.g. testdata/demo.yaml)"},
 		{name: "config-is-a-folder", args: []string{"--config", ".", "inventory"}, wantCode: 2,
 			want: "drover: --config: . is a folder (give the path of a YAML file)"},
 		{name: "config-malformed-yaml", config: "cluster: [\n", args: args("inventory"), wantCode: 2,
@@ -198,7 +198,7 @@ func TestCLI_BadInput(t *testing.T) {
 		{name: "resume-unknown-run", config: remote, state: "empty", args: args("runs", "resume", "20260101-000000-abcdef"), wantCode: 1,
 			want: "drover: run 20260101-000000-abcdef of cluster t: not found; see `drover runs list`"},
 		{name: "resume-without-state-file", config: remote, args: args("runs", "resume", "20260101"), wantCode: 1,
-			want: "drover: run 20260101: not found (no state file yet)"},
+			want: "drover: run 20260101: not found: no state file yet (check --state or the config key state; `drover apply` starts a run)"},
 	}
 	if len(tests) < 30 {
 		t.Fatalf("only %d bad inputs", len(tests))

@@ -120,7 +120,8 @@ var (
 
 func newDriver(base string, transport http.RoundTripper, opts ClientOptions) *Driver {
 	opts = opts.withDefaults()
-	logger := opts.Logger.With("driver", "sim")
+	// The caller's logger already names the driver (drivers.Env.Logger).
+	logger := opts.Logger
 	rc := &retryablehttp.Client{
 		HTTPClient:   &http.Client{Transport: transport, Timeout: opts.Timeout},
 		Logger:       leveled{logger},

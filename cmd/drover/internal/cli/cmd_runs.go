@@ -133,7 +133,7 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 // findRun resolves an ID, a unique prefix of one, or "last".
 func findRun(st *runs.Store, cluster, id string) (runs.Run, error) {
 	if st == nil {
-		return runs.Run{}, fmt.Errorf("run %s: %w (no state file yet)", id, runs.ErrNotFound)
+		return runs.Run{}, fmt.Errorf("run %s: %w: no state file yet (check --state or the config key state; `drover apply` starts a run)", id, runs.ErrNotFound)
 	}
 	rs, err := st.Runs(cluster)
 	if err != nil {

@@ -85,6 +85,8 @@ type Factory struct {
 	Version string
 	// ConfigFile, Sets and flag bindings are filled by the root command's flags.
 	ConfigFile string
+	// configFlag tells whether --config or the environment gave ConfigFile.
+	configFlag *pflag.Flag
 	Sets       []string
 	Bindings   []config.Binding
 	// Extra config defaults declared by commands (the daemon's keys).
@@ -97,7 +99,11 @@ type Factory struct {
 
 // Config loads and validates the configuration.
 func (f *Factory) Config() (*config.Config, error) {
-	cfg, err := config.Load(config.LoadOptions{File: f.ConfigFile, Flags: f.Bindings, Sets: f.Sets, Extra: f.Extra})
+	source := "--config"
+	if f.configFlag != nil && !f.configFlag.Changed {
+		source = "DROVER_CONFIG"
+	}
+	cfg, err := config.Load(config.LoadOptions{File: f.ConfigFile, FileSource: source, Flags: f.Bindings, Sets: f.Sets, Extra: f.Extra})
 	if err != nil {
 		return nil, usageErr(err)
 	}
@@ -155,6 +161,7 @@ Exit status: 0 success, 1 a run or check failed, 2 a usage or config error.`,
 	})
 	pf := root.PersistentFlags()
 	pf.StringVarP(&f.ConfigFile, "config", "c", os.Getenv("DROVER_CONFIG"), "YAML config file (env DROVER_CONFIG)")
+	f.configFlag = pf.Lookup("config")
 	pf.StringArrayVar(&f.Sets, "set", nil, "set any config key, e.g. --set policy.failback=immediate (repeatable)")
 	bind := func(fs *pflag.FlagSet, name, key string) {
 		f.Bindings = append(f.Bindings, config.Binding{Key: key, Flag: fs.Lookup(name)})

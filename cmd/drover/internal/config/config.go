@@ -155,6 +155,9 @@ type ExtraDefaults map[string]any
 type LoadOptions struct {
 	// File is the config file ("" = none).
 	File string
+	// FileSource names where File came from in errors ("--config" when empty,
+	// "DROVER_CONFIG" when the environment gave it).
+	FileSource string
 	// Flags bind command-line flags to keys; a flag set on the command line wins.
 	Flags []Binding
 	// Sets are "key=value" overrides from --set, applied like flags.
@@ -180,6 +183,10 @@ func Load(opts LoadOptions) (*Config, error) {
 	// Policy keys missing from defaults() keep the engine's default, not Go's zero value.
 	cfg := &Config{Policy: orchestrator.DefaultPolicy()}
 	if opts.File != "" {
+		src := opts.FileSource
+		if src == "" {
+			src = "--config"
+		}
 		abs, err := filepath.Abs(opts.File)
 		if err != nil {
 			return nil, fmt.Errorf("config file %s: %w", opts.File, err)
@@ -187,19 +194,19 @@ func Load(opts LoadOptions) (*Config, error) {
 		st, err := os.Stat(abs)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			return nil, &drivers.FieldError{Field: "--config", Problem: fmt.Sprintf("file %s does not exist", opts.File), Fix: "give the path of a YAML config file, e.g. testdata/demo.yaml"}
+			return nil, &drivers.FieldError{Field: src, Problem: fmt.Sprintf("file %s does not exist", opts.File), Fix: "give the path of a YAML config file, e.g. testdata/demo.yaml"}
 		case err != nil:
-			return nil, &drivers.FieldError{Field: "--config", Problem: err.Error(), Fix: "make the file readable"}
+			return nil, &drivers.FieldError{Field: src, Problem: err.Error(), Fix: "make the file readable"}
 		case st.IsDir():
-			return nil, &drivers.FieldError{Field: "--config", Problem: opts.File + " is a folder", Fix: "give the path of a YAML file"}
+			return nil, &drivers.FieldError{Field: src, Problem: opts.File + " is a folder", Fix: "give the path of a YAML file"}
 		}
 		raw, err := readYAML(abs)
 		if err != nil {
-			return nil, &drivers.FieldError{Field: "--config", Problem: fmt.Sprintf("cannot parse %s: %v", opts.File, err), Fix: "fix the YAML syntax"}
+			return nil, &drivers.FieldError{Field: src, Problem: fmt.Sprintf("cannot parse %s: %v", opts.File, err), Fix: "fix the YAML syntax"}
 		}
 		v.SetConfigType("yaml")
 		if err := v.MergeConfigMap(raw); err != nil {
-			return nil, &drivers.FieldError{Field: "--config", Problem: fmt.Sprintf("cannot read %s: %v", opts.File, err), Fix: "fix the YAML syntax"}
+			return nil, &drivers.FieldError{Field: src, Problem: fmt.Sprintf("cannot read %s: %v", opts.File, err), Fix: "fix the YAML syntax"}
 		}
 		cfg.File, cfg.BaseDir = abs, filepath.Dir(abs)
 	} else {
