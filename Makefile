@@ -8,7 +8,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 # Fuzz smoke: each target briefly; FUZZTIME=5m for a longer hunt.
 FUZZTIME    ?= 10s
 
-.PHONY: all build test demo lint bench fuzz chaos e2e-libvirt clean
+.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt clean
 
 all: build
 
@@ -18,6 +18,10 @@ build:
 ## test: unit, engine, fault and crash tests (no root, no network beyond loopback)
 test:
 	$(GO) test -count=1 -timeout 30m ./...
+
+## race: the same tests under the race detector (needs gcc for cgo; about 3 min)
+race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
 
 ## demo: patch the embedded 4-node simulated cluster, node by node
 demo: build
