@@ -99,7 +99,7 @@ type Factory struct {
 
 // Config loads and validates the configuration.
 func (f *Factory) Config() (*config.Config, error) {
-	source := "--config"
+	var source string // "" is --config
 	if f.configFlag != nil && !f.configFlag.Changed {
 		source = "DROVER_CONFIG"
 	}
