@@ -13,7 +13,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/droverhq/drover/policies"
+	"github.com/droverhq/drover/cluster"
 )
 
 // Sentinel errors drivers return (wrapped) so the orchestrator can tell cases apart.
@@ -27,6 +27,9 @@ var (
 	ErrNotConverged = errors.New("migration did not converge")
 	// ErrMigrationFailed: a live migration failed on the platform; the VM stays on its source.
 	ErrMigrationFailed = errors.New("migration failed")
+	// ErrPausedByOther: the node is paused under another owner's mark (another run,
+	// another Drover); nothing was changed.
+	ErrPausedByOther = errors.New("node paused by another owner")
 	// ErrUnavailable: the platform could not be reached or answered with a server error
 	// after the driver's own retries.
 	ErrUnavailable = errors.New("platform unavailable")
@@ -38,10 +41,16 @@ var (
 // migrations at once and polls readiness meanwhile.
 type Driver interface {
 	// Inventory returns a fresh snapshot of nodes and VMs.
-	Inventory(ctx context.Context) (policies.Inventory, error)
-	// PauseNode stops new placements on node. Pausing a paused node succeeds.
-	PauseNode(ctx context.Context, node string) error
-	// ResumeNode allows placements on node again. Resuming an unpaused node succeeds.
+	Inventory(ctx context.Context) (cluster.Inventory, error)
+	// PauseNode stops new placements on node and, where the platform can hold a mark
+	// (Capabilities.PauseOwner), records owner with the pause: the mark of the run that
+	// paused it (see PauseMark), reported back as Node.PausedBy. Pausing a node paused
+	// by the same owner, or paused without a mark, succeeds; a node whose mark names
+	// another owner is refused with ErrPausedByOther, so two Drovers never share a node.
+	PauseNode(ctx context.Context, node, owner string) error
+	// ResumeNode allows placements on node again and clears its mark. Resuming an
+	// unpaused node succeeds. The caller checks Node.PausedBy first: a driver does not
+	// decide whose pause may be lifted.
 	ResumeNode(ctx context.Context, node string) error
 	// Migrate live-migrates one VM and blocks until it has finished, failed, or ctx is
 	// done (the migration is then aborted and the VM stays on its source).
@@ -125,7 +134,12 @@ type Capabilities struct {
 	PowerControl bool `json:"power_control"`
 	// BootID: nodes report a boot ID that changes on every boot.
 	BootID bool `json:"boot_id"`
+	// PauseOwner: a pause carries its owner's mark on the platform (Node.PausedBy).
+	PauseOwner bool `json:"pause_owner"`
 }
+
+// PauseMark is the owner mark a run puts on the nodes it pauses.
+func PauseMark(runID string) string { return "drover-run:" + runID }
 
 // NativeDrainer is implemented by drivers whose platform evacuates a node itself
 // (Hyper-V Suspend-ClusterNode -Drain, vSphere maintenance mode with DRS).
@@ -144,23 +158,23 @@ type PowerController interface {
 
 // InstallResult is what an update install did on one node.
 type InstallResult struct {
-	Installed      []policies.Update `json:"installed"`
-	Failed         []UpdateFailure   `json:"failed,omitempty"`
-	RebootRequired bool              `json:"reboot_required"`
+	Installed      []cluster.Update `json:"installed"`
+	Failed         []UpdateFailure  `json:"failed,omitempty"`
+	RebootRequired bool             `json:"reboot_required"`
 	// Output is the plug-in's output (trimmed), for the report.
 	Output string `json:"output,omitempty"`
 }
 
 // UpdateFailure is one update that did not install.
 type UpdateFailure struct {
-	Update policies.Update `json:"update"`
-	Error  string          `json:"error"`
+	Update cluster.Update `json:"update"`
+	Error  string         `json:"error"`
 }
 
 // Updater is an update plug-in: what "patch" means on a node.
 type Updater interface {
 	// Scan lists the updates pending on node.
-	Scan(ctx context.Context, node string) ([]policies.Update, error)
+	Scan(ctx context.Context, node string) ([]cluster.Update, error)
 	// Install installs the pending updates on node. Installing when nothing is pending
 	// succeeds with an empty result.
 	Install(ctx context.Context, node string) (InstallResult, error)

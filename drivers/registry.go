@@ -11,9 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/go-viper/mapstructure/v2"
-
-	"github.com/droverhq/drover/policies"
 )
 
 // Env is what a driver or update plug-in gets from the process that opens it.
@@ -131,7 +130,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // FieldError is a bad config value: which field, what is wrong, how to fix it. It is
 // the policies package's type (drivers import policies, not the reverse), so that one
 // errors.As finds both.
-type FieldError = policies.FieldError
+type FieldError = cluster.FieldError
 
 // Fieldf builds a *FieldError.
 func Fieldf(field, fix, problem string, args ...any) *FieldError {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
@@ -287,7 +288,7 @@ func checkState(cfg AnalyzeConfig) Check {
 }
 
 // checkDriver: the driver opened and answers with an inventory.
-func checkDriver(ctx context.Context, cfg AnalyzeConfig) (policies.Inventory, Check) {
+func checkDriver(ctx context.Context, cfg AnalyzeConfig) (cluster.Inventory, Check) {
 	c := Check{Name: "driver_reachable", Status: CheckFail, Remedy: "check the driver's settings (cluster.<driver>) and that the platform's API answers"}
 	if cfg.Driver == nil {
 		c.Message = "the driver could not be opened"
@@ -295,7 +296,7 @@ func checkDriver(ctx context.Context, cfg AnalyzeConfig) (policies.Inventory, Ch
 			c.Message += ": " + cfg.DriverErr.Error()
 		}
 		c.Message += "; the checks that need the cluster were not run"
-		return policies.Inventory{}, c
+		return cluster.Inventory{}, c
 	}
 	inv, err := cfg.Driver.Inventory(ctx)
 	if err != nil {
@@ -309,7 +310,7 @@ func checkDriver(ctx context.Context, cfg AnalyzeConfig) (policies.Inventory, Ch
 }
 
 // checkNodesUp: every node up (policy.require_all_nodes_online), or a majority.
-func checkNodesUp(inv policies.Inventory, p Policy) Check {
+func checkNodesUp(inv cluster.Inventory, p Policy) Check {
 	c := Check{Name: "nodes_up", Status: CheckPass}
 	down := notReady(inv, nil)
 	var paused []string
@@ -352,9 +353,9 @@ func checkNodesUp(inv policies.Inventory, p Policy) Check {
 
 // checkUpdater: the update plug-in answers on every ready node. It returns the
 // pending updates per node for the order.
-func checkUpdater(ctx context.Context, u drivers.Updater, openErr error, inv policies.Inventory, p Policy) (map[string][]policies.Update, Check) {
+func checkUpdater(ctx context.Context, u drivers.Updater, openErr error, inv cluster.Inventory, p Policy) (map[string][]cluster.Update, Check) {
 	c := Check{Name: "update_plugin", Status: CheckPass}
-	pending := map[string][]policies.Update{}
+	pending := map[string][]cluster.Update{}
 	if u == nil {
 		c.Status, c.Message, c.Remedy = CheckFail, "the update plug-in could not be opened", "check cluster.updater"
 		if openErr != nil {
@@ -417,7 +418,7 @@ const maxListed = 8
 // checkVMsMovable: every running VM of the nodes to maintain can live-migrate to some
 // other node (capacity, CPU group, networks by name and VLAN, anti-affinity), each on
 // its own with its node out, or is handled by policy.non_migratable.
-func checkVMsMovable(inv policies.Inventory, p Policy, run []string) Check {
+func checkVMsMovable(inv cluster.Inventory, p Policy, run []string) Check {
 	c := Check{Name: "vms_movable", Status: CheckPass}
 	inRun := map[string]bool{}
 	for _, n := range run {
@@ -504,7 +505,7 @@ func reserveFinding(r policies.ReserveResult) string {
 const reserveRemedy = "add capacity or free memory on the nodes, lower policy.reserve_nodes, or (knowingly) pause anyway with --override-reserve"
 
 // checkReserveNow: the cluster keeps its N-k reserve as it is.
-func checkReserveNow(inv policies.Inventory, p Policy) Check {
+func checkReserveNow(inv cluster.Inventory, p Policy) Check {
 	c := Check{Name: "reserve_now", Status: CheckPass}
 	k := p.ReserveNodes
 	if k == 0 {
@@ -527,7 +528,7 @@ func checkReserveNow(inv policies.Inventory, p Policy) Check {
 }
 
 // checkReserveDuringRun: the reserve holds while each node of the run is out.
-func checkReserveDuringRun(inv policies.Inventory, p Policy, run []string) Check {
+func checkReserveDuringRun(inv cluster.Inventory, p Policy, run []string) Check {
 	c := Check{Name: "reserve_during_run", Status: CheckPass}
 	k := p.ReserveNodes
 	if k == 0 {

@@ -13,9 +13,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
-	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
 )
 
@@ -25,7 +25,7 @@ type failingUpdater struct {
 	node string
 }
 
-func (u failingUpdater) Scan(ctx context.Context, node string) ([]policies.Update, error) {
+func (u failingUpdater) Scan(ctx context.Context, node string) ([]cluster.Update, error) {
 	if node == u.node {
 		return nil, fmt.Errorf("ssh %s: connection refused", node)
 	}

@@ -47,8 +47,8 @@ func (d *crashingDriver) do(ctx context.Context, op string, act func(context.Con
 	return ctx.Err()
 }
 
-func (d *crashingDriver) PauseNode(ctx context.Context, node string) error {
-	return d.do(ctx, "pause", func(ctx context.Context) error { return d.Driver.PauseNode(ctx, node) })
+func (d *crashingDriver) PauseNode(ctx context.Context, node, owner string) error {
+	return d.do(ctx, "pause", func(ctx context.Context) error { return d.Driver.PauseNode(ctx, node, owner) })
 }
 
 func (d *crashingDriver) ResumeNode(ctx context.Context, node string) error {

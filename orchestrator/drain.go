@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
@@ -43,7 +44,7 @@ func (e *Engine) drain(ctx context.Context, rs *runState, name string) error {
 			handled[l.VM] = l.Action != "shutdown"
 		}
 		var jobs []migJob
-		var shutdown, skip []policies.VM
+		var shutdown, skip []cluster.VM
 		for _, vm := range inv.VMsOn(name) {
 			switch {
 			case !vm.Running(), joining[vm.Name], handled[vm.Name]:
@@ -121,7 +122,7 @@ func joinSorted(m map[string]error) error {
 
 // leaveVMs handles the non-migratable VMs once everything else has moved: shut them
 // down (restarted once the node is back) or leave them running, loudly.
-func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdown, skip []policies.VM) error {
+func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdown, skip []cluster.VM) error {
 	for _, vm := range skip {
 		msg := fmt.Sprintf("vm %s cannot live-migrate and is LEFT RUNNING on %s (policy.non_migratable=skip): the reboot will take it down", vm.Name, name)
 		e.log.Warn("vm left on node", "run_id", rs.id, "node", name, "vm", vm.Name)
@@ -133,7 +134,7 @@ func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdo
 		}
 	}
 	for _, l := range rs.node(name).VMsLeft {
-		if l.Action == "shutdown" && !slices.ContainsFunc(shutdown, func(vm policies.VM) bool { return vm.Name == l.VM }) {
+		if l.Action == "shutdown" && !slices.ContainsFunc(shutdown, func(vm cluster.VM) bool { return vm.Name == l.VM }) {
 			// Recorded and no longer running: shut down by a process that died
 			// before journaling it.
 			if err := e.settleIntent(rs, runs.Entry{Op: runs.OpShutdown, Node: name, VM: l.VM}, "found stopped after a restart"); err != nil {
@@ -176,7 +177,7 @@ func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdo
 // it, take nothing; nodes already patched are preferred, then nodes outside the run,
 // then the nodes still queued, so a drained VM is not moved again when a later node
 // is drained.
-func (e *Engine) placementOptions(rs *runState, inv policies.Inventory) policies.PlacementOptions {
+func (e *Engine) placementOptions(rs *runState, inv cluster.Inventory) policies.PlacementOptions {
 	opts := policies.PlacementOptions{
 		CPUOvercommit:     rs.policy.CPUOvercommit,
 		MemoryHeadroomMiB: rs.policy.MemoryHeadroomMiB,

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
@@ -124,7 +125,7 @@ type Prepared struct {
 	// and the drain follows it.
 	Plan *RunPlan
 	// inv is the inventory the order was decided on.
-	inv policies.Inventory
+	inv cluster.Inventory
 }
 
 // Prepare scans the cluster, decides the node order of a new run and plans it,
@@ -180,10 +181,10 @@ func Prepare(ctx context.Context, d drivers.Driver, u drivers.Updater, p Policy)
 
 // scanAll asks the update plug-in for every ready node's pending updates, a few
 // nodes at a time.
-func scanAll(ctx context.Context, u drivers.Updater, inv policies.Inventory) (map[string][]policies.Update, error) {
+func scanAll(ctx context.Context, u drivers.Updater, inv cluster.Inventory) (map[string][]cluster.Update, error) {
 	var (
 		mu   sync.Mutex
-		out  = map[string][]policies.Update{}
+		out  = map[string][]cluster.Update{}
 		errs []error
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, 8)
@@ -211,7 +212,7 @@ func scanAll(ctx context.Context, u drivers.Updater, inv policies.Inventory) (ma
 
 // orderNodes applies the order policy. Nodes the run leaves out (no pending update,
 // down, paused by someone else) come last, as skipped, so the report shows them.
-func orderNodes(inv policies.Inventory, p Policy, pending map[string][]policies.Update) ([]string, map[string]string, error) {
+func orderNodes(inv cluster.Inventory, p Policy, pending map[string][]cluster.Update) ([]string, map[string]string, error) {
 	strategy, err := policies.ParseOrderStrategy(p.NodeOrder)
 	if err != nil {
 		return nil, nil, drivers.Fieldf("policy.node_order", "use one of: "+strategyNames(), "unknown order %q", p.NodeOrder)
@@ -805,7 +806,7 @@ func (e *Engine) transition(rs *runState, node, event string, fn func(*runs.Node
 	return nil
 }
 
-func toRunUpdates(us []policies.Update) []runs.Update {
+func toRunUpdates(us []cluster.Update) []runs.Update {
 	out := make([]runs.Update, 0, len(us))
 	for _, u := range us {
 		out = append(out, runs.Update{Name: u.Name, Version: u.Version})

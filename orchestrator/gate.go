@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
 )
@@ -68,7 +69,7 @@ func (ps *policyState) stopSkipReason() string {
 
 // requireOnline refuses to start a run unless every node is up (with
 // policy.require_all_nodes_online) or a majority is.
-func requireOnline(inv policies.Inventory, p Policy) error {
+func requireOnline(inv cluster.Inventory, p Policy) error {
 	down := notReady(inv, nil)
 	if p.RequireAllNodesOnline && len(down) > 0 {
 		return fmt.Errorf("policy.require_all_nodes_online: %d of %d nodes are not up (%s); bring them up, or unset the option to patch the others", len(down), len(inv.Nodes), strings.Join(down, ", "))
@@ -84,7 +85,7 @@ func requireOnline(inv policies.Inventory, p Policy) error {
 
 // notReady lists the nodes of inv (or only those named in want, which must exist)
 // that are not ready, with their state.
-func notReady(inv policies.Inventory, want []string) []string {
+func notReady(inv cluster.Inventory, want []string) []string {
 	var out []string
 	if want == nil {
 		for _, n := range inv.Nodes {
@@ -546,7 +547,7 @@ func (rs *runState) lastStarted() string {
 // in flight, kept): policies.FailbackTargets decides which VMs go back now (mode,
 // preferred node, allowed hours), then each must fit on the node. VMs held by the
 // hours or by capacity are noted in the node's record.
-func (e *Engine) failbackAllowed(rs *runState, name string, inv policies.Inventory, jobs []migJob, nJoins int) ([]migJob, error) {
+func (e *Engine) failbackAllowed(rs *runState, name string, inv cluster.Inventory, jobs []migJob, nJoins int) ([]migJob, error) {
 	cands := jobs[nJoins:]
 	if len(cands) == 0 {
 		return jobs, nil

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/drivers/sim"
 	"github.com/droverhq/drover/orchestrator"
-	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/runs/report"
 )
@@ -33,7 +33,7 @@ type harness struct {
 	processes int
 	store     *runs.Store
 	eng       *orchestrator.Engine
-	before    policies.Inventory
+	before    cluster.Inventory
 	events    *eventLog
 	dir       string
 }
@@ -179,7 +179,7 @@ func (h *harness) report(id string) report.Report {
 	return report.Build(r, nodes)
 }
 
-func (h *harness) inventory() policies.Inventory {
+func (h *harness) inventory() cluster.Inventory {
 	h.t.Helper()
 	inv, err := h.drv.Inventory(context.Background())
 	if err != nil {
@@ -279,7 +279,7 @@ func (h *harness) checkSafety(rep report.Report, allowStopped ...string) {
 }
 
 // hardGroups lists hard anti-affinity groups with two running VMs on one node.
-func hardGroups(inv policies.Inventory) []string {
+func hardGroups(inv cluster.Inventory) []string {
 	seen := map[string]string{}
 	var bad []string
 	for _, v := range inv.VMs {

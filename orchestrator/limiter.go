@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/policies"
 )
@@ -107,7 +108,7 @@ func (l *limiter) decide(now time.Time, jobs []policies.DrainJob, targets polici
 
 // join records a migration already moving on the platform (found after a restart):
 // it takes bandwidth whatever the scheduler would say.
-func (l *limiter) join(now time.Time, vm policies.VM, from, to string) {
+func (l *limiter) join(now time.Time, vm cluster.VM, from, to string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.flights[vm.Name] = &flight{f: policies.Flight{VM: vm.Name, From: from, To: to, MemoryMiB: vm.MemoryMiB, DirtyMiBs: vm.DirtyMiBs, Setup: true}, at: now}
@@ -224,7 +225,7 @@ type runPlacer struct {
 
 // acquire returns the shared placer up to date with inv and opts, for a drain pass;
 // release it when the pass's migrations are over.
-func (rp *runPlacer) acquire(inv policies.Inventory, opts policies.PlacementOptions) (*policies.Placer, func()) {
+func (rp *runPlacer) acquire(inv cluster.Inventory, opts policies.PlacementOptions) (*policies.Placer, func()) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	rp.users++

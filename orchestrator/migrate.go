@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
@@ -13,7 +14,7 @@ import (
 
 // migJob is one VM to move.
 type migJob struct {
-	vm   policies.VM
+	vm   cluster.VM
 	from string
 	// to is a fixed target; "" lets the placer choose.
 	to   string
@@ -35,8 +36,8 @@ type migResult struct {
 
 // chooser picks targets for jobs without a fixed one.
 type chooser interface {
-	Place(vm policies.VM, avoid map[string]bool) (string, error)
-	Cancel(vm policies.VM, target string)
+	Place(vm cluster.VM, avoid map[string]bool) (string, error)
+	Cancel(vm cluster.VM, target string)
 }
 
 // migrate moves the jobs' VMs under the run's drain scheduler (policy.drain_scheduler
@@ -309,11 +310,11 @@ func (e *Engine) startJobs(rs *runState, queue []migJob, placer chooser, reserve
 // noChooser is the chooser of migrations whose targets are all fixed.
 type noChooser struct{}
 
-func (noChooser) Place(vm policies.VM, _ map[string]bool) (string, error) {
+func (noChooser) Place(vm cluster.VM, _ map[string]bool) (string, error) {
 	return "", fmt.Errorf("place vm %s: no placement for this migration", vm.Name)
 }
 
-func (noChooser) Cancel(policies.VM, string) {}
+func (noChooser) Cancel(cluster.VM, string) {}
 
 // settleAborted records the outcome of aborted migrations as the platform reports
 // it. What it cannot tell (the platform does not answer, or the migration still
@@ -383,7 +384,7 @@ func (e *Engine) recordMigration(rs *runState, node string, r migResult) error {
 // against the live inventory: done if the VM is on the target, joined if it is still
 // moving there, failed if it is still on its source and not moving. It returns jobs
 // that join migrations in flight.
-func (e *Engine) reconcileMigrations(rs *runState, inv policies.Inventory, node string) ([]migJob, error) {
+func (e *Engine) reconcileMigrations(rs *runState, inv cluster.Inventory, node string) ([]migJob, error) {
 	journal, err := e.cfg.Store.Journal(rs.id)
 	if err != nil {
 		return nil, fmt.Errorf("read journal: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
@@ -165,7 +166,7 @@ func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) erro
 	})
 }
 
-func describeStuck(vm policies.VM) string {
+func describeStuck(vm cluster.VM) string {
 	if vm.NotMigratableReason != "" {
 		return fmt.Sprintf("vm %s (%s)", vm.Name, vm.NotMigratableReason)
 	}
@@ -245,7 +246,7 @@ func (e *Engine) settleIntent(rs *runState, want runs.Entry, detail string) erro
 
 func (e *Engine) stepPausing(ctx context.Context, rs *runState, name string) error {
 	err := e.act(ctx, rs, runs.Entry{Op: runs.OpPause, Node: name}, func(ctx context.Context) error {
-		return e.cfg.Driver.PauseNode(ctx, name)
+		return e.cfg.Driver.PauseNode(ctx, name, drivers.PauseMark(rs.id))
 	})
 	if err != nil {
 		if errors.Is(err, ErrInterrupted) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/policies"
 )
 
@@ -148,7 +149,7 @@ func (e *Engine) nodeEnded(rs *runState, name string) {
 	}
 	rec := rs.node(name)
 	if rec.State == NodeDone && rec.LeftPaused == "" {
-		p.SetState(name, policies.NodeUp, false)
+		p.SetState(name, cluster.NodeUp, false)
 		p.SetAvailable(name)
 		p.SetRank(name, 0)
 	}

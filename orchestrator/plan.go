@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
@@ -180,7 +181,7 @@ func (e *Engine) runPlan(rs *runState) *RunPlan {
 // on the node, or whose planned target no longer fits, gets a target chosen anew (a
 // node the plan had blocked is re-planned whole). Re-plans are journaled and noted in
 // the node's record.
-func (e *Engine) followPlan(rs *runState, name string, inv policies.Inventory, jobs []migJob, placer *policies.Placer) (chooser, error) {
+func (e *Engine) followPlan(rs *runState, name string, inv cluster.Inventory, jobs []migJob, placer *policies.Placer) (chooser, error) {
 	plan := e.runPlan(rs)
 	if plan == nil {
 		return placer, nil
@@ -262,7 +263,7 @@ type planChooser struct {
 
 // Place reserves vm on its planned target; a busy planned target makes the VM wait
 // (ErrTargetsBusy) rather than go elsewhere.
-func (c *planChooser) Place(vm policies.VM, avoid map[string]bool) (string, error) {
+func (c *planChooser) Place(vm cluster.VM, avoid map[string]bool) (string, error) {
 	c.mu.Lock()
 	t, ok := c.follow[vm.Name]
 	c.mu.Unlock()
@@ -281,6 +282,6 @@ func (c *planChooser) Place(vm policies.VM, avoid map[string]bool) (string, erro
 }
 
 // Cancel undoes a Place.
-func (c *planChooser) Cancel(vm policies.VM, target string) { c.placer.Cancel(vm, target) }
+func (c *planChooser) Cancel(vm cluster.VM, target string) { c.placer.Cancel(vm, target) }
 
 var _ chooser = (*planChooser)(nil)

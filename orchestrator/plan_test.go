@@ -185,7 +185,7 @@ func TestEngine_ReplansWhenTheInventoryChanged(t *testing.T) {
 			name: "planned-target-no-longer-fits",
 			change: func(t *testing.T, h *harness, plan orchestrator.RunPlan) {
 				target := plan.Nodes[0].Migrations[0].To
-				if err := h.drv.PauseNode(context.Background(), target); err != nil {
+				if err := h.drv.PauseNode(context.Background(), target, ""); err != nil {
 					t.Fatal(err)
 				}
 			},

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/policies"
 )
@@ -272,7 +273,7 @@ func (p Policy) validateRunPolicies() []error {
 	if p.FailbackHours != "" {
 		if _, err := policies.ParseHoursWindow(p.FailbackHours, p.FailbackTZ); err != nil {
 			field := "failback_hours"
-			if fe, ok := errors.AsType[*policies.FieldError](err); ok && fe.Field == "tz" {
+			if fe, ok := errors.AsType[*cluster.FieldError](err); ok && fe.Field == "tz" {
 				field = "failback_tz"
 			}
 			bad(field, `use "HH:MM-HH:MM" (e.g. "22:00-06:00") and an IANA zone such as Europe/Berlin`, "%v", err)

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
 )
 
@@ -63,7 +63,7 @@ func (e *Engine) stepRebooting(ctx context.Context, rs *runState, name string) e
 
 // rebootAlreadyIssued settles a reboot intent left open by an interrupted run: the
 // node is down or has a new boot ID, so the reboot happened and is not repeated.
-func (e *Engine) rebootAlreadyIssued(rs *runState, name string, rec runs.NodeRecord, node policies.Node) (bool, error) {
+func (e *Engine) rebootAlreadyIssued(rs *runState, name string, rec runs.NodeRecord, node cluster.Node) (bool, error) {
 	seq, err := e.openIntent(rs, runs.Entry{Op: runs.OpReboot, Node: name})
 	if err != nil || seq == 0 {
 		return false, err

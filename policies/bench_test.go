@@ -4,26 +4,28 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // bigCluster is the benchmark cluster: nodes of 512 GiB / 64 CPUs in two CPU groups,
 // vmsPerNode VMs of 1-16 GiB each (about half full), a quarter of them in
 // anti-affinity groups of 5 (one in ten of those hard), two networks.
-func bigCluster(nodes, vms int) Inventory {
+func bigCluster(nodes, vms int) cluster.Inventory {
 	rng := rand.New(rand.NewPCG(1, 2))
-	var in Inventory
+	var in cluster.Inventory
 	for i := range nodes {
-		in.Nodes = append(in.Nodes, Node{
-			Name: fmt.Sprintf("node-%04d", i), State: NodeUp, MemoryMiB: 512 * 1024, CPUs: 64,
+		in.Nodes = append(in.Nodes, cluster.Node{
+			Name: fmt.Sprintf("node-%04d", i), State: cluster.NodeUp, MemoryMiB: 512 * 1024, CPUs: 64,
 			CPUGroup: fmt.Sprintf("g%d", i%2), FaultDomain: fmt.Sprintf("rack-%02d", i/20),
-			Networks: []Network{{"prod", 10}, {"backup", 20}}, NICMbps: 25000, StreamMbps: 10000,
+			Networks: []cluster.Network{{Name: "prod", VLAN: 10}, {Name: "backup", VLAN: 20}}, NICMbps: 25000, StreamMbps: 10000,
 		})
 	}
 	for i := range vms {
-		v := VM{
+		v := cluster.VM{
 			Name: fmt.Sprintf("vm-%06d", i), Node: in.Nodes[i%nodes].Name,
 			MemoryMiB: int64(1024 * (1 + rng.IntN(16))), VCPUs: 1 + rng.IntN(4),
-			Power: PowerRunning, Migratable: true, Networks: []Network{{"prod", 10}},
+			Power: cluster.PowerRunning, Migratable: true, Networks: []cluster.Network{{Name: "prod", VLAN: 10}},
 			DirtyMiBs: float64(rng.IntN(40)),
 		}
 		if rng.IntN(4) == 0 {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 	"slices"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // DrainMode selects how the drain scheduler chooses how many migrations run at once.
@@ -137,7 +139,7 @@ type Link struct {
 }
 
 // LinksOf reads the links the inventory reports.
-func LinksOf(inv Inventory) map[string]Link {
+func LinksOf(inv cluster.Inventory) map[string]Link {
 	out := make(map[string]Link, len(inv.Nodes))
 	for _, n := range inv.Nodes {
 		out[n.Name] = Link{NICMiBs: mbpsToMiBs(n.NICMbps), StreamMiBs: mbpsToMiBs(n.StreamMbps)}
@@ -162,15 +164,15 @@ type Flight struct {
 
 // DrainJob is a VM waiting to move off VM.Node.
 type DrainJob struct {
-	VM VM `json:"vm"`
+	VM cluster.VM `json:"vm"`
 	// To is a fixed target (failback, a migration to join); "" lets the chooser pick.
 	To string `json:"to,omitempty"`
 }
 
 // TargetChooser picks targets and takes them back; *Placer is one.
 type TargetChooser interface {
-	Place(vm VM, avoid map[string]bool) (string, error)
-	Cancel(vm VM, target string)
+	Place(vm cluster.VM, avoid map[string]bool) (string, error)
+	Cancel(vm cluster.VM, target string)
 }
 
 // Ranker is implemented by choosers that prefer some targets (lower is better, as

@@ -3,13 +3,15 @@ package policies
 import (
 	"fmt"
 	"testing"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // BenchmarkDrainOptions_Decide is one decision of the adaptive scheduler in a 64-node
 // cluster of 2,560 VMs: a node's 40 VMs waiting, 5 migrations in flight, placement
 // on the real Placer (every decision places and takes back what it defers).
 func BenchmarkDrainOptions_Decide(b *testing.B) {
-	var in Inventory
+	var in cluster.Inventory
 	for i := range 64 {
 		in.Nodes = append(in.Nodes, node(fmt.Sprintf("n%02d", i), 512*1024, 96, withNIC(25000, 5000)))
 		for k := range 40 {

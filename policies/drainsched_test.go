@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math"
 	"testing"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // drainCluster is a source "src" with n VMs of memMiB dirtying at d MiB/s and
 // `targets` empty targets, every node on nic Mb/s with stream Mb/s per stream.
-func drainCluster(n int, memMiB int64, d float64, targets int, nic, stream float64) (Inventory, []DrainJob) {
-	in := Inventory{Nodes: []Node{node("src", 1<<20, 64, withNIC(nic, stream))}}
+func drainCluster(n int, memMiB int64, d float64, targets int, nic, stream float64) (cluster.Inventory, []DrainJob) {
+	in := cluster.Inventory{Nodes: []cluster.Node{node("src", 1<<20, 64, withNIC(nic, stream))}}
 	for i := range targets {
 		in.Nodes = append(in.Nodes, node(fmt.Sprintf("t%d", i+1), 1<<20, 64, withNIC(nic, stream)))
 	}
@@ -52,7 +54,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 		name string
 		opts DrainOptions
 		// build returns the inventory, the jobs and the flights in the run.
-		build func() (Inventory, []DrainJob, []Flight)
+		build func() (cluster.Inventory, []DrainJob, []Flight)
 		// waiting, ranks and avoid go into the view / chooser.
 		waiting map[string]float64
 		ranks   map[string]int
@@ -64,7 +66,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 		{
 			name: "fixed-per-node-cap",
 			opts: DrainOptions{Mode: DrainFixed, MaxPerNode: 2},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(6, 4096, 20, 3, tenG, stream)
 				return in, jobs, nil
 			},
@@ -73,7 +75,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 		{
 			name: "fixed-global-cap-counts-other-drains",
 			opts: DrainOptions{Mode: DrainFixed, MaxParallel: 2},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(6, 4096, 20, 3, tenG, stream)
 				fl := []Flight{{VM: "x", From: "t1", To: "t2", MemoryMiB: 4096}}
 				return in, jobs, fl
@@ -83,7 +85,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 		{
 			name: "fixed-per-source-ignores-bandwidth",
 			opts: DrainOptions{Mode: DrainFixed, MaxPerSource: 1},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(6, 4096, 20, 3, tenG, stream)
 				return in, jobs, nil
 			},
@@ -94,7 +96,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			// 8 streams (the cap) would only add dirty traffic.
 			name: "adaptive-fills-a-fast-link-below-the-cap",
 			opts: DrainOptions{MaxPerNode: 8},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(24, 4096, 20, 3, tenG, stream)
 				return in, jobs, nil
 			},
@@ -104,7 +106,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			// One stream fills a 1 Gb/s NIC: a second would only share it.
 			name: "adaptive-one-stream-on-a-slow-link",
 			opts: DrainOptions{MaxPerNode: 8},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(8, 4096, 10, 3, oneG, stream)
 				return in, jobs, nil
 			},
@@ -115,7 +117,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			// below their 60 MiB/s dirty rate.
 			name: "adaptive-never-starts-what-cannot-converge",
 			opts: DrainOptions{MaxPerNode: 8},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(4, 4096, 60, 3, oneG, stream)
 				return in, jobs[1:], flights(1, 4096, 60, 4000, 0, 3)
 			},
@@ -132,7 +134,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			// the 0.8 margin, so nothing more starts while it runs.
 			name: "adaptive-protects-a-heavy-dirtier-in-flight",
 			opts: DrainOptions{MaxPerNode: 8},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(6, 4096, 10, 3, tenG, stream)
 				fl := flights(3, 4096, 10, 4000, 0, 3)
 				fl[0].DirtyMiBs, fl[0].MemoryMiB, fl[0].RemainingMiB = 250, 16384, 16000
@@ -145,7 +147,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			// started only with the link to itself.
 			name: "adaptive-hopeless-vm-alone",
 			opts: DrainOptions{MaxPerNode: 8},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(1, 4096, 200, 3, oneG, stream)
 				return in, jobs, nil
 			},
@@ -159,7 +161,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 		{
 			name: "adaptive-hopeless-vm-waits-for-an-idle-link",
 			opts: DrainOptions{MaxPerNode: 8},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(2, 4096, 200, 3, oneG, stream)
 				return in, jobs[1:], flights(1, 4096, 5, 3000, 0, 3)
 			},
@@ -170,7 +172,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			// their successors start now (and set up meanwhile).
 			name: "adaptive-pipelines-the-next-wave",
 			opts: DrainOptions{MaxPerNode: 8},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(12, 4096, 20, 3, tenG, stream)
 				return in, jobs[4:], flights(4, 4096, 20, 200, 298, 3)
 			},
@@ -182,7 +184,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			// setup of its end, (4000 / (298 − 20)) − 2 s.
 			name: "adaptive-rechecks-before-the-wave-ends",
 			opts: DrainOptions{MaxPerNode: 8},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(24, 4096, 20, 3, tenG, stream)
 				return in, jobs[4:], flights(4, 4096, 20, 4000, 298, 3)
 			},
@@ -200,7 +202,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			// would get 40 and not converge.
 			name: "adaptive-trusts-measured-rates-over-the-nominal-link",
 			opts: DrainOptions{MaxPerNode: 8},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(5, 4096, 60, 3, tenG, stream)
 				fl := flights(4, 4096, 10, 4000, 50, 3)
 				return in, jobs[4:], fl
@@ -211,7 +213,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			// The same without measurements: the nominal 10 Gb/s takes a fifth.
 			name: "adaptive-nominal-link-without-measurements",
 			opts: DrainOptions{MaxPerNode: 8},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(5, 4096, 60, 3, tenG, stream)
 				fl := flights(4, 4096, 10, 4000, 0, 3)
 				return in, jobs[4:], fl
@@ -223,7 +225,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			// as Hyper-V does, however many the hard cap allows.
 			name: "adaptive-unknown-links-run-two-per-node",
 			opts: DrainOptions{MaxPerNode: 8},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(6, 1024, 5, 3, 0, 0)
 				return in, jobs, nil
 			},
@@ -235,7 +237,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			name:    "run-cap-shared-with-another-drain",
 			opts:    DrainOptions{MaxParallel: 8, MaxPerNode: 8},
 			waiting: map[string]float64{"t3": 40000},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(12, 4096, 20, 3, tenG, stream)
 				return in, jobs[4:], flights(4, 4096, 20, 200, 298, 2)
 			},
@@ -244,7 +246,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 		{
 			name: "run-cap-all-ours-without-another-drain",
 			opts: DrainOptions{MaxParallel: 8, MaxPerNode: 8},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(12, 4096, 20, 3, tenG, stream)
 				return in, jobs[4:], flights(4, 4096, 20, 200, 298, 2)
 			},
@@ -257,7 +259,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			name:  "move-once-waits-for-a-patched-target",
 			opts:  DrainOptions{Mode: DrainFixed, MaxPerNode: 2},
 			ranks: map[string]int{"t1": 0, "t2": 2, "t3": 2},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(4, 4096, 20, 3, tenG, stream)
 				fl := []Flight{{VM: "x", From: "t3", To: "t1", MemoryMiB: 4096}, {VM: "y", From: "t3", To: "t1", MemoryMiB: 4096}}
 				return in, jobs, fl
@@ -269,7 +271,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			name:  "move-once-takes-an-equally-ranked-target",
 			opts:  DrainOptions{Mode: DrainFixed, MaxPerNode: 2},
 			ranks: map[string]int{"t1": 0, "t2": 0, "t3": 2},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(4, 4096, 20, 3, tenG, stream)
 				fl := []Flight{{VM: "x", From: "t3", To: "t1", MemoryMiB: 4096}, {VM: "y", From: "t3", To: "t1", MemoryMiB: 4096}}
 				return in, jobs, fl
@@ -287,7 +289,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 			name:  "avoided-target-is-not-used",
 			opts:  DrainOptions{Mode: DrainFixed, MaxPerNode: 8},
 			avoid: map[string]bool{"t1": true},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(2, 4096, 20, 2, tenG, stream)
 				return in, jobs, nil
 			},
@@ -303,7 +305,7 @@ func TestDrainOptions_Decide(t *testing.T) {
 		{
 			name: "no-target-is-reported",
 			opts: DrainOptions{},
-			build: func() (Inventory, []DrainJob, []Flight) {
+			build: func() (cluster.Inventory, []DrainJob, []Flight) {
 				in, jobs := drainCluster(1, 4096, 20, 1, tenG, stream)
 				in.Nodes[1].MemoryMiB = 1024
 				return in, jobs, nil
@@ -434,7 +436,7 @@ func TestParseDrainMode(t *testing.T) {
 			t.Errorf("ParseDrainMode(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	var fe *FieldError
+	var fe *cluster.FieldError
 	if _, err := ParseDrainMode("fast"); !errors.As(err, &fe) || fe.Field != "drain.mode" {
 		t.Errorf("ParseDrainMode(fast) = %v, want a FieldError on drain.mode", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // EstimateOptions are the defaults of the time model; zero fields take the defaults.
@@ -150,8 +152,8 @@ func mbpsToMiBs(mbps float64) float64 { return mbps * 1e6 / 8 / (1 << 20) }
 
 // streamMiBs is the bandwidth one of `out` concurrent streams out of src gets, into
 // dst which receives `in` at once: the NICs are shared, each stream capped.
-func streamMiBs(src, dst Node, out, in int, o EstimateOptions) float64 {
-	nic := func(n Node) float64 {
+func streamMiBs(src, dst cluster.Node, out, in int, o EstimateOptions) float64 {
+	nic := func(n cluster.Node) float64 {
 		if n.NICMbps > 0 {
 			return n.NICMbps
 		}

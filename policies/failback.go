@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // FailbackMode says whether drained VMs go back to their node after it resumes.
@@ -111,11 +113,11 @@ type FailbackMove struct {
 // reserves capacity with Placer.PlaceOn before migrating, so a VM that no longer fits
 // stays put. A VM is left alone when it is gone, not running, not migratable, in a
 // migration, back already, or moved elsewhere since the drain (someone chose that).
-func FailbackTargets(mode FailbackMode, drained []DrainedVM, inv Inventory, now time.Time, prefs FailbackPrefs) ([]FailbackMove, []VMNote) {
+func FailbackTargets(mode FailbackMode, drained []DrainedVM, inv cluster.Inventory, now time.Time, prefs FailbackPrefs) ([]FailbackMove, []VMNote) {
 	if mode != FailbackImmediate && mode != FailbackPolicy {
 		return nil, nil
 	}
-	vms := make(map[string]VM, len(inv.VMs))
+	vms := make(map[string]cluster.VM, len(inv.VMs))
 	for _, v := range inv.VMs {
 		if _, dup := vms[v.Name]; !dup {
 			vms[v.Name] = v
@@ -134,7 +136,7 @@ func FailbackTargets(mode FailbackMode, drained []DrainedVM, inv Inventory, now 
 			hold(d, "no longer in the inventory")
 		case !nodeOK:
 			hold(d, "node %s is not in the inventory", d.From)
-		case n.State != NodeUp || n.Paused:
+		case n.State != cluster.NodeUp || n.Paused:
 			hold(d, "node %s is not up and resumed", d.From)
 		case v.Node == d.From:
 			hold(d, "already on %s", d.From)

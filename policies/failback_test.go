@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 func TestHoursWindow_Contains(t *testing.T) {
@@ -87,10 +89,10 @@ func TestFailbackTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := inv([]Node{node("n1", 1<<20, 64), node("n2", 1<<20, 64), node("n3", 1<<20, 64, paused)},
+	in := inv([]cluster.Node{node("n1", 1<<20, 64), node("n2", 1<<20, 64), node("n3", 1<<20, 64, paused)},
 		vm("a", "n2", 1024, 1, preferred("n1")),
 		vm("b", "n3", 1024, 1, preferred("n1")),
-		vm("c", "n2", 1024, 1, preferred("n1"), power(PowerStopped)),
+		vm("c", "n2", 1024, 1, preferred("n1"), power(cluster.PowerStopped)),
 		vm("e", "n1", 1024, 1, preferred("n1")),
 		vm("f", "n2", 1024, 1, preferred("n1"), migratingTo("n3")),
 		vm("g", "n2", 1024, 1, preferred("n2")),

@@ -7,75 +7,81 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // Test builders: a node and a VM with sane defaults, changed by options.
 
-func node(name string, memMiB int64, cpus int, opts ...func(*Node)) Node {
-	n := Node{Name: name, State: NodeUp, MemoryMiB: memMiB, CPUs: cpus,
-		Networks: []Network{{Name: "prod", VLAN: 10}}}
+func node(name string, memMiB int64, cpus int, opts ...func(*cluster.Node)) cluster.Node {
+	n := cluster.Node{Name: name, State: cluster.NodeUp, MemoryMiB: memMiB, CPUs: cpus,
+		Networks: []cluster.Network{{Name: "prod", VLAN: 10}}}
 	for _, o := range opts {
 		o(&n)
 	}
 	return n
 }
 
-func vm(name, on string, memMiB int64, vcpus int, opts ...func(*VM)) VM {
-	v := VM{Name: name, Node: on, MemoryMiB: memMiB, VCPUs: vcpus, Power: PowerRunning,
-		Migratable: true, Networks: []Network{{Name: "prod", VLAN: 10}}}
+func vm(name, on string, memMiB int64, vcpus int, opts ...func(*cluster.VM)) cluster.VM {
+	v := cluster.VM{Name: name, Node: on, MemoryMiB: memMiB, VCPUs: vcpus, Power: cluster.PowerRunning,
+		Migratable: true, Networks: []cluster.Network{{Name: "prod", VLAN: 10}}}
 	for _, o := range opts {
 		o(&v)
 	}
 	return v
 }
 
-func withState(s NodeState) func(*Node) { return func(n *Node) { n.State = s } }
-func paused(n *Node)                    { n.Paused = true }
-func withGroup(g string) func(*Node)    { return func(n *Node) { n.CPUGroup = g } }
-func withNets(nets ...Network) func(*Node) {
-	return func(n *Node) { n.Networks = nets }
+func withState(s cluster.NodeState) func(*cluster.Node) { return func(n *cluster.Node) { n.State = s } }
+func paused(n *cluster.Node)                            { n.Paused = true }
+func withGroup(g string) func(*cluster.Node)            { return func(n *cluster.Node) { n.CPUGroup = g } }
+func withNets(nets ...cluster.Network) func(*cluster.Node) {
+	return func(n *cluster.Node) { n.Networks = nets }
 }
-func withDomain(d string) func(*Node) { return func(n *Node) { n.FaultDomain = d } }
-func withLabel(k, v string) func(*Node) {
-	return func(n *Node) {
+func withDomain(d string) func(*cluster.Node) { return func(n *cluster.Node) { n.FaultDomain = d } }
+func withLabel(k, v string) func(*cluster.Node) {
+	return func(n *cluster.Node) {
 		if n.Labels == nil {
 			n.Labels = map[string]string{}
 		}
 		n.Labels[k] = v
 	}
 }
-func withNIC(nic, stream float64) func(*Node) {
-	return func(n *Node) { n.NICMbps, n.StreamMbps = nic, stream }
+func withNIC(nic, stream float64) func(*cluster.Node) {
+	return func(n *cluster.Node) { n.NICMbps, n.StreamMbps = nic, stream }
 }
 
-func power(p PowerState) func(*VM) { return func(v *VM) { v.Power = p } }
-func antiAff(g string, hard bool) func(*VM) {
-	return func(v *VM) { v.AntiAffinity, v.AntiAffinityHard = g, hard }
+func power(p cluster.PowerState) func(*cluster.VM) { return func(v *cluster.VM) { v.Power = p } }
+func antiAff(g string, hard bool) func(*cluster.VM) {
+	return func(v *cluster.VM) { v.AntiAffinity, v.AntiAffinityHard = g, hard }
 }
-func vmNets(nets ...Network) func(*VM) { return func(v *VM) { v.Networks = nets } }
-func notMigratable(reason string) func(*VM) {
-	return func(v *VM) { v.Migratable, v.NotMigratableReason = false, reason }
+func vmNets(nets ...cluster.Network) func(*cluster.VM) {
+	return func(v *cluster.VM) { v.Networks = nets }
 }
-func dirty(miBs float64) func(*VM)          { return func(v *VM) { v.DirtyMiBs = miBs } }
-func preferred(n string) func(*VM)          { return func(v *VM) { v.PreferredNode = n } }
-func migratingTo(n string) func(*VM)        { return func(v *VM) { v.MigratingTo = n } }
-func inv(nodes []Node, vms ...VM) Inventory { return Inventory{Nodes: nodes, VMs: vms} }
+func notMigratable(reason string) func(*cluster.VM) {
+	return func(v *cluster.VM) { v.Migratable, v.NotMigratableReason = false, reason }
+}
+func dirty(miBs float64) func(*cluster.VM)   { return func(v *cluster.VM) { v.DirtyMiBs = miBs } }
+func preferred(n string) func(*cluster.VM)   { return func(v *cluster.VM) { v.PreferredNode = n } }
+func migratingTo(n string) func(*cluster.VM) { return func(v *cluster.VM) { v.MigratingTo = n } }
+func inv(nodes []cluster.Node, vms ...cluster.VM) cluster.Inventory {
+	return cluster.Inventory{Nodes: nodes, VMs: vms}
+}
 
 // randomCluster builds a seeded random cluster with CPU groups, networks in mixed case,
 // paused and down nodes, stopped and suspended VMs, soft and hard anti-affinity and
 // non-migratable VMs. Nodes are loaded to roughly fill (0..1] of their memory.
-func randomCluster(rng *rand.Rand, nNodes, nVMs int, fill float64) Inventory {
+func randomCluster(rng *rand.Rand, nNodes, nVMs int, fill float64) cluster.Inventory {
 	groups := []string{"", "g1", "g2"}[:1+rng.IntN(3)]
-	nets := []Network{{"prod", 10}, {"Prod", 20}, {"backup", 0}, {"dmz", 30}}
-	var in Inventory
+	nets := []cluster.Network{{Name: "prod", VLAN: 10}, {Name: "Prod", VLAN: 20}, {Name: "backup", VLAN: 0}, {Name: "dmz", VLAN: 30}}
+	var in cluster.Inventory
 	for i := range nNodes {
-		n := Node{
+		n := cluster.Node{
 			Name:      fmt.Sprintf("n%03d", i),
-			State:     NodeUp,
+			State:     cluster.NodeUp,
 			MemoryMiB: int64(32768 * (1 + rng.IntN(4))),
 			CPUs:      8 * (1 + rng.IntN(4)),
 			CPUGroup:  groups[rng.IntN(len(groups))],
-			Networks:  []Network{{"PROD", 10}}, // every node has the main network
+			Networks:  []cluster.Network{{Name: "PROD", VLAN: 10}}, // every node has the main network
 		}
 		for _, nw := range nets[1:] {
 			if rng.IntN(4) != 0 {
@@ -84,9 +90,9 @@ func randomCluster(rng *rand.Rand, nNodes, nVMs int, fill float64) Inventory {
 		}
 		switch r := rng.IntN(20); {
 		case r == 0:
-			n.State = NodeDown
+			n.State = cluster.NodeDown
 		case r == 1:
-			n.Paused, n.State = true, NodePaused
+			n.Paused, n.State = true, cluster.NodePaused
 		}
 		n.FaultDomain = fmt.Sprintf("rack%d", rng.IntN(3))
 		n.NICMbps = []float64{0, 1000, 10000, 25000}[rng.IntN(4)]
@@ -101,16 +107,16 @@ func randomCluster(rng *rand.Rand, nNodes, nVMs int, fill float64) Inventory {
 			continue
 		}
 		used[ni] += mem
-		v := VM{
+		v := cluster.VM{
 			Name: fmt.Sprintf("vm%05d", i), Node: n.Name, MemoryMiB: mem,
-			VCPUs: 1 + rng.IntN(8), Power: PowerRunning, Migratable: true,
+			VCPUs: 1 + rng.IntN(8), Power: cluster.PowerRunning, Migratable: true,
 			DirtyMiBs: float64(rng.IntN(50)),
 		}
 		switch r := rng.IntN(20); {
 		case r == 0:
-			v.Power = PowerStopped
+			v.Power = cluster.PowerStopped
 		case r == 1:
-			v.Power = PowerSuspended
+			v.Power = cluster.PowerSuspended
 		case r == 2:
 			v.Migratable, v.NotMigratableReason = false, "local disk"
 		}
@@ -121,7 +127,7 @@ func randomCluster(rng *rand.Rand, nNodes, nVMs int, fill float64) Inventory {
 		// The VM uses some of its node's networks (so it could at least stay there).
 		for _, nw := range n.Networks {
 			if rng.IntN(2) == 0 {
-				v.Networks = append(v.Networks, Network{Name: strings.ToLower(nw.Name), VLAN: nw.VLAN})
+				v.Networks = append(v.Networks, cluster.Network{Name: strings.ToLower(nw.Name), VLAN: nw.VLAN})
 			}
 		}
 		in.VMs = append(in.VMs, v)
@@ -132,16 +138,16 @@ func randomCluster(rng *rand.Rand, nNodes, nVMs int, fill float64) Inventory {
 // naiveCluster is an obviously correct, slow model of placement rules for the tests:
 // every question scans every VM. It shares no code with Placer.
 type naiveCluster struct {
-	nodes       map[string]Node
-	vms         []VM // Node = where the VM is now
+	nodes       map[string]cluster.Node
+	vms         []cluster.VM // Node = where the VM is now
 	headroom    int64
 	overcommit  float64
 	unavailable map[string]bool
 	rank        map[string]int
 }
 
-func newNaive(in Inventory, opts PlacementOptions) *naiveCluster {
-	c := &naiveCluster{nodes: map[string]Node{}, vms: slices.Clone(in.VMs),
+func newNaive(in cluster.Inventory, opts PlacementOptions) *naiveCluster {
+	c := &naiveCluster{nodes: map[string]cluster.Node{}, vms: slices.Clone(in.VMs),
 		headroom: opts.MemoryHeadroomMiB, overcommit: opts.CPUOvercommit,
 		unavailable: map[string]bool{}, rank: map[string]int{}}
 	if c.overcommit == 0 {
@@ -159,7 +165,7 @@ func newNaive(in Inventory, opts PlacementOptions) *naiveCluster {
 	return c
 }
 
-func (c *naiveCluster) find(name string) *VM {
+func (c *naiveCluster) find(name string) *cluster.VM {
 	for i := range c.vms {
 		if c.vms[i].Name == name {
 			return &c.vms[i]
@@ -170,7 +176,7 @@ func (c *naiveCluster) find(name string) *VM {
 
 func (c *naiveCluster) used(node string) (mem int64, cpus int) {
 	for _, v := range c.vms {
-		if v.Node == node && v.Power != PowerStopped {
+		if v.Node == node && v.Power != cluster.PowerStopped {
 			mem += v.MemoryMiB
 			cpus += v.VCPUs
 		}
@@ -186,7 +192,7 @@ func (c *naiveCluster) rankOf(node string) int {
 }
 
 // violations lists the hard rules that moving v (from v.Node) to target would break.
-func (c *naiveCluster) violations(v VM, target string) []string {
+func (c *naiveCluster) violations(v cluster.VM, target string) []string {
 	var out []string
 	t, ok := c.nodes[target]
 	if !ok {
@@ -195,7 +201,7 @@ func (c *naiveCluster) violations(v VM, target string) []string {
 	if target == v.Node {
 		out = append(out, "source")
 	}
-	if t.State != NodeUp || t.Paused {
+	if t.State != cluster.NodeUp || t.Paused {
 		out = append(out, "not up")
 	}
 	if c.unavailable[target] {
@@ -215,7 +221,7 @@ func (c *naiveCluster) violations(v VM, target string) []string {
 			out = append(out, "network")
 		}
 	}
-	if v.Power != PowerStopped {
+	if v.Power != cluster.PowerStopped {
 		mem, cpus := c.used(target)
 		if mem+v.MemoryMiB > t.MemoryMiB-c.headroom {
 			out = append(out, "memory")
@@ -224,7 +230,7 @@ func (c *naiveCluster) violations(v VM, target string) []string {
 			out = append(out, "vcpu")
 		}
 		for _, u := range c.vms {
-			if u.Node == target && u.Name != v.Name && u.Power != PowerStopped &&
+			if u.Node == target && u.Name != v.Name && u.Power != cluster.PowerStopped &&
 				v.AntiAffinity != "" && u.AntiAffinity == v.AntiAffinity &&
 				(u.AntiAffinityHard || v.AntiAffinityHard) {
 				out = append(out, "hard anti-affinity")
@@ -234,11 +240,11 @@ func (c *naiveCluster) violations(v VM, target string) []string {
 	return out
 }
 
-func (c *naiveCluster) soft(v VM, target string) int {
+func (c *naiveCluster) soft(v cluster.VM, target string) int {
 	n := 0
 	for _, u := range c.vms {
-		if u.Node == target && u.Name != v.Name && u.Power != PowerStopped &&
-			v.Power != PowerStopped && v.AntiAffinity != "" && u.AntiAffinity == v.AntiAffinity {
+		if u.Node == target && u.Name != v.Name && u.Power != cluster.PowerStopped &&
+			v.Power != cluster.PowerStopped && v.AntiAffinity != "" && u.AntiAffinity == v.AntiAffinity {
 			n++
 		}
 	}
@@ -247,7 +253,7 @@ func (c *naiveCluster) soft(v VM, target string) int {
 
 // best is the reference choice: every feasible node, sorted by the documented
 // preferences. busy is true when only avoided nodes are feasible.
-func (c *naiveCluster) best(v VM, avoid map[string]bool) (target string, busy bool) {
+func (c *naiveCluster) best(v cluster.VM, avoid map[string]bool) (target string, busy bool) {
 	type cand struct {
 		name       string
 		soft, rank int

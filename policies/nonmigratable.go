@@ -1,6 +1,10 @@
 package policies
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/droverhq/drover/cluster"
+)
 
 // NonMigratableMode says what to do with running VMs that cannot live-migrate when
 // their node must be rebooted.
@@ -36,9 +40,9 @@ type VMNote struct {
 type Split struct {
 	// Migrate: live-migrate off the node (running or suspended, migratable, or a
 	// migration already in flight).
-	Migrate []VM `json:"migrate,omitempty"`
+	Migrate []cluster.VM `json:"migrate,omitempty"`
 	// Shutdown: non-migratable VMs to shut down before the reboot and start after.
-	Shutdown []VM `json:"shutdown,omitempty"`
+	Shutdown []cluster.VM `json:"shutdown,omitempty"`
 	// Skip: non-migratable VMs left running; they go down with the reboot.
 	Skip []VMNote `json:"skip,omitempty"`
 	// Blocking: the node cannot be maintained while these are on it.
@@ -53,13 +57,13 @@ func (s Split) Blocked() bool { return len(s.Blocking) > 0 }
 // SplitVMs sorts a node's VMs by what maintenance does with them. A VM in an unknown
 // power state blocks in every mode (we cannot tell whether the reboot would hurt it);
 // an unknown mode acts as NonMigratableFail (fail closed).
-func SplitVMs(vms []VM, mode NonMigratableMode) Split {
+func SplitVMs(vms []cluster.VM, mode NonMigratableMode) Split {
 	var s Split
 	for _, v := range vms {
 		switch {
-		case v.Power == PowerStopped:
+		case v.Power == cluster.PowerStopped:
 			s.Stay = append(s.Stay, VMNote{v.Name, "stopped"})
-		case v.Power != PowerRunning && v.Power != PowerSuspended:
+		case v.Power != cluster.PowerRunning && v.Power != cluster.PowerSuspended:
 			s.Blocking = append(s.Blocking, VMNote{v.Name, "power state unknown"})
 		case v.Migratable || v.MigratingTo != "":
 			s.Migrate = append(s.Migrate, v)
@@ -80,7 +84,7 @@ func SplitVMs(vms []VM, mode NonMigratableMode) Split {
 	}
 	// Largest first: they are the hardest to place and the slowest to move, so a drain
 	// that starts with them fails early and finishes sooner.
-	slices.SortStableFunc(s.Migrate, func(a, b VM) int {
+	slices.SortStableFunc(s.Migrate, func(a, b cluster.VM) int {
 		switch {
 		case a.MemoryMiB > b.MemoryMiB:
 			return -1

@@ -4,20 +4,22 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 func TestSplitVMs(t *testing.T) {
-	vms := []VM{
+	vms := []cluster.VM{
 		vm("small", "n1", 1024, 1),
 		vm("big", "n1", 8192, 1),
-		vm("saved", "n1", 2048, 1, power(PowerSuspended)),
-		vm("off", "n1", 4096, 1, power(PowerStopped)),
+		vm("saved", "n1", 2048, 1, power(cluster.PowerSuspended)),
+		vm("off", "n1", 4096, 1, power(cluster.PowerStopped)),
 		vm("gpu", "n1", 4096, 1, notMigratable("pass-through GPU")),
 		vm("pinned", "n1", 4096, 1, notMigratable("")),
-		vm("what", "n1", 4096, 1, power(PowerUnknown)),
+		vm("what", "n1", 4096, 1, power(cluster.PowerUnknown)),
 		vm("moving", "n1", 512, 1, notMigratable("local disk"), migratingTo("n2")),
 	}
-	names := func(vs []VM) string {
+	names := func(vs []cluster.VM) string {
 		var s []string
 		for _, v := range vs {
 			s = append(s, v.Name)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // OrderStrategy names a way to order the nodes of a run.
@@ -78,12 +80,12 @@ type SkippedNode struct {
 // reason (by node name). Nodes that are down or rebooting are always skipped. The
 // error is a *FieldError for a bad strategy, an unknown or repeated explicit node, or
 // a missing label key.
-func OrderNodes(inv Inventory, opts OrderOptions) ([]string, []SkippedNode, error) {
+func OrderNodes(inv cluster.Inventory, opts OrderOptions) ([]string, []SkippedNode, error) {
 	strategy, err := ParseOrderStrategy(string(opts.Strategy))
 	if err != nil {
 		return nil, nil, err
 	}
-	nodes := map[string]Node{}
+	nodes := map[string]cluster.Node{}
 	for _, n := range inv.Nodes {
 		if _, dup := nodes[n.Name]; !dup {
 			nodes[n.Name] = n
@@ -171,7 +173,7 @@ func OrderNodes(inv Inventory, opts OrderOptions) ([]string, []SkippedNode, erro
 	return order, skipped, nil
 }
 
-func skipReason(n Node, opts OrderOptions) string {
+func skipReason(n cluster.Node, opts OrderOptions) string {
 	if r, ok := opts.Exclude[n.Name]; ok {
 		if r == "" {
 			r = "excluded"
@@ -200,7 +202,7 @@ type nodeLoad struct {
 }
 
 // nodeLoads counts the capacity-reserving VMs of every node.
-func nodeLoads(inv Inventory) map[string]nodeLoad {
+func nodeLoads(inv cluster.Inventory) map[string]nodeLoad {
 	out := map[string]nodeLoad{}
 	for _, v := range inv.VMs {
 		if reserves(v) {
@@ -216,7 +218,7 @@ func nodeLoads(inv Inventory) map[string]nodeLoad {
 // moveOnceOrder: patched is the memory free on patched nodes. The next node is one
 // whose load fits into it (its VMs then move once) that leaves the most free memory
 // once patched; when none fits, the least loaded node (fewest VMs move twice).
-func moveOnceOrder(eligible map[string]bool, nodes map[string]Node, load map[string]nodeLoad) []string {
+func moveOnceOrder(eligible map[string]bool, nodes map[string]cluster.Node, load map[string]nodeLoad) []string {
 	left := make([]string, 0, len(eligible))
 	for n := range eligible {
 		left = append(left, n)

@@ -6,12 +6,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 func TestOrderNodes(t *testing.T) {
 	const g = 1024
 	// n1: 2 VMs, n2: 1 running + 1 stopped, n3: 0, n4: 3, n5: 1 (tie with n2 by count).
-	base := inv([]Node{
+	base := inv([]cluster.Node{
 		node("n4", 100*g, 8, withDomain("rack-b"), withLabel("row", "2")),
 		node("n1", 100*g, 8, withDomain("rack-a"), withLabel("row", "2")),
 		node("n2", 100*g, 8, withDomain("rack-b"), withLabel("row", "1")),
@@ -19,19 +21,19 @@ func TestOrderNodes(t *testing.T) {
 		node("n5", 100*g, 8, withDomain("rack-a")),
 	},
 		vm("a1", "n1", g, 1), vm("a2", "n1", g, 1),
-		vm("b1", "n2", g, 1), vm("b2", "n2", g, 1, power(PowerStopped)),
+		vm("b1", "n2", g, 1), vm("b2", "n2", g, 1, power(cluster.PowerStopped)),
 		vm("d1", "n4", g, 1), vm("d2", "n4", g, 1), vm("d3", "n4", g, 1),
 		vm("e1", "n5", g, 1),
 	)
 	withDown := base
-	withDown.Nodes = append(slices.Clone(base.Nodes), node("n6", 100*g, 8, withState(NodeDown)), node("n7", 100*g, 8, withState(NodeRebooting)))
-	moveOnce := inv([]Node{node("a", 100, 8), node("b", 100, 8), node("c", 100, 8), node("d", 200, 8)},
+	withDown.Nodes = append(slices.Clone(base.Nodes), node("n6", 100*g, 8, withState(cluster.NodeDown)), node("n7", 100*g, 8, withState(cluster.NodeRebooting)))
+	moveOnce := inv([]cluster.Node{node("a", 100, 8), node("b", 100, 8), node("c", 100, 8), node("d", 200, 8)},
 		vm("a1", "a", 50, 1), vm("b1", "b", 10, 1), vm("c1", "c", 40, 1), vm("c2", "c", 40, 1),
 		vm("d1", "d", 150, 1))
 
 	tests := []struct {
 		name        string
-		inv         Inventory
+		inv         cluster.Inventory
 		opts        OrderOptions
 		want        []string
 		wantSkipped []string // "node: reason" substrings, in order
@@ -73,7 +75,7 @@ func TestOrderNodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, skipped, err := OrderNodes(tt.inv, tt.opts)
 			if tt.wantErr != "" {
-				var fe *FieldError
+				var fe *cluster.FieldError
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &fe) {
 					t.Fatalf("OrderNodes error = %v, want *FieldError with %q", err, tt.wantErr)
 				}

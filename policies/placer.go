@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // DefaultCPUOvercommit is the vCPU to physical CPU ratio used when
@@ -150,7 +152,7 @@ type Placer struct {
 
 type pnode struct {
 	name        string
-	state       NodeState
+	state       cluster.NodeState
 	paused      bool
 	group       int32
 	nets        []uint64
@@ -181,16 +183,16 @@ func (n *pnode) freeVCPU() int  { return n.capVCPU - n.usedVCPU }
 
 // placeable reports whether the node takes placements at all.
 func (n *pnode) placeable() bool {
-	return n.state == NodeUp && !n.paused && n.unavailable == ""
+	return n.state == cluster.NodeUp && !n.paused && n.unavailable == ""
 }
 
 type pvm struct {
-	vm     VM    // last value seen; vm.Node is the node it is accounted on
-	node   int32 // accounted node, -1 = none
-	from   int32 // node before the last Place, for Cancel; -1 = none
-	pos    int32 // index in nodes[node].vms while reserving
-	active bool  // reserves capacity (not stopped)
-	group  int32 // anti-affinity group id, -1 = none
+	vm     cluster.VM // last value seen; vm.Node is the node it is accounted on
+	node   int32      // accounted node, -1 = none
+	from   int32      // node before the last Place, for Cancel; -1 = none
+	pos    int32      // index in nodes[node].vms while reserving
+	active bool       // reserves capacity (not stopped)
+	group  int32      // anti-affinity group id, -1 = none
 	nets   []int32
 }
 
@@ -206,11 +208,11 @@ type aaCell struct {
 	hard  int      // how many of them are hard
 }
 
-func reserves(v VM) bool { return v.Power != PowerStopped }
+func reserves(v cluster.VM) bool { return v.Power != cluster.PowerStopped }
 
 // NewPlacer builds the capacity model of inv. Duplicate node or VM names keep the first.
 // VMs on nodes missing from inv are known but reserve nothing.
-func NewPlacer(inv Inventory, opts PlacementOptions) *Placer {
+func NewPlacer(inv cluster.Inventory, opts PlacementOptions) *Placer {
 	p := &Placer{
 		headroom:   opts.MemoryHeadroomMiB,
 		overcommit: opts.overcommit(),
@@ -222,8 +224,8 @@ func NewPlacer(inv Inventory, opts PlacementOptions) *Placer {
 		cells:      map[cellKey]*aaCell{},
 	}
 	nodes := slices.Clone(inv.Nodes)
-	slices.SortStableFunc(nodes, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
-	nodes = slices.CompactFunc(nodes, func(a, b Node) bool { return a.Name == b.Name })
+	slices.SortStableFunc(nodes, func(a, b cluster.Node) int { return strings.Compare(a.Name, b.Name) })
+	nodes = slices.CompactFunc(nodes, func(a, b cluster.Node) bool { return a.Name == b.Name })
 	for _, n := range nodes {
 		for _, nw := range n.Networks {
 			k := netKey{strings.ToLower(nw.Name), nw.VLAN}
@@ -290,7 +292,7 @@ func NewPlacer(inv Inventory, opts PlacementOptions) *Placer {
 }
 
 // newRecord registers a VM that the Placer has not seen, accounted nowhere yet.
-func (p *Placer) newRecord(v VM) int32 {
+func (p *Placer) newRecord(v cluster.VM) int32 {
 	r := int32(len(p.vms))
 	p.vms = append(p.vms, pvm{node: -1, from: -1, pos: -1, group: -1})
 	p.vmIdx[v.Name] = r
@@ -300,7 +302,7 @@ func (p *Placer) newRecord(v VM) int32 {
 
 // refresh takes the VM's description (memory, networks, group) from v. Only call it
 // while the record reserves nothing.
-func (p *Placer) refresh(r int32, v VM) {
+func (p *Placer) refresh(r int32, v cluster.VM) {
 	rec := &p.vms[r]
 	rec.vm = v
 	rec.active = reserves(v)
@@ -360,7 +362,7 @@ func (p *Placer) reorder(i int32, change func(n *pnode)) {
 }
 
 // addTo accounts the record on node n, with v as its new description.
-func (p *Placer) addTo(r, n int32, v VM) {
+func (p *Placer) addTo(r, n int32, v cluster.VM) {
 	rec := &p.vms[r]
 	if rec.node >= 0 {
 		panic("policies: addTo of an accounted vm")
@@ -442,7 +444,7 @@ func (p *Placer) removeFrom(r int32) {
 // time: when they are the only feasible ones the error wraps ErrTargetsBusy; when no
 // node is feasible at all it is a *NoTargetError (errors.Is(err, ErrNoTarget)) with
 // every node's refusal.
-func (p *Placer) Place(vm VM, avoid map[string]bool) (string, error) {
+func (p *Placer) Place(vm cluster.VM, avoid map[string]bool) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	src, ok := p.nodeIdx[vm.Node]
@@ -454,7 +456,7 @@ func (p *Placer) Place(vm VM, avoid map[string]bool) (string, error) {
 
 // place is Place with the lock held; explain false leaves NoTargetError.Refusals empty
 // (BuildPlan explains a bounded number of failures per node).
-func (p *Placer) place(vm VM, src int32, avoid map[string]bool, explain bool) (string, error) {
+func (p *Placer) place(vm cluster.VM, src int32, avoid map[string]bool, explain bool) (string, error) {
 	r, known := p.vmIdx[vm.Name]
 	if !known {
 		r = p.newRecord(vm)
@@ -478,7 +480,7 @@ func (p *Placer) place(vm VM, src int32, avoid map[string]bool, explain bool) (s
 // PlaceOn reserves vm on target if target satisfies every hard constraint (for
 // failback and operator-chosen targets). The error is a *NoTargetError naming the
 // refusal.
-func (p *Placer) PlaceOn(vm VM, target string) error {
+func (p *Placer) PlaceOn(vm cluster.VM, target string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	src, ok := p.nodeIdx[vm.Node]
@@ -501,7 +503,7 @@ func (p *Placer) PlaceOn(vm VM, target string) error {
 	return nil
 }
 
-func (p *Placer) moveTo(r, to int32, vm VM) {
+func (p *Placer) moveTo(r, to int32, vm cluster.VM) {
 	prev := p.vms[r].node
 	p.removeFrom(r)
 	p.addTo(r, to, vm)
@@ -510,7 +512,7 @@ func (p *Placer) moveTo(r, to int32, vm VM) {
 
 // Cancel undoes a Place of vm to target (the migration failed): the VM is accounted on
 // the node it was taken from again. Cancelling a VM that is not on target does nothing.
-func (p *Placer) Cancel(vm VM, target string) {
+func (p *Placer) Cancel(vm cluster.VM, target string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r, ok := p.vmIdx[vm.Name]
@@ -555,7 +557,7 @@ func (p *Placer) SetAvailable(node string) {
 
 // SetState records a node's new state and pause flag (e.g. up and unpaused after its
 // reboot, or down when it stopped answering).
-func (p *Placer) SetState(node string, state NodeState, paused bool) {
+func (p *Placer) SetState(node string, state cluster.NodeState, paused bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if i, ok := p.nodeIdx[node]; ok {
@@ -597,14 +599,14 @@ func (p *Placer) Location(vm string) string {
 
 // candidate is a VM being placed, described by the caller's value of it.
 type candidate struct {
-	vm     VM
+	vm     cluster.VM
 	active bool
 	group  int32
 	nets   []int32
 	at     int32 // where the Placer accounts it (-1 none), excluded like the source
 }
 
-func (p *Placer) candidate(r int32, vm VM) candidate {
+func (p *Placer) candidate(r int32, vm cluster.VM) candidate {
 	c := candidate{vm: vm, active: reserves(vm), group: -1, at: p.vms[r].node}
 	if vm.AntiAffinity != "" {
 		if g, ok := p.aaIdx[vm.AntiAffinity]; ok {
@@ -703,7 +705,7 @@ func (p *Placer) refuse(c *candidate, src, i int32, avoid map[string]bool) []str
 		return []string{"current node"}
 	}
 	switch {
-	case n.state != NodeUp:
+	case n.state != cluster.NodeUp:
 		why = append(why, string(n.state))
 	case n.paused:
 		why = append(why, "paused")

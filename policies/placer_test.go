@@ -8,13 +8,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 func TestPlacer_Place(t *testing.T) {
 	const gib = 1024
 	tests := []struct {
 		name    string
-		inv     Inventory
+		inv     cluster.Inventory
 		opts    PlacementOptions
 		place   string // VM name
 		avoid   map[string]bool
@@ -24,164 +26,164 @@ func TestPlacer_Place(t *testing.T) {
 	}{
 		{
 			name: "most-free-memory-wins",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 64*gib, 16), node("n3", 64*gib, 16)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 64*gib, 16), node("n3", 64*gib, 16)},
 				vm("a", "n1", 4*gib, 2), vm("b", "n2", 8*gib, 2), vm("c", "n3", 2*gib, 2)),
 			place: "a", want: "n3",
 		},
 		{
 			name:  "tie-broken-by-name",
-			inv:   inv([]Node{node("n1", 64*gib, 16), node("n3", 64*gib, 16), node("n2", 64*gib, 16)}, vm("a", "n1", 4*gib, 2)),
+			inv:   inv([]cluster.Node{node("n1", 64*gib, 16), node("n3", 64*gib, 16), node("n2", 64*gib, 16)}, vm("a", "n1", 4*gib, 2)),
 			place: "a", want: "n2",
 		},
 		{
 			name:  "never-the-source",
-			inv:   inv([]Node{node("n1", 128*gib, 16), node("n2", 8*gib, 16)}, vm("a", "n1", 4*gib, 2)),
+			inv:   inv([]cluster.Node{node("n1", 128*gib, 16), node("n2", 8*gib, 16)}, vm("a", "n1", 4*gib, 2)),
 			place: "a", want: "n2",
 		},
 		{
 			name: "headroom-kept-free",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 16*gib, 16), node("n3", 17*gib, 16)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 16*gib, 16), node("n3", 17*gib, 16)},
 				vm("a", "n1", 12*gib, 2), vm("x", "n2", 0, 0)),
 			opts:  PlacementOptions{MemoryHeadroomMiB: 4*gib + 1},
 			place: "a", want: "n3",
 		},
 		{
 			name: "memory-exactly-full-fits",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 16*gib, 16)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 16*gib, 16)},
 				vm("a", "n1", 8*gib, 2), vm("b", "n2", 4*gib, 2)),
 			opts:  PlacementOptions{MemoryHeadroomMiB: 4 * gib},
 			place: "a", want: "n2",
 		},
 		{
 			name: "vcpu-overcommit-ratio",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 64*gib, 2), node("n3", 32*gib, 4)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 64*gib, 2), node("n3", 32*gib, 4)},
 				vm("a", "n1", 1*gib, 6), vm("b", "n2", 1*gib, 1)),
 			opts:  PlacementOptions{CPUOvercommit: 3},
 			place: "a", want: "n3", // n2: 1+6 > 2*3; n3: 6 <= 12
 		},
 		{
 			name: "default-overcommit-is-4",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 64*gib, 2)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 64*gib, 2)},
 				vm("a", "n1", 1*gib, 8), vm("b", "n2", 1*gib, 1)),
 			place: "a", wantErr: ErrNoTarget, errHas: []string{"n2: needs 8 vCPUs, 7 free"},
 		},
 		{
 			name: "same-cpu-group-only",
-			inv: inv([]Node{node("n1", 64*gib, 16, withGroup("intel")), node("n2", 256*gib, 16, withGroup("amd")),
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16, withGroup("intel")), node("n2", 256*gib, 16, withGroup("amd")),
 				node("n3", 64*gib, 16, withGroup("intel"))}, vm("a", "n1", 4*gib, 2)),
 			place: "a", want: "n3",
 		},
 		{
 			name: "networks-case-insensitive-and-vlan",
-			inv: inv([]Node{
-				node("n1", 64*gib, 16, withNets(Network{"prod", 10}, Network{"dmz", 30})),
-				node("n2", 256*gib, 16, withNets(Network{"prod", 10}, Network{"dmz", 31})),
-				node("n3", 64*gib, 16, withNets(Network{"PROD", 10}, Network{"Dmz", 30})),
-			}, vm("a", "n1", 4*gib, 2, vmNets(Network{"Prod", 10}, Network{"dmz", 30}))),
+			inv: inv([]cluster.Node{
+				node("n1", 64*gib, 16, withNets(cluster.Network{Name: "prod", VLAN: 10}, cluster.Network{Name: "dmz", VLAN: 30})),
+				node("n2", 256*gib, 16, withNets(cluster.Network{Name: "prod", VLAN: 10}, cluster.Network{Name: "dmz", VLAN: 31})),
+				node("n3", 64*gib, 16, withNets(cluster.Network{Name: "PROD", VLAN: 10}, cluster.Network{Name: "Dmz", VLAN: 30})),
+			}, vm("a", "n1", 4*gib, 2, vmNets(cluster.Network{Name: "Prod", VLAN: 10}, cluster.Network{Name: "dmz", VLAN: 30}))),
 			place: "a", want: "n3",
 		},
 		{
 			name: "hard-anti-affinity-of-the-vm",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 64*gib, 16)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 64*gib, 16)},
 				vm("web-1", "n1", 4*gib, 2, antiAff("web", true)), vm("web-2", "n2", 4*gib, 2, antiAff("web", false))),
 			place: "web-1", want: "n3",
 		},
 		{
 			name: "hard-anti-affinity-of-the-peer",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 64*gib, 16)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 64*gib, 16)},
 				vm("web-1", "n1", 4*gib, 2, antiAff("web", false)), vm("web-2", "n2", 4*gib, 2, antiAff("web", true))),
 			place: "web-1", want: "n3",
 		},
 		{
 			name: "stopped-peer-is-no-conflict",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 64*gib, 16)},
-				vm("web-1", "n1", 4*gib, 2, antiAff("web", true)), vm("web-2", "n2", 4*gib, 2, antiAff("web", true), power(PowerStopped))),
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 64*gib, 16)},
+				vm("web-1", "n1", 4*gib, 2, antiAff("web", true)), vm("web-2", "n2", 4*gib, 2, antiAff("web", true), power(cluster.PowerStopped))),
 			place: "web-1", want: "n2",
 		},
 		{
 			name: "soft-anti-affinity-beats-rank",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 64*gib, 16)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 64*gib, 16)},
 				vm("web-1", "n1", 4*gib, 2, antiAff("web", false)), vm("web-2", "n2", 4*gib, 2, antiAff("web", false))),
 			opts:  PlacementOptions{Rank: map[string]int{"n2": 0, "n3": 2}},
 			place: "web-1", want: "n3",
 		},
 		{
 			name: "fewest-soft-conflicts-when-all-conflict",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 64*gib, 16)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 64*gib, 16)},
 				vm("web-1", "n1", 4*gib, 2, antiAff("web", false)), vm("web-2", "n2", 4*gib, 2, antiAff("web", false)),
 				vm("web-3", "n2", 4*gib, 2, antiAff("web", false)), vm("web-4", "n3", 4*gib, 2, antiAff("web", false))),
 			place: "web-1", want: "n3",
 		},
 		{
 			name: "rank-beats-free-memory",
-			inv:  inv([]Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 32*gib, 16)}, vm("a", "n1", 4*gib, 2)),
+			inv:  inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 32*gib, 16)}, vm("a", "n1", 4*gib, 2)),
 			opts: PlacementOptions{Rank: map[string]int{"n3": 0}}, place: "a", want: "n3",
 		},
 		{
 			name: "unlisted-rank-is-1",
-			inv:  inv([]Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 32*gib, 16)}, vm("a", "n1", 4*gib, 2)),
+			inv:  inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16), node("n3", 32*gib, 16)}, vm("a", "n1", 4*gib, 2)),
 			opts: PlacementOptions{Rank: map[string]int{"n2": 2}}, place: "a", want: "n3",
 		},
 		{
 			name: "full-high-rank-falls-to-next-rank",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 8*gib, 16), node("n3", 6*gib, 16), node("n4", 32*gib, 16)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 8*gib, 16), node("n3", 6*gib, 16), node("n4", 32*gib, 16)},
 				vm("a", "n1", 10*gib, 2)),
 			opts: PlacementOptions{Rank: map[string]int{"n2": 0, "n3": 0}}, place: "a", want: "n4",
 		},
 		{
 			name: "paused-down-unavailable-refused",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16, paused), node("n3", 256*gib, 16, withState(NodeDown)),
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 256*gib, 16, paused), node("n3", 256*gib, 16, withState(cluster.NodeDown)),
 				node("n4", 256*gib, 16), node("n5", 8*gib, 16)}, vm("a", "n1", 4*gib, 2)),
 			opts:  PlacementOptions{Unavailable: map[string]string{"n4": "in maintenance"}},
 			place: "a", want: "n5",
 		},
 		{
 			name: "stopped-vms-reserve-nothing",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 16*gib, 4)},
-				vm("a", "n1", 8*gib, 4), vm("s", "n2", 16*gib, 16, power(PowerStopped))),
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 16*gib, 4)},
+				vm("a", "n1", 8*gib, 4), vm("s", "n2", 16*gib, 16, power(cluster.PowerStopped))),
 			place: "a", want: "n2",
 		},
 		{
 			name: "suspended-and-unknown-vms-reserve",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 16*gib, 4), node("n3", 16*gib, 4)},
-				vm("a", "n1", 8*gib, 4), vm("s", "n2", 10*gib, 1, power(PowerSuspended)), vm("u", "n3", 10*gib, 1, power(PowerUnknown))),
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 16*gib, 4), node("n3", 16*gib, 4)},
+				vm("a", "n1", 8*gib, 4), vm("s", "n2", 10*gib, 1, power(cluster.PowerSuspended)), vm("u", "n3", 10*gib, 1, power(cluster.PowerUnknown))),
 			place: "a", wantErr: ErrNoTarget,
 		},
 		{
 			name: "stopped-vm-placed-without-capacity",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 1*gib, 1)},
-				vm("s", "n1", 32*gib, 16, power(PowerStopped))),
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 1*gib, 1)},
+				vm("s", "n1", 32*gib, 16, power(cluster.PowerStopped))),
 			place: "s", want: "n2",
 		},
 		{
 			name: "in-flight-vm-holds-source-and-target",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 20*gib, 16), node("n3", 16*gib, 16), node("n4", 64*gib, 16)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 20*gib, 16), node("n3", 16*gib, 16), node("n4", 64*gib, 16)},
 				vm("a", "n1", 8*gib, 2), vm("m", "n4", 60*gib, 2, migratingTo("n2"))),
 			place: "a", want: "n3", // n2 holds m (60 GiB > 20 GiB: over-committed), n4 keeps m's memory
 		},
 		{
 			name: "avoided-only-feasible-is-busy",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 64*gib, 16), node("n3", 1*gib, 16)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 64*gib, 16), node("n3", 1*gib, 16)},
 				vm("a", "n1", 4*gib, 2)),
 			place: "a", avoid: map[string]bool{"n2": true}, wantErr: ErrTargetsBusy, errHas: []string{"busy: n2"},
 		},
 		{
 			name: "avoided-best-takes-next",
-			inv: inv([]Node{node("n1", 64*gib, 16), node("n2", 64*gib, 16), node("n3", 32*gib, 16)},
+			inv: inv([]cluster.Node{node("n1", 64*gib, 16), node("n2", 64*gib, 16), node("n3", 32*gib, 16)},
 				vm("a", "n1", 4*gib, 2)),
 			place: "a", avoid: map[string]bool{"n2": true}, want: "n3",
 		},
 		{
 			name: "no-target-lists-every-reason",
-			inv: inv([]Node{
-				node("n1", 64*gib, 16, withGroup("g"), withNets(Network{"prod", 10}, Network{"db", 5})),
-				node("n2", 64*gib, 16, withGroup("g"), paused, withNets(Network{"prod", 10}, Network{"db", 5})),
-				node("n3", 10*gib, 16, withGroup("g"), withNets(Network{"prod", 10}, Network{"db", 5})),
-				node("n4", 64*gib, 16, withGroup("g"), withNets(Network{"prod", 10}, Network{"db", 5})),
-				node("n5", 64*gib, 16, withGroup("h"), withNets(Network{"prod", 10}, Network{"db", 5})),
-				node("n6", 64*gib, 16, withGroup("g"), withNets(Network{"prod", 10})),
+			inv: inv([]cluster.Node{
+				node("n1", 64*gib, 16, withGroup("g"), withNets(cluster.Network{Name: "prod", VLAN: 10}, cluster.Network{Name: "db", VLAN: 5})),
+				node("n2", 64*gib, 16, withGroup("g"), paused, withNets(cluster.Network{Name: "prod", VLAN: 10}, cluster.Network{Name: "db", VLAN: 5})),
+				node("n3", 10*gib, 16, withGroup("g"), withNets(cluster.Network{Name: "prod", VLAN: 10}, cluster.Network{Name: "db", VLAN: 5})),
+				node("n4", 64*gib, 16, withGroup("g"), withNets(cluster.Network{Name: "prod", VLAN: 10}, cluster.Network{Name: "db", VLAN: 5})),
+				node("n5", 64*gib, 16, withGroup("h"), withNets(cluster.Network{Name: "prod", VLAN: 10}, cluster.Network{Name: "db", VLAN: 5})),
+				node("n6", 64*gib, 16, withGroup("g"), withNets(cluster.Network{Name: "prod", VLAN: 10})),
 			},
-				vm("web-1", "n1", 8*gib, 2, antiAff("web", true), vmNets(Network{"prod", 10}, Network{"DB", 5})),
+				vm("web-1", "n1", 8*gib, 2, antiAff("web", true), vmNets(cluster.Network{Name: "prod", VLAN: 10}, cluster.Network{Name: "DB", VLAN: 5})),
 				vm("fill", "n3", 8*gib, 2, vmNets()),
 				vm("web-2", "n4", 1*gib, 2, antiAff("web", false), vmNets())),
 			place: "web-1", wantErr: ErrNoTarget,
@@ -191,7 +193,7 @@ func TestPlacer_Place(t *testing.T) {
 		},
 		{
 			name:    "unknown-source",
-			inv:     inv([]Node{node("n1", 64*gib, 16)}, vm("a", "nx", 4*gib, 2)),
+			inv:     inv([]cluster.Node{node("n1", 64*gib, 16)}, vm("a", "nx", 4*gib, 2)),
 			place:   "a",
 			errHas:  []string{`place vm a: source node "nx" is not in the inventory`},
 			wantErr: nil,
@@ -230,7 +232,7 @@ func TestPlacer_Place(t *testing.T) {
 }
 
 func TestPlacer_Accounting(t *testing.T) {
-	in := inv([]Node{node("n1", 64*1024, 16), node("n2", 32*1024, 8), node("n3", 32*1024, 8)},
+	in := inv([]cluster.Node{node("n1", 64*1024, 16), node("n2", 32*1024, 8), node("n3", 32*1024, 8)},
 		vm("a", "n1", 8*1024, 4), vm("b", "n1", 8*1024, 4), vm("c", "n1", 8*1024, 4))
 	p := NewPlacer(in, PlacementOptions{MemoryHeadroomMiB: 1024})
 	var targets []string
@@ -265,7 +267,7 @@ func TestPlacer_Accounting(t *testing.T) {
 }
 
 func TestPlacer_Cancel(t *testing.T) {
-	in := inv([]Node{node("n1", 64*1024, 16), node("n2", 32*1024, 8), node("n3", 16*1024, 8)},
+	in := inv([]cluster.Node{node("n1", 64*1024, 16), node("n2", 32*1024, 8), node("n3", 16*1024, 8)},
 		vm("a", "n1", 8*1024, 4, antiAff("x", true)), vm("b", "n3", 1024, 1, antiAff("x", true)))
 	tests := []struct {
 		name   string
@@ -314,7 +316,7 @@ func TestPlacer_Cancel(t *testing.T) {
 }
 
 func TestPlacer_SetUnavailable(t *testing.T) {
-	in := inv([]Node{node("n1", 64*1024, 16), node("n2", 64*1024, 16), node("n3", 32*1024, 16, paused)},
+	in := inv([]cluster.Node{node("n1", 64*1024, 16), node("n2", 64*1024, 16), node("n3", 32*1024, 16, paused)},
 		vm("a", "n1", 1024, 1))
 	a, _ := in.VM("a")
 	p := NewPlacer(in, PlacementOptions{})
@@ -327,7 +329,7 @@ func TestPlacer_SetUnavailable(t *testing.T) {
 	if got, err := p.Place(a, nil); err != nil || got != "n2" {
 		t.Fatalf("Place after SetAvailable = %q, %v", got, err)
 	}
-	p.SetState("n3", NodeUp, false)
+	p.SetState("n3", cluster.NodeUp, false)
 	p.Cancel(a, "n2")
 	if got, err := p.Place(a, nil); err != nil || got != "n2" {
 		t.Fatalf("Place = %q, %v; want n2 (more free than n3)", got, err)
@@ -339,14 +341,14 @@ func TestPlacer_SetUnavailable(t *testing.T) {
 	}
 	p.SetUnavailable("n1", "")
 	p.SetUnavailable("n2", "x")
-	_, err = p.Place(VM{Name: "new", Node: "n3", MemoryMiB: 1024, Power: PowerRunning}, nil)
+	_, err = p.Place(cluster.VM{Name: "new", Node: "n3", MemoryMiB: 1024, Power: cluster.PowerRunning}, nil)
 	if !errors.Is(err, ErrNoTarget) || !strings.Contains(err.Error(), "n1: unavailable") {
 		t.Fatalf("Place with n1 unavailable (default reason): %v", err)
 	}
 }
 
 func TestPlacer_PlaceOn(t *testing.T) {
-	in := inv([]Node{node("n1", 64*1024, 16), node("n2", 16*1024, 16), node("n3", 64*1024, 16, paused)},
+	in := inv([]cluster.Node{node("n1", 64*1024, 16), node("n2", 16*1024, 16), node("n3", 64*1024, 16, paused)},
 		vm("a", "n1", 8*1024, 2), vm("b", "n2", 10*1024, 2))
 	tests := []struct {
 		name, vm, target string
@@ -434,7 +436,7 @@ func TestPlacer_MatchesReference(t *testing.T) {
 		p := NewPlacer(in, opts)
 		ref := newNaive(in, opts)
 		type placed struct {
-			v      VM
+			v      cluster.VM
 			target string
 		}
 		var done []placed

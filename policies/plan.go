@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // PlanOptions configures BuildPlan.
@@ -146,7 +148,7 @@ func (o PlanOptions) Validate() error {
 // to non-migratable VMs, failbacks, and predicted times. A node that cannot be drained
 // (VMs without target, a blocking VM) or whose absence breaks the reserve is blocked:
 // its placements are undone and it is not patched, the run goes on with the next node.
-func BuildPlan(inv Inventory, opts PlanOptions) (Plan, error) {
+func BuildPlan(inv cluster.Inventory, opts PlanOptions) (Plan, error) {
 	if err := errors.Join(opts.Validate(), inv.Validate()); err != nil {
 		return Plan{}, fmt.Errorf("build plan: %w", err)
 	}
@@ -168,7 +170,7 @@ func BuildPlan(inv Inventory, opts PlanOptions) (Plan, error) {
 		popts.Rank[n] = 2
 	}
 	p := NewPlacer(inv, popts)
-	nodeInfo := make(map[string]Node, len(inv.Nodes))
+	nodeInfo := make(map[string]cluster.Node, len(inv.Nodes))
 	for _, n := range inv.Nodes {
 		nodeInfo[n.Name] = n
 	}
@@ -211,7 +213,7 @@ func BuildPlan(inv Inventory, opts PlanOptions) (Plan, error) {
 // has started, and either no node is in maintenance or fewer than the maximum are and
 // the reserve holds with all of them and it out (checked on the cluster before the
 // run, as the run checks the cluster of the moment). Each node keeps its duration.
-func overlapNodes(plan *Plan, inv Inventory, opts PlanOptions) {
+func overlapNodes(plan *Plan, inv cluster.Inventory, opts PlanOptions) {
 	k := opts.ReserveK
 	if opts.OverrideReserve {
 		k = 0
@@ -271,7 +273,7 @@ type planner struct {
 	failback FailbackMode
 	est      EstimateOptions // with defaults
 	parallel int
-	nodes    map[string]Node
+	nodes    map[string]cluster.Node
 }
 
 // node plans the maintenance of one node on the Placer's current model and leaves the
@@ -280,7 +282,7 @@ func (pl *planner) node(name string) NodePlan {
 	p, opts, mode, failback, est, parallel, nodeInfo := pl.p, pl.opts, pl.mode, pl.failback, pl.est, pl.parallel, pl.nodes
 	np := NodePlan{Node: name, Status: NodePlanned}
 	ni := p.nodeIdx[name]
-	vms := make([]VM, 0, len(p.nodes[ni].vms))
+	vms := make([]cluster.VM, 0, len(p.nodes[ni].vms))
 	for _, r := range p.nodes[ni].vms {
 		vms = append(vms, p.vms[r].vm)
 	}
@@ -309,7 +311,7 @@ func (pl *planner) node(name string) NodePlan {
 
 	p.SetUnavailable(name, "in maintenance")
 	type placed struct {
-		vm     VM
+		vm     cluster.VM
 		target string
 	}
 	var done []placed
@@ -432,7 +434,7 @@ func (pl *planner) node(name string) NodePlan {
 
 // estimateMigration predicts one migration of v from src to dst with `out` streams
 // leaving src and `in` entering dst at once.
-func estimateMigration(v VM, src, dst Node, out, in int, est EstimateOptions, t Timings) Migration {
+func estimateMigration(v cluster.VM, src, dst cluster.Node, out, in int, est EstimateOptions, t Timings) Migration {
 	m := Migration{VM: v.Name, From: src.Name, To: dst.Name, MemoryMiB: v.MemoryMiB, Converges: true}
 	thr, ok := median(t.Nodes[src.Name].MigrationMiBs)
 	if !ok {

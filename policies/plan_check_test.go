@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // checkPlan replays plan on inv with the naive model (helpers_test.go), which shares
@@ -14,7 +16,7 @@ import (
 // anti-affinity, of another CPU group or without a network of the VM; a VM left on a
 // drained node; a reserve claimed to hold that the brute-force aggregate denies; move
 // counts that do not match.
-func checkPlan(in Inventory, opts PlanOptions, plan Plan) error {
+func checkPlan(in cluster.Inventory, opts PlanOptions, plan Plan) error {
 	c := newNaive(in, opts.Placement)
 	moves := map[string]int{}
 	if len(plan.Nodes) != len(plan.Order) {
@@ -60,7 +62,7 @@ func checkPlan(in Inventory, opts PlanOptions, plan Plan) error {
 			}
 		}
 		for _, v := range c.vms {
-			if v.Node != x || v.Power == PowerStopped {
+			if v.Node != x || v.Power == cluster.PowerStopped {
 				continue
 			}
 			listed := slices.Contains(np.Shutdown, v.Name) ||
@@ -70,7 +72,7 @@ func checkPlan(in Inventory, opts PlanOptions, plan Plan) error {
 			}
 		}
 		if np.Reserve.Holds {
-			snap := Inventory{Nodes: in.Nodes, VMs: c.vms}
+			snap := cluster.Inventory{Nodes: in.Nodes, VMs: c.vms}
 			if mem, cpu := bruteAggregate(snap, opts.ReserveK, []string{x}, opts.Placement, c.unavailable); mem > 0 || cpu > 0 {
 				return fmt.Errorf("%s: reserve claimed to hold, brute force finds %d MiB / %d vCPUs short", x, mem, cpu)
 			}
@@ -145,7 +147,7 @@ func TestBuildPlan_Property(t *testing.T) {
 // plan must be rejected.
 func TestCheckPlan_CatchesViolations(t *testing.T) {
 	const g = 1024
-	in := inv([]Node{node("n1", 64*g, 16), node("n2", 64*g, 16), node("n3", 32*g, 16), node("n4", 64*g, 16, paused),
+	in := inv([]cluster.Node{node("n1", 64*g, 16), node("n2", 64*g, 16), node("n3", 32*g, 16), node("n4", 64*g, 16, paused),
 		node("n5", 64*g, 16), node("n6", 16*g, 16), node("n7", 64*g, 16, withGroup("other"))},
 		vm("a", "n1", 8*g, 2, antiAff("web", true)), vm("b", "n2", 8*g, 2, antiAff("web", true)),
 		vm("c", "n3", 12*g, 2), vm("d", "n6", 10*g, 2))

@@ -3,19 +3,21 @@ package policies
 import (
 	"strings"
 	"testing"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 func TestBuildPlan_MaxParallelNodes(t *testing.T) {
 	const g = 1024
 	// Four roomy nodes: any two can be out at once.
-	roomy := inv([]Node{node("n1", 64*g, 16), node("n2", 64*g, 16), node("n3", 64*g, 16), node("n4", 64*g, 16)},
+	roomy := inv([]cluster.Node{node("n1", 64*g, 16), node("n2", 64*g, 16), node("n3", 64*g, 16), node("n4", 64*g, 16)},
 		vm("a", "n1", 8*g, 2), vm("b", "n2", 8*g, 2), vm("c", "n3", 8*g, 2), vm("d", "n4", 8*g, 2))
 	// Three nodes with 40 GiB of VMs: one node out leaves 64 GiB, two leave 32.
-	tight := inv([]Node{node("n1", 32*g, 16), node("n2", 32*g, 16), node("n3", 32*g, 16)},
+	tight := inv([]cluster.Node{node("n1", 32*g, 16), node("n2", 32*g, 16), node("n3", 32*g, 16)},
 		vm("a", "n1", 14*g, 2), vm("b", "n2", 13*g, 2), vm("c", "n3", 13*g, 2))
 	tests := []struct {
 		name    string
-		inv     Inventory
+		inv     cluster.Inventory
 		opts    PlanOptions
 		shorter bool // the ETA with 2 nodes at once is shorter than with 1
 		atOnce  int  // the most nodes in maintenance at once with 2 allowed

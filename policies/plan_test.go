@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // migrationsOf renders a plan's moves as "node: vm->target ..." lines, blocked nodes
@@ -34,25 +36,25 @@ func TestBuildPlan(t *testing.T) {
 	const g = 1024
 	// Three nodes; fewest-vms order n1 (empty), n2, n3. n2's VMs should land on the
 	// patched n1, n3's on n1/n2: every VM moves once.
-	three := inv([]Node{node("n1", 64*g, 16), node("n2", 64*g, 16), node("n3", 64*g, 16)},
+	three := inv([]cluster.Node{node("n1", 64*g, 16), node("n2", 64*g, 16), node("n3", 64*g, 16)},
 		vm("b1", "n2", 8*g, 2), vm("b2", "n2", 4*g, 2),
 		vm("c1", "n3", 16*g, 2), vm("c2", "n3", 8*g, 2), vm("c3", "n3", 2*g, 1))
-	withLocal := inv([]Node{node("n1", 64*g, 16), node("n2", 64*g, 16), node("n3", 64*g, 16)},
+	withLocal := inv([]cluster.Node{node("n1", 64*g, 16), node("n2", 64*g, 16), node("n3", 64*g, 16)},
 		vm("b1", "n2", 8*g, 2), vm("local", "n2", 4*g, 2, notMigratable("local disk")),
 		vm("c1", "n3", 16*g, 2, preferred("n3")), vm("c2", "n3", 8*g, 2))
-	tooBig := inv([]Node{node("n1", 64*g, 16), node("n2", 32*g, 16), node("n3", 32*g, 16)},
+	tooBig := inv([]cluster.Node{node("n1", 64*g, 16), node("n2", 32*g, 16), node("n3", 32*g, 16)},
 		vm("huge", "n1", 40*g, 2), vm("x", "n2", 1*g, 1))
 	// k=1: with "small" out, either big node can fail (the other has room). With a big
 	// node out, the other big one failing leaves "small" alone: the reserve breaks.
-	tight := inv([]Node{node("big1", 128*g, 16), node("big2", 128*g, 16), node("small", 32*g, 16)},
+	tight := inv([]cluster.Node{node("big1", 128*g, 16), node("big2", 128*g, 16), node("small", 32*g, 16)},
 		vm("a1", "big1", 20*g, 2), vm("a2", "big1", 20*g, 2), vm("b1", "big2", 20*g, 2), vm("b2", "big2", 20*g, 2),
 		vm("s", "small", 8*g, 2))
-	pausedTarget := inv([]Node{node("n1", 64*g, 16), node("n2", 128*g, 16, paused), node("n3", 16*g, 16)},
+	pausedTarget := inv([]cluster.Node{node("n1", 64*g, 16), node("n2", 128*g, 16, paused), node("n3", 16*g, 16)},
 		vm("a", "n1", 8*g, 2))
 
 	tests := []struct {
 		name        string
-		inv         Inventory
+		inv         cluster.Inventory
 		opts        PlanOptions
 		want        string // migrationsOf
 		blockedHas  string // substring of the first blocked node's reasons
@@ -105,7 +107,7 @@ func TestBuildPlan(t *testing.T) {
 			want: "n2:; n3:; n1: a->n3", migrations: 1}, // n2 is maintained but stays paused
 		{name: "negative-k", inv: three, opts: PlanOptions{ReserveK: -1}, wantErr: "reserve_k: -1 is negative"},
 		{name: "bad-mode", inv: three, opts: PlanOptions{NonMigratable: "save"}, wantErr: `non_migratable: unknown mode "save"`},
-		{name: "bad-inventory", inv: inv([]Node{node("n1", 1, 1), node("n1", 1, 1)}, vm("a", "nx", 1, 1)),
+		{name: "bad-inventory", inv: inv([]cluster.Node{node("n1", 1, 1), node("n1", 1, 1)}, vm("a", "nx", 1, 1)),
 			wantErr: `nodes[1].name: "n1" repeated`},
 	}
 	for _, tt := range tests {
@@ -153,7 +155,7 @@ func TestBuildPlan(t *testing.T) {
 
 func TestBuildPlan_Times(t *testing.T) {
 	const g = 1024
-	in := inv([]Node{node("n1", 64*g, 16, withNIC(1000, 0)), node("n2", 64*g, 16, withNIC(1000, 0)), node("n3", 64*g, 16, withNIC(10000, 0))},
+	in := inv([]cluster.Node{node("n1", 64*g, 16, withNIC(1000, 0)), node("n2", 64*g, 16, withNIC(1000, 0)), node("n3", 64*g, 16, withNIC(10000, 0))},
 		vm("a", "n2", 1*g, 1), vm("b", "n2", 1*g, 1, dirty(50)), vm("c", "n3", 1*g, 1, dirty(200)))
 	mib1G := 1000e6 / 8 / (1 << 20) // 119.2 MiB/s
 	tests := []struct {
@@ -295,16 +297,16 @@ func TestMedian(t *testing.T) {
 func TestInventory_Validate(t *testing.T) {
 	tests := []struct {
 		name string
-		inv  Inventory
+		inv  cluster.Inventory
 		want []string
 	}{
-		{name: "valid", inv: inv([]Node{node("n1", 1, 1)}, vm("a", "n1", 1, 1))},
-		{name: "problems", inv: inv([]Node{node("", 1, 1), node("n1", -1, -2), node("n1", 1, 1)},
+		{name: "valid", inv: inv([]cluster.Node{node("n1", 1, 1)}, vm("a", "n1", 1, 1))},
+		{name: "problems", inv: inv([]cluster.Node{node("", 1, 1), node("n1", -1, -2), node("n1", 1, 1)},
 			vm("a", "n1", -1, 1), vm("a", "nx", 1, 1), vm("", "n1", 1, 1)),
 			want: []string{"nodes[0].name: empty", "nodes[1].memory_mib: -1 is negative", "nodes[1].cpus", `nodes[2].name: "n1" repeated`,
 				"vms[0]: vm a has negative", `vms[1].name: "a" repeated`, `vms[1].node: vm a is on unknown node "nx"`, "vms[2].name: empty"}},
-		{name: "capped", inv: func() Inventory {
-			var in Inventory
+		{name: "capped", inv: func() cluster.Inventory {
+			var in cluster.Inventory
 			for i := range 30 {
 				in.VMs = append(in.VMs, vm(fmt.Sprint(i), "nowhere", 1, 1))
 			}
@@ -320,7 +322,7 @@ func TestInventory_Validate(t *testing.T) {
 				}
 				return
 			}
-			var fe *FieldError
+			var fe *cluster.FieldError
 			if err == nil || !errors.As(err, &fe) {
 				t.Fatalf("Validate = %v", err)
 			}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // DefaultMaxFailureSets bounds the per-VM reserve check: with at most this many
@@ -67,13 +69,13 @@ type ReserveResult struct {
 
 // ReserveCheck reports whether the cluster of inv, with the nodes in out down for
 // maintenance, survives any k further node failures. See ReserveResult.
-func ReserveCheck(inv Inventory, k int, out []string, opts ReserveOptions) ReserveResult {
+func ReserveCheck(inv cluster.Inventory, k int, out []string, opts ReserveOptions) ReserveResult {
 	return NewPlacer(inv, opts.Placement).ReserveCheck(k, out, opts.MaxFailureSets)
 }
 
 // ReserveDuringRun checks the reserve while each node of order is out in turn (the
 // others as in inv), one result per node, in order.
-func ReserveDuringRun(inv Inventory, k int, order []string, opts ReserveOptions) []ReserveResult {
+func ReserveDuringRun(inv cluster.Inventory, k int, order []string, opts ReserveOptions) []ReserveResult {
 	p := NewPlacer(inv, opts.Placement)
 	out := make([]ReserveResult, 0, len(order))
 	for _, n := range order {
@@ -151,7 +153,7 @@ func (p *Placer) ReserveCheck(k int, out []string, maxFailureSets int) ReserveRe
 		case sc.isOut[i]:
 			slackMem -= h.dispMem
 			slackCPU -= h.dispCPU
-		case n.state == NodeUp || n.state == NodePaused:
+		case n.state == cluster.NodeUp || n.state == cluster.NodePaused:
 			if h.placeable {
 				slackMem += h.freeMem
 				slackCPU += h.freeCPU

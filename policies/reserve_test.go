@@ -6,11 +6,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 // evenCluster: n nodes of capGiB each, every node with vms VMs of vmGiB.
-func evenCluster(n int, capGiB int64, vms int, vmGiB int64) Inventory {
-	var in Inventory
+func evenCluster(n int, capGiB int64, vms int, vmGiB int64) cluster.Inventory {
+	var in cluster.Inventory
 	for i := range n {
 		name := fmt.Sprintf("n%d", i+1)
 		in.Nodes = append(in.Nodes, node(name, capGiB*1024, 64))
@@ -29,33 +31,33 @@ func TestReserveCheck(t *testing.T) {
 	eightPlus.VMs = append(slices.Clone(eight.VMs), vm("extra", "n1", 1, 1))
 	fiveUp := evenCluster(8, 100, 0, 0) // 3 nodes down, 5 up, reserve 2: every 3 must host all
 	for i := range 3 {
-		fiveUp.Nodes[i].State = NodeDown
+		fiveUp.Nodes[i].State = cluster.NodeDown
 	}
 	for i := 3; i < 8; i++ {
 		name := fiveUp.Nodes[i].Name
 		fiveUp.VMs = append(fiveUp.VMs, vm(name+"-a", name, 20*g, 1), vm(name+"-b", name, 20*g, 1), vm(name+"-c", name, 20*g, 1))
 	}
-	uneven := inv([]Node{node("big", 256*g, 64), node("mid", 128*g, 64), node("s1", 64*g, 64), node("s2", 64*g, 64)},
+	uneven := inv([]cluster.Node{node("big", 256*g, 64), node("mid", 128*g, 64), node("s1", 64*g, 64), node("s2", 64*g, 64)},
 		vm("b1", "big", 64*g, 1), vm("m1", "mid", 64*g, 1), vm("x1", "s1", 32*g, 1), vm("x2", "s2", 32*g, 1))
-	fragmented := inv([]Node{node("n1", 100*g, 64), node("n2", 100*g, 64), node("n3", 100*g, 64)},
+	fragmented := inv([]cluster.Node{node("n1", 100*g, 64), node("n2", 100*g, 64), node("n3", 100*g, 64)},
 		vm("huge", "n1", 60*g, 1), vm("f2", "n2", 50*g, 1), vm("f3", "n3", 50*g, 1))
-	cpuBound := inv([]Node{node("n1", 100*g, 4), node("n2", 100*g, 4), node("n3", 100*g, 4)},
+	cpuBound := inv([]cluster.Node{node("n1", 100*g, 4), node("n2", 100*g, 4), node("n3", 100*g, 4)},
 		vm("c1", "n1", g, 12), vm("c2", "n2", g, 12), vm("c3", "n3", g, 10))
-	hardAA := inv([]Node{node("n1", 100*g, 64), node("n2", 100*g, 64), node("n3", 100*g, 64)},
+	hardAA := inv([]cluster.Node{node("n1", 100*g, 64), node("n2", 100*g, 64), node("n3", 100*g, 64)},
 		vm("db-1", "n1", g, 1, antiAff("db", true)), vm("db-2", "n2", g, 1, antiAff("db", true)), vm("db-3", "n3", g, 1, antiAff("db", true)))
-	localDisk := inv([]Node{node("n1", 100*g, 64), node("n2", 100*g, 64)},
+	localDisk := inv([]cluster.Node{node("n1", 100*g, 64), node("n2", 100*g, 64)},
 		vm("pinned", "n1", 90*g, 1, notMigratable("local disk")), vm("ok", "n2", 50*g, 1))
-	withStopped := inv([]Node{node("n1", 100*g, 64), node("n2", 100*g, 64)},
-		vm("off", "n1", 90*g, 1, power(PowerStopped)), vm("on", "n2", 90*g, 1))
+	withStopped := inv([]cluster.Node{node("n1", 100*g, 64), node("n2", 100*g, 64)},
+		vm("off", "n1", 90*g, 1, power(cluster.PowerStopped)), vm("on", "n2", 90*g, 1))
 
 	// n1 runs 110 GiB on 100: it has no room, but its over-commit must not eat the room
 	// of others. Losing n2 (100 displaced) leaves n3's 100 free: holds.
-	overCommitted := inv([]Node{node("n1", 100*g, 64), node("n2", 200*g, 64), node("n3", 100*g, 64)},
+	overCommitted := inv([]cluster.Node{node("n1", 100*g, 64), node("n2", 200*g, 64), node("n3", 100*g, 64)},
 		vm("o1", "n1", 55*g, 1), vm("o2", "n1", 55*g, 1), vm("t1", "n2", 50*g, 1), vm("t2", "n2", 50*g, 1))
 
 	tests := []struct {
 		name         string
-		inv          Inventory
+		inv          cluster.Inventory
 		opts         ReserveOptions
 		k            int
 		out          []string
@@ -117,7 +119,7 @@ func TestReserveCheck(t *testing.T) {
 
 func TestReserveDuringRun(t *testing.T) {
 	const g = 1024
-	in := inv([]Node{node("n1", 100*g, 64), node("n2", 100*g, 64), node("n3", 200*g, 64)},
+	in := inv([]cluster.Node{node("n1", 100*g, 64), node("n2", 100*g, 64), node("n3", 200*g, 64)},
 		vm("a", "n1", 50*g, 1), vm("b", "n2", 50*g, 1), vm("c", "n3", 100*g, 1))
 	// n1 out, then n3 fails: only n2 (50 free) is left for a and c (150): 100 short.
 	// n3 out, no failure: c (100) has 100 free in aggregate but no node with 100 free.
@@ -174,12 +176,12 @@ func TestReserveCheck_AggregateExact(t *testing.T) {
 // largest memory and vCPU shortfall: displaced migratable reserving VMs of out and the
 // failed nodes, against the free room of the surviving placeable nodes (up, not paused,
 // not unavailable).
-func bruteAggregate(in Inventory, k int, out []string, opts PlacementOptions, unavailable map[string]bool) (int64, int) {
+func bruteAggregate(in cluster.Inventory, k int, out []string, opts PlacementOptions, unavailable map[string]bool) (int64, int) {
 	oc := opts.CPUOvercommit
 	if oc == 0 {
 		oc = 4
 	}
-	var hosts []Node
+	var hosts []cluster.Node
 	for _, n := range in.Nodes {
 		if !slices.Contains(out, n.Name) && n.Ready() {
 			hosts = append(hosts, n)
@@ -195,13 +197,13 @@ func bruteAggregate(in Inventory, k int, out []string, opts PlacementOptions, un
 			var room, need int64
 			var roomCPU, needCPU int
 			for _, n := range hosts {
-				if slices.Contains(failed, n.Name) || n.State != NodeUp || n.Paused || unavailable[n.Name] {
+				if slices.Contains(failed, n.Name) || n.State != cluster.NodeUp || n.Paused || unavailable[n.Name] {
 					continue
 				}
 				free := n.MemoryMiB - opts.MemoryHeadroomMiB
 				freeCPU := int(float64(n.CPUs)*oc + 1e-9)
 				for _, v := range in.VMs {
-					if v.Node == n.Name && v.Power != PowerStopped {
+					if v.Node == n.Name && v.Power != cluster.PowerStopped {
 						free -= v.MemoryMiB
 						freeCPU -= v.VCPUs
 					}
@@ -210,7 +212,7 @@ func bruteAggregate(in Inventory, k int, out []string, opts PlacementOptions, un
 				roomCPU += max(freeCPU, 0)
 			}
 			for _, v := range in.VMs {
-				if slices.Contains(down, v.Node) && v.Power != PowerStopped && v.Migratable {
+				if slices.Contains(down, v.Node) && v.Power != cluster.PowerStopped && v.Migratable {
 					need += v.MemoryMiB
 					needCPU += v.VCPUs
 				}
@@ -262,12 +264,12 @@ func TestReserveCheck_WitnessesAreValid(t *testing.T) {
 // checkWitness verifies that moves place every migratable reserving VM of the down
 // nodes exactly once, onto placeable surviving nodes with room, networks, no hard
 // anti-affinity, and the source's CPU group for VMs of nodes out for maintenance.
-func checkWitness(in Inventory, opts PlacementOptions, down, out []string, p *Placer, moves [][2]int32) error {
+func checkWitness(in cluster.Inventory, opts PlacementOptions, down, out []string, p *Placer, moves [][2]int32) error {
 	oc := opts.CPUOvercommit
 	if oc == 0 {
 		oc = 4
 	}
-	nodes := map[string]Node{}
+	nodes := map[string]cluster.Node{}
 	for _, n := range in.Nodes {
 		nodes[n.Name] = n
 	}
@@ -284,7 +286,7 @@ func checkWitness(in Inventory, opts PlacementOptions, down, out []string, p *Pl
 		moved[v.Name] = true
 		target := p.nodes[m[1]].name
 		t := nodes[target]
-		if slices.Contains(down, target) || t.State != NodeUp || t.Paused {
+		if slices.Contains(down, target) || t.State != cluster.NodeUp || t.Paused {
 			return fmt.Errorf("vm %s onto down or paused node %s", v.Name, target)
 		}
 		if slices.Contains(out, v.Node) && nodes[v.Node].CPUGroup != t.CPUGroup {
@@ -298,7 +300,7 @@ func checkWitness(in Inventory, opts PlacementOptions, down, out []string, p *Pl
 		where[v.Name] = target
 	}
 	for _, v := range in.VMs {
-		if slices.Contains(down, v.Node) && v.Power != PowerStopped && v.Migratable && !moved[v.Name] {
+		if slices.Contains(down, v.Node) && v.Power != cluster.PowerStopped && v.Migratable && !moved[v.Name] {
 			return fmt.Errorf("vm %s of a down node not placed", v.Name)
 		}
 	}
@@ -308,9 +310,9 @@ func checkWitness(in Inventory, opts PlacementOptions, down, out []string, p *Pl
 		}
 		var mem int64
 		var cpu int
-		var here []VM
+		var here []cluster.VM
 		for _, v := range in.VMs {
-			if where[v.Name] == name && v.Power != PowerStopped {
+			if where[v.Name] == name && v.Power != cluster.PowerStopped {
 				mem += v.MemoryMiB
 				cpu += v.VCPUs
 				here = append(here, v)

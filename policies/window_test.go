@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/droverhq/drover/cluster"
 )
 
 func mustTime(t *testing.T, s string) time.Time {
@@ -210,7 +212,7 @@ func TestNewWindow(t *testing.T) {
 				}
 				return
 			}
-			var fe *FieldError
+			var fe *cluster.FieldError
 			if err == nil || !errors.As(err, &fe) {
 				t.Fatalf("NewWindow = %v, want *FieldError", err)
 			}
@@ -289,7 +291,7 @@ func FuzzNewWindow(f *testing.F) {
 		}
 		w, err := NewWindow(spec)
 		if err != nil {
-			var fe *FieldError
+			var fe *cluster.FieldError
 			if !errors.As(err, &fe) {
 				t.Fatalf("error is not a *FieldError: %v", err)
 			}

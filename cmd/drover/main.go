@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
 	// Windows and failback hours name time zones: do not depend on the host's database.
 	_ "time/tzdata"
 

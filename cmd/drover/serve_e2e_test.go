@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/cmd/drover/internal/server"
 	"github.com/droverhq/drover/cmd/internal/chaos"
-	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/runs/report"
 )
@@ -279,7 +279,7 @@ server:
 	if err != nil {
 		t.Fatal(err)
 	}
-	pending := map[string][]policies.Update{}
+	pending := map[string][]cluster.Update{}
 	for _, n := range after.Nodes {
 		if pending[n.Name], err = sim.Client.Scan(ctx, n.Name); err != nil {
 			t.Fatal(err)

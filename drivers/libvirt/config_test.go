@@ -13,8 +13,8 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/policies"
 )
 
 func TestParseURI(t *testing.T) {
@@ -412,7 +412,7 @@ func TestPauseStore(t *testing.T) {
 		{name: "resume-b-never-paused", host: "hostB", paused: false, want: []string{"hostC"}},
 	}
 	for i, st := range steps {
-		if err := s.Set(st.host, st.paused, t0.Add(time.Duration(i)*time.Minute)); err != nil {
+		if err := s.Set(st.host, st.paused, "", t0.Add(time.Duration(i)*time.Minute)); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
 		// A fresh store (a restarted Drover) must see the same.
@@ -457,7 +457,7 @@ func TestPauseStore_Concurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, h := range hosts {
 		wg.Go(func() {
-			if err := s.Set(h, true, time.Unix(0, 0)); err != nil {
+			if err := s.Set(h, true, "", time.Unix(0, 0)); err != nil {
 				t.Error(err)
 			}
 		})
@@ -492,21 +492,21 @@ func TestDriver_PauseRejectsMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer drv.Close()
-	if err := drv.PauseNode(t.Context(), "b"); err != nil {
+	if err := drv.PauseNode(t.Context(), "b", ""); err != nil {
 		t.Fatal(err)
 	}
 	_, err = drv.Migrate(t.Context(), drivers.MigrateRequest{VM: "vm1", From: "a", To: "b"}, nil)
 	if !errors.Is(err, drivers.ErrRejected) || !strings.Contains(err.Error(), "paused") {
 		t.Fatalf("Migrate onto paused host: %v, want ErrRejected naming the pause", err)
 	}
-	if err := drv.PauseNode(t.Context(), "nope"); !errors.Is(err, drivers.ErrNotFound) {
+	if err := drv.PauseNode(t.Context(), "nope", ""); !errors.Is(err, drivers.ErrNotFound) {
 		t.Fatalf("PauseNode(unknown) = %v, want ErrNotFound", err)
 	}
 	inv, err := drv.Inventory(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []policies.Node{{Name: "a", State: policies.NodeDown}, {Name: "b", State: policies.NodeDown, Paused: true}}
+	want := []cluster.Node{{Name: "a", State: cluster.NodeDown}, {Name: "b", State: cluster.NodeDown, Paused: true}}
 	if !reflect.DeepEqual(inv.Nodes, want) {
 		t.Fatalf("nodes = %+v, want %+v", inv.Nodes, want)
 	}
@@ -535,20 +535,20 @@ func TestMergeDomains(t *testing.T) {
 	tests := []struct {
 		name  string
 		insts []domainInstance
-		want  policies.VM
+		want  cluster.VM
 	}{
 		{name: "single-running", insts: []domainInstance{running("hostA")},
-			want: policies.VM{Name: "vm1", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: policies.PowerRunning, Migratable: true}},
+			want: cluster.VM{Name: "vm1", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: cluster.PowerRunning, Migratable: true}},
 		{name: "mid-migration-incoming-listed-first", insts: []domainInstance{incoming, outgoing},
-			want: policies.VM{Name: "vm1", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: policies.PowerRunning, Migratable: true, MigratingTo: "hostB"}},
+			want: cluster.VM{Name: "vm1", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: cluster.PowerRunning, Migratable: true, MigratingTo: "hostB"}},
 		{name: "stop-and-copy-both-paused", insts: []domainInstance{stopcopy, incoming},
-			want: policies.VM{Name: "vm1", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: policies.PowerRunning, Migratable: true, MigratingTo: "hostB"}},
+			want: cluster.VM{Name: "vm1", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: cluster.PowerRunning, Migratable: true, MigratingTo: "hostB"}},
 		{name: "running-beats-stale-shutoff-copy", insts: []domainInstance{shutoff, running("hostB")},
-			want: policies.VM{Name: "vm1", Node: "hostB", MemoryMiB: 112, VCPUs: 1, Power: policies.PowerRunning, Migratable: true}},
+			want: cluster.VM{Name: "vm1", Node: "hostB", MemoryMiB: 112, VCPUs: 1, Power: cluster.PowerRunning, Migratable: true}},
 		{name: "user-paused-is-suspended", insts: []domainInstance{userPaused},
-			want: policies.VM{Name: "vm1", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: policies.PowerSuspended, Migratable: true}},
+			want: cluster.VM{Name: "vm1", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: cluster.PowerSuspended, Migratable: true}},
 		{name: "pinned", insts: []domainInstance{func() domainInstance { i := running("hostA"); i.name = "pinned-vm"; return i }()},
-			want: policies.VM{Name: "pinned-vm", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: policies.PowerRunning, NotMigratableReason: "listed in pinned_vms"}},
+			want: cluster.VM{Name: "pinned-vm", Node: "hostA", MemoryMiB: 112, VCPUs: 1, Power: cluster.PowerRunning, NotMigratableReason: "listed in pinned_vms"}},
 	}
 	d := &Driver{cfg: Config{PinnedVMs: []string{"pinned-vm"}}}
 	for _, tt := range tests {

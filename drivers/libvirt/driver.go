@@ -13,9 +13,9 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/drivers/updaters"
-	"github.com/droverhq/drover/policies"
 )
 
 // Driver is the libvirt driver. It is safe for concurrent use.
@@ -146,16 +146,16 @@ func (d *Driver) Capabilities() drivers.Capabilities {
 			bootID = false
 		}
 	}
-	return drivers.Capabilities{BootID: bootID}
+	return drivers.Capabilities{BootID: bootID, PauseOwner: true}
 }
 
 // PauseNode marks host as accepting no placements. The mark is Drover's own (a file);
 // Migrate refuses a paused target.
-func (d *Driver) PauseNode(_ context.Context, node string) error {
+func (d *Driver) PauseNode(_ context.Context, node, owner string) error {
 	if _, err := d.host(node); err != nil {
 		return fmt.Errorf("pause node: %w", err)
 	}
-	if err := d.pause.Set(node, true, d.now()); err != nil {
+	if err := d.pause.Set(node, true, owner, d.now()); err != nil {
 		return fmt.Errorf("pause node %s: %w", node, err)
 	}
 	d.log.Info("node paused", "node", node)
@@ -167,7 +167,7 @@ func (d *Driver) ResumeNode(_ context.Context, node string) error {
 	if _, err := d.host(node); err != nil {
 		return fmt.Errorf("resume node: %w", err)
 	}
-	if err := d.pause.Set(node, false, d.now()); err != nil {
+	if err := d.pause.Set(node, false, "", d.now()); err != nil {
 		return fmt.Errorf("resume node %s: %w", node, err)
 	}
 	d.log.Info("node resumed", "node", node)
@@ -331,10 +331,10 @@ type hostReport struct {
 
 // Inventory asks every host in parallel; a host that does not answer within
 // call_timeout is reported down (or rebooting) and its VMs are absent.
-func (d *Driver) Inventory(ctx context.Context) (policies.Inventory, error) {
-	paused, err := d.pause.Paused()
+func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
+	marks, err := d.pause.Marks()
 	if err != nil {
-		return policies.Inventory{}, fmt.Errorf("inventory: %w", err)
+		return cluster.Inventory{}, fmt.Errorf("inventory: %w", err)
 	}
 	reports := make([]hostReport, len(d.hosts))
 	var wg sync.WaitGroup
@@ -343,24 +343,25 @@ func (d *Driver) Inventory(ctx context.Context) (policies.Inventory, error) {
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return policies.Inventory{}, fmt.Errorf("inventory: %w", err)
+		return cluster.Inventory{}, fmt.Errorf("inventory: %w", err)
 	}
-	var inv policies.Inventory
+	var inv cluster.Inventory
 	var all []domainInstance
 	for i, h := range d.hosts {
 		hs := d.byName[h.Name]
 		r := reports[i]
-		n := policies.Node{Name: h.Name, Paused: slices.Contains(paused, h.Name)}
+		owner, paused := marks[h.Name]
+		n := cluster.Node{Name: h.Name, Paused: paused, PausedBy: owner}
 		switch {
 		case r.err != nil && hs.rebooting():
-			n.State = policies.NodeRebooting
+			n.State = cluster.NodeRebooting
 		case r.err != nil:
-			n.State = policies.NodeDown
+			n.State = cluster.NodeDown
 			d.log.Warn("host unreachable", "node", h.Name, "error", r.err)
 		case n.Paused:
-			n.State = policies.NodePaused
+			n.State = cluster.NodePaused
 		default:
-			n.State = policies.NodeUp
+			n.State = cluster.NodeUp
 		}
 		if r.err == nil {
 			n.MemoryMiB = int64(r.memKiB / 1024)
@@ -478,7 +479,7 @@ func jobState(lv *golibvirt.Libvirt, dom golibvirt.Domain) (bool, golibvirt.Doma
 // destination holds a paused incoming copy) or defined on several hosts: the instance
 // that actually runs wins, and MigratingTo names the destination of an outgoing
 // migration when it is visible.
-func (d *Driver) mergeDomains(all []domainInstance) []policies.VM {
+func (d *Driver) mergeDomains(all []domainInstance) []cluster.VM {
 	byName := map[string][]domainInstance{}
 	var order []string
 	for _, inst := range all {
@@ -487,11 +488,11 @@ func (d *Driver) mergeDomains(all []domainInstance) []policies.VM {
 		}
 		byName[inst.name] = append(byName[inst.name], inst)
 	}
-	vms := make([]policies.VM, 0, len(order))
+	vms := make([]cluster.VM, 0, len(order))
 	for _, name := range order {
 		insts := byName[name]
 		best := pickInstance(insts)
-		vm := policies.VM{
+		vm := cluster.VM{
 			Name:       name,
 			Node:       best.host,
 			MemoryMiB:  int64(best.memKiB / 1024),
@@ -530,7 +531,7 @@ func pickInstance(insts []domainInstance) domainInstance {
 		switch {
 		case i.outgoing():
 			return 0
-		case !i.incoming() && powerState(i) == policies.PowerRunning:
+		case !i.incoming() && powerState(i) == cluster.PowerRunning:
 			return 1
 		case !i.incoming() && i.state != golibvirt.DomainShutoff:
 			return 2
@@ -551,22 +552,22 @@ func pickInstance(insts []domainInstance) domainInstance {
 // powerState maps libvirt's domain state. A domain paused by a migration is running as
 // far as the cluster is concerned (it resumes on one side); a domain paused by a user
 // or suspended to RAM is suspended.
-func powerState(i domainInstance) policies.PowerState {
+func powerState(i domainInstance) cluster.PowerState {
 	switch i.state {
 	case golibvirt.DomainRunning, golibvirt.DomainBlocked, golibvirt.DomainShutdown:
-		return policies.PowerRunning
+		return cluster.PowerRunning
 	case golibvirt.DomainPaused:
 		switch golibvirt.DomainPausedReason(i.reason) {
 		case golibvirt.DomainPausedMigration, golibvirt.DomainPausedPostcopy, golibvirt.DomainPausedStartingUp:
-			return policies.PowerRunning
+			return cluster.PowerRunning
 		}
-		return policies.PowerSuspended
+		return cluster.PowerSuspended
 	case golibvirt.DomainPmsuspended:
-		return policies.PowerSuspended
+		return cluster.PowerSuspended
 	case golibvirt.DomainShutoff, golibvirt.DomainCrashed:
-		return policies.PowerStopped
+		return cluster.PowerStopped
 	}
-	return policies.PowerUnknown
+	return cluster.PowerUnknown
 }
 
 // paramInt reads an integer typed parameter.

@@ -26,9 +26,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	_ "github.com/droverhq/drover/drivers/libvirt"
-	"github.com/droverhq/drover/policies"
 )
 
 var labHosts = []string{"hostA", "hostB", "hostC"}
@@ -200,8 +200,8 @@ func startLab(t *testing.T) *lab {
 	return l
 }
 
-func filterVMs(vms []policies.VM, name string) []policies.VM {
-	var out []policies.VM
+func filterVMs(vms []cluster.VM, name string) []cluster.VM {
+	var out []cluster.VM
 	for _, v := range vms {
 		if v.Name == name {
 			out = append(out, v)
@@ -210,7 +210,7 @@ func filterVMs(vms []policies.VM, name string) []policies.VM {
 	return out
 }
 
-func vmOf(t *testing.T, inv policies.Inventory, name string) policies.VM {
+func vmOf(t *testing.T, inv cluster.Inventory, name string) cluster.VM {
 	t.Helper()
 	vm, ok := inv.VM(name)
 	if !ok {
@@ -245,13 +245,13 @@ func TestLab(t *testing.T) {
 			t.Fatalf("nodes = %+v", inv.Nodes)
 		}
 		for _, n := range inv.Nodes {
-			if n.State != policies.NodeUp || n.MemoryMiB <= 0 || n.CPUs <= 0 || n.BootID == "" {
+			if n.State != cluster.NodeUp || n.MemoryMiB <= 0 || n.CPUs <= 0 || n.BootID == "" {
 				t.Errorf("node %+v: want up with memory, cpus and a boot id", n)
 			}
 		}
 		for _, name := range []string{"vm1", "vm2", "vm3", "vm4"} {
 			vm := vmOf(t, inv, name)
-			if vm.Node != "hostA" || vm.Power != policies.PowerRunning || !vm.Migratable || vm.MemoryMiB != 112 || vm.VCPUs != 1 {
+			if vm.Node != "hostA" || vm.Power != cluster.PowerRunning || !vm.Migratable || vm.MemoryMiB != 112 || vm.VCPUs != 1 {
 				t.Errorf("vm %+v: want running, migratable, 112 MiB, 1 vCPU on hostA", vm)
 			}
 		}
@@ -313,7 +313,7 @@ func TestLab(t *testing.T) {
 	})
 
 	t.Run("paused-host-refuses-migration", func(t *testing.T) {
-		if err := drv.PauseNode(ctx, "hostC"); err != nil {
+		if err := drv.PauseNode(ctx, "hostC", ""); err != nil {
 			t.Fatal(err)
 		}
 		_, err := drv.Migrate(ctx, drivers.MigrateRequest{VM: "vm1", From: "hostA", To: "hostC"}, nil)
@@ -324,7 +324,7 @@ func TestLab(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n, _ := inv.Node("hostC"); n.State != policies.NodePaused || !n.Paused {
+		if n, _ := inv.Node("hostC"); n.State != cluster.NodePaused || !n.Paused {
 			t.Fatalf("hostC = %+v, want paused", n)
 		}
 		if vmOf(t, inv, "vm1").Node != "hostA" {
@@ -489,7 +489,7 @@ func TestLab(t *testing.T) {
 		}()
 		// The inventory must show the migration in flight: vm3 once, on hostA, moving
 		// to hostB.
-		var seen policies.VM
+		var seen cluster.VM
 		if !poll(30*time.Second, func() bool {
 			inv, err := drv.Inventory(ctx)
 			if err != nil {
@@ -503,7 +503,7 @@ func TestLab(t *testing.T) {
 		}) {
 			t.Fatalf("migration never seen in flight; last vm3 = %+v; helper output:\n%s", seen, out.String())
 		}
-		if seen.Node != "hostA" || seen.Power != policies.PowerRunning {
+		if seen.Node != "hostA" || seen.Power != cluster.PowerRunning {
 			t.Fatalf("vm3 in flight = %+v, want running on hostA", seen)
 		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -554,10 +554,10 @@ func TestLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		after, _ := inv.Node("hostC")
-		if after.State != policies.NodeUp || after.BootID == before.BootID {
+		if after.State != cluster.NodeUp || after.BootID == before.BootID {
 			t.Fatalf("hostC after reboot = %+v (boot id before %s): want up with a new boot id", after, before.BootID)
 		}
-		if vm := vmOf(t, inv, "vm4"); vm.Node != "hostC" || vm.Power != policies.PowerStopped {
+		if vm := vmOf(t, inv, "vm4"); vm.Node != "hostC" || vm.Power != cluster.PowerStopped {
 			t.Fatalf("vm4 after an undrained reboot = %+v, want stopped on hostC", vm)
 		}
 		_, err = drv.Migrate(ctx, drivers.MigrateRequest{VM: "vm4", From: "hostC", To: "hostA"}, nil)

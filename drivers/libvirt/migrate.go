@@ -12,8 +12,8 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/policies"
 )
 
 // flight is a migration this driver runs; concurrent callers for the same VM and
@@ -106,7 +106,7 @@ func (l location) on(host string) (domainInstance, bool) {
 // runningOn reports whether the VM runs on host (not as an incoming copy).
 func (l location) runningOn(host string) bool {
 	i, ok := l.on(host)
-	return ok && !i.incoming() && powerState(i) == policies.PowerRunning
+	return ok && !i.incoming() && powerState(i) == cluster.PowerRunning
 }
 
 // locate asks every host about vm in parallel.
@@ -186,7 +186,7 @@ func (d *Driver) migrate(ctx context.Context, req drivers.MigrateRequest, to *ho
 
 	var src *domainInstance
 	for k, i := range loc.insts {
-		if !i.incoming() && powerState(i) == policies.PowerRunning && (src == nil || i.host == req.From) {
+		if !i.incoming() && powerState(i) == cluster.PowerRunning && (src == nil || i.host == req.From) {
 			src = &loc.insts[k]
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/droverhq/drover/drivers"
 )
 
 // pauseStore persists which hosts are paused, because libvirt has no maintenance mode
@@ -26,6 +28,8 @@ type pauseFile struct {
 	Version int `json:"version"`
 	// Paused maps host names to the time they were paused.
 	Paused map[string]time.Time `json:"paused"`
+	// Owners maps paused host names to the owner mark of their pause.
+	Owners map[string]string `json:"owners,omitempty"`
 }
 
 func newPauseStore(path string) (*pauseStore, error) {
@@ -42,7 +46,7 @@ func newPauseStore(path string) (*pauseStore, error) {
 func (s *pauseStore) read() (pauseFile, error) {
 	data, err := os.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return pauseFile{Version: 1, Paused: map[string]time.Time{}}, nil
+		return pauseFile{Version: 1, Paused: map[string]time.Time{}, Owners: map[string]string{}}, nil
 	}
 	if err != nil {
 		return pauseFile{}, fmt.Errorf("read pause file: %w", err)
@@ -56,6 +60,9 @@ func (s *pauseStore) read() (pauseFile, error) {
 	}
 	if f.Paused == nil {
 		f.Paused = map[string]time.Time{}
+	}
+	if f.Owners == nil {
+		f.Owners = map[string]string{}
 	}
 	return f, nil
 }
@@ -76,6 +83,21 @@ func (s *pauseStore) Paused() ([]string, error) {
 	return out, nil
 }
 
+// Marks maps every paused host to the owner mark of its pause ("" = unmarked).
+func (s *pauseStore) Marks() (map[string]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(f.Paused))
+	for h := range f.Paused {
+		out[h] = f.Owners[h]
+	}
+	return out, nil
+}
+
 // IsPaused reports whether host is paused.
 func (s *pauseStore) IsPaused(host string) (bool, error) {
 	s.mu.Lock()
@@ -88,9 +110,10 @@ func (s *pauseStore) IsPaused(host string) (bool, error) {
 	return ok, nil
 }
 
-// Set pauses (paused=true) or resumes host. Setting the current state is a no-op that
-// keeps the original pause time.
-func (s *pauseStore) Set(host string, paused bool, now time.Time) error {
+// Set pauses (paused=true) or resumes host; a pause records owner's mark. Setting the
+// current state is a no-op that keeps the original pause time. Pausing a host marked
+// by another owner fails with drivers.ErrPausedByOther.
+func (s *pauseStore) Set(host string, paused bool, owner string, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, err := s.read()
@@ -98,13 +121,22 @@ func (s *pauseStore) Set(host string, paused bool, now time.Time) error {
 		return err
 	}
 	_, was := f.Paused[host]
-	if was == paused {
+	if paused && was && f.Owners[host] != "" && owner != "" && f.Owners[host] != owner {
+		return fmt.Errorf("%w: %s", drivers.ErrPausedByOther, f.Owners[host])
+	}
+	if was == paused && (!paused || owner == "" || f.Owners[host] == owner) {
 		return nil
 	}
 	if paused {
-		f.Paused[host] = now.UTC()
+		if !was {
+			f.Paused[host] = now.UTC()
+		}
+		if owner != "" {
+			f.Owners[host] = owner
+		}
 	} else {
 		delete(f.Paused, host)
+		delete(f.Owners, host)
 	}
 	return s.write(f)
 }

@@ -94,7 +94,7 @@ func FuzzDriver_Answers(f *testing.F) {
 		case 6:
 			_, err = d.Stats(ctx)
 		case 7:
-			err = d.PauseNode(ctx, "n1")
+			err = d.PauseNode(ctx, "n1", "")
 		case 8:
 			_, err = d.Migrations(ctx, "v")
 		case 9:

@@ -8,7 +8,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/droverhq/drover/policies"
+	"github.com/droverhq/drover/cluster"
 )
 
 // Wire types of the HTTP+JSON API (version 1). The server and the driver share
@@ -58,17 +58,23 @@ type ClockResponse struct {
 	Scale float64 `json:"scale"`
 }
 
+// PauseRequest is the optional body of POST /v1/nodes/{node}/pause.
+type PauseRequest struct {
+	// Owner is the mark the pause carries (drivers.PauseMark of the run).
+	Owner string `json:"owner,omitempty"`
+}
+
 // ReadyResponse answers GET /v1/nodes/{node}/ready.
 type ReadyResponse struct {
-	Ready  bool               `json:"ready"`
-	State  policies.NodeState `json:"state"`
-	BootID string             `json:"boot_id"`
+	Ready  bool              `json:"ready"`
+	State  cluster.NodeState `json:"state"`
+	BootID string            `json:"boot_id"`
 }
 
 // UpdatesResponse answers GET /v1/nodes/{node}/updates.
 type UpdatesResponse struct {
-	Pending           []policies.Update `json:"pending"`
-	InstalledInactive []policies.Update `json:"installed_inactive"`
+	Pending           []cluster.Update `json:"pending"`
+	InstalledInactive []cluster.Update `json:"installed_inactive"`
 }
 
 // ErrorResponse is the body of every error answer.

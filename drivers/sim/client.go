@@ -16,8 +16,8 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/policies"
 )
 
 // maxAnswerBytes bounds what the client reads of one answer (the stats of a
@@ -89,6 +89,8 @@ func (e *APIError) Unwrap() error {
 	switch {
 	case e.Status == http.StatusNotFound:
 		return drivers.ErrNotFound
+	case e.Status == http.StatusConflict && e.Reason == ReasonPausedByOther:
+		return drivers.ErrPausedByOther
 	case e.Status == http.StatusConflict:
 		return drivers.ErrRejected
 	case e.Status >= 500:
@@ -297,26 +299,26 @@ func nodePath(node, suffix string) string { return "/v1/nodes/" + url.PathEscape
 func vmPath(vm, suffix string) string     { return "/v1/vms/" + url.PathEscape(vm) + suffix }
 
 // Inventory returns a snapshot of nodes and VMs.
-func (d *Driver) Inventory(ctx context.Context) (policies.Inventory, error) {
-	var inv policies.Inventory
+func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
+	var inv cluster.Inventory
 	if err := d.call(ctx, http.MethodGet, "/v1/inventory", nil, &inv); err != nil {
-		return policies.Inventory{}, fmt.Errorf("inventory: %w", err)
+		return cluster.Inventory{}, fmt.Errorf("inventory: %w", err)
 	}
 	if err := checkInventory(inv); err != nil {
-		return policies.Inventory{}, fmt.Errorf("inventory: %w: %v", drivers.ErrUnavailable, err)
+		return cluster.Inventory{}, fmt.Errorf("inventory: %w: %v", drivers.ErrUnavailable, err)
 	}
 	return inv, nil
 }
 
 // checkInventory validates an answer before the orchestrator trusts it.
-func checkInventory(inv policies.Inventory) error {
+func checkInventory(inv cluster.Inventory) error {
 	nodes := map[string]bool{}
 	for i, n := range inv.Nodes {
 		if n.Name == "" || nodes[n.Name] {
 			return fmt.Errorf("node %d: empty or duplicate name %q", i, n.Name)
 		}
 		switch n.State {
-		case policies.NodeUp, policies.NodePaused, policies.NodeRebooting, policies.NodeDown:
+		case cluster.NodeUp, cluster.NodePaused, cluster.NodeRebooting, cluster.NodeDown:
 		default:
 			return fmt.Errorf("node %s: unknown state %q", n.Name, n.State)
 		}
@@ -345,9 +347,12 @@ func (d *Driver) nodeOp(ctx context.Context, op, node, suffix string) error {
 	return nil
 }
 
-// PauseNode stops placements on node.
-func (d *Driver) PauseNode(ctx context.Context, node string) error {
-	return d.nodeOp(ctx, "pause", node, "/pause")
+// PauseNode stops placements on node under owner's mark.
+func (d *Driver) PauseNode(ctx context.Context, node, owner string) error {
+	if err := d.call(ctx, http.MethodPost, nodePath(node, "/pause"), PauseRequest{Owner: owner}, nil); err != nil {
+		return fmt.Errorf("pause node %s: %w", node, err)
+	}
+	return nil
 }
 
 // ResumeNode allows placements on node again.
@@ -370,10 +375,10 @@ func (d *Driver) NodeReady(ctx context.Context, node string) (bool, error) {
 }
 
 // Node returns one node, with its boot ID.
-func (d *Driver) Node(ctx context.Context, node string) (policies.Node, error) {
-	var n policies.Node
+func (d *Driver) Node(ctx context.Context, node string) (cluster.Node, error) {
+	var n cluster.Node
 	if err := d.call(ctx, http.MethodGet, nodePath(node, ""), nil, &n); err != nil {
-		return policies.Node{}, fmt.Errorf("get node %s: %w", node, err)
+		return cluster.Node{}, fmt.Errorf("get node %s: %w", node, err)
 	}
 	return n, nil
 }
@@ -503,7 +508,7 @@ func (d *Driver) Migrations(ctx context.Context, vm string) ([]MigrationStatus, 
 }
 
 // Scan lists the updates pending on node.
-func (d *Driver) Scan(ctx context.Context, node string) ([]policies.Update, error) {
+func (d *Driver) Scan(ctx context.Context, node string) ([]cluster.Update, error) {
 	var r UpdatesResponse
 	if err := d.call(ctx, http.MethodGet, nodePath(node, "/updates"), nil, &r); err != nil {
 		return nil, fmt.Errorf("scan updates of node %s: %w", node, err)

@@ -15,8 +15,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/policies"
 )
 
 // Defaults of the cluster file. They are documented in doc.go; keep both in sync.
@@ -67,13 +67,13 @@ type NodeSpec struct {
 	// migrations out of and into the node.
 	NICMbps float64 `json:"nic_mbps"`
 	// StreamMbps caps one migration stream from or to this node.
-	StreamMbps    float64            `json:"stream_mbps"`
-	RebootSeconds float64            `json:"reboot_seconds"`
-	CPUGroup      string             `json:"cpu_group,omitempty"`
-	Networks      []policies.Network `json:"networks,omitempty"`
-	Labels        map[string]string  `json:"labels,omitempty"`
-	FaultDomain   string             `json:"fault_domain,omitempty"`
-	Updates       []UpdateSpec       `json:"updates,omitempty"`
+	StreamMbps    float64           `json:"stream_mbps"`
+	RebootSeconds float64           `json:"reboot_seconds"`
+	CPUGroup      string            `json:"cpu_group,omitempty"`
+	Networks      []cluster.Network `json:"networks,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	FaultDomain   string            `json:"fault_domain,omitempty"`
+	Updates       []UpdateSpec      `json:"updates,omitempty"`
 	// Paused starts the node paused; Down starts it down (crashed).
 	Paused bool `json:"paused,omitempty"`
 	Down   bool `json:"down,omitempty"`
@@ -94,14 +94,14 @@ type VMSpec struct {
 	MemoryMiB int64  `json:"memory_mib"`
 	VCPUs     int    `json:"vcpus"`
 	// DirtyMiBs is the page-dirtying rate in MiB/s.
-	DirtyMiBs           float64             `json:"dirty_mib_s"`
-	Migratable          bool                `json:"migratable"`
-	NotMigratableReason string              `json:"not_migratable_reason,omitempty"`
-	AntiAffinity        string              `json:"anti_affinity,omitempty"`
-	AntiAffinityHard    bool                `json:"anti_affinity_hard,omitempty"`
-	Networks            []policies.Network  `json:"networks,omitempty"`
-	Power               policies.PowerState `json:"power"`
-	PreferredNode       string              `json:"preferred_node,omitempty"`
+	DirtyMiBs           float64            `json:"dirty_mib_s"`
+	Migratable          bool               `json:"migratable"`
+	NotMigratableReason string             `json:"not_migratable_reason,omitempty"`
+	AntiAffinity        string             `json:"anti_affinity,omitempty"`
+	AntiAffinityHard    bool               `json:"anti_affinity_hard,omitempty"`
+	Networks            []cluster.Network  `json:"networks,omitempty"`
+	Power               cluster.PowerState `json:"power"`
+	PreferredNode       string             `json:"preferred_node,omitempty"`
 }
 
 // The file* types mirror the YAML with pointers where "absent" must differ from
@@ -304,9 +304,9 @@ func (fc *fileCluster) toCluster() *Cluster {
 		c.Nodes = append(c.Nodes, ns)
 	}
 	for _, v := range fc.VMs {
-		power := policies.PowerState(v.Power)
+		power := cluster.PowerState(v.Power)
 		if v.Power == "" {
-			power = policies.PowerRunning
+			power = cluster.PowerRunning
 		}
 		c.VMs = append(c.VMs, VMSpec{
 			Name: v.Name, Node: v.Node, MemoryMiB: v.MemoryMiB, VCPUs: orDefault(v.VCPUs, 1),
@@ -334,10 +334,10 @@ func orDefault[T any](p *T, def T) T {
 	return *p
 }
 
-func networks(in []fileNetwork) []policies.Network {
-	var out []policies.Network
+func networks(in []fileNetwork) []cluster.Network {
+	var out []cluster.Network
 	for _, n := range in {
-		out = append(out, policies.Network{Name: n.Name, VLAN: n.VLAN})
+		out = append(out, cluster.Network{Name: n.Name, VLAN: n.VLAN})
 	}
 	return out
 }
@@ -437,7 +437,7 @@ func (c *Cluster) Validate() error {
 			add(f+".dirty_mib_s", "give the page-dirtying rate in MiB/s, e.g. 20 (0 = idle)", "must be between 0 and 1e6, got %v", v.DirtyMiBs)
 		}
 		switch v.Power {
-		case policies.PowerRunning, policies.PowerStopped, policies.PowerSuspended:
+		case cluster.PowerRunning, cluster.PowerStopped, cluster.PowerSuspended:
 		default:
 			add(f+".power", "use running, stopped or suspended", "unknown power state %q", v.Power)
 		}
@@ -464,7 +464,7 @@ func (c *Cluster) Validate() error {
 				add(f+".networks", "add the network to the node or remove it from the vm", "network %s/%d is not offered by node %s", net.Name, net.VLAN, n.Name)
 			}
 		}
-		if v.Power == policies.PowerRunning {
+		if v.Power == cluster.PowerRunning {
 			if n.Down {
 				add(f+".power", "make the vm stopped or its node not down", "running on node %s which is down", n.Name)
 			}
@@ -481,7 +481,7 @@ func (c *Cluster) Validate() error {
 	return errors.Join(errs...)
 }
 
-func validateNetworks(field string, nets []policies.Network) []error {
+func validateNetworks(field string, nets []cluster.Network) []error {
 	var errs []error
 	for j, n := range nets {
 		f := fmt.Sprintf("%s[%d]", field, j)

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/drivers/sim/internal/gencluster"
-	"github.com/droverhq/drover/policies"
 )
 
 const clustersDir = "../../testdata/clusters"
@@ -32,7 +32,7 @@ vms: [{name: a, node: n1, memory_mib: 1024}]
 		t.Errorf("node defaults = %+v", n)
 	}
 	v := c.VMs[0]
-	if !v.Migratable || v.Power != policies.PowerRunning || v.VCPUs != 1 {
+	if !v.Migratable || v.Power != cluster.PowerRunning || v.VCPUs != 1 {
 		t.Errorf("vm defaults = %+v", v)
 	}
 	// Explicit zeros are kept where zero is allowed.
@@ -156,11 +156,11 @@ func TestMediumCluster_Shape(t *testing.T) {
 	// honouring hard anti-affinity), and the drain completes in the model.
 	for _, src := range c.Nodes {
 		m := mustModel(t, c)
-		if _, err := m.PauseNode(src.Name); err != nil {
+		if _, err := m.PauseNode(src.Name, ""); err != nil {
 			t.Fatal(err)
 		}
 		inv := m.Inventory()
-		var moving []policies.VM
+		var moving []cluster.VM
 		for _, v := range inv.VMsOn(src.Name) {
 			if v.Running() && v.Migratable {
 				moving = append(moving, v)
@@ -194,14 +194,14 @@ func TestMediumCluster_Shape(t *testing.T) {
 	}
 }
 
-func pickTarget(m *Model, src NodeSpec, v policies.VM) string {
+func pickTarget(m *Model, src NodeSpec, v cluster.VM) string {
 	inv := m.Inventory()
 	best, bestFree := "", int64(0)
 	for _, n := range inv.Nodes {
-		if n.Name == src.Name || n.State != policies.NodeUp || n.CPUGroup != src.CPUGroup {
+		if n.Name == src.Name || n.State != cluster.NodeUp || n.CPUGroup != src.CPUGroup {
 			continue
 		}
-		conflict := slices.ContainsFunc(inv.VMs, func(o policies.VM) bool {
+		conflict := slices.ContainsFunc(inv.VMs, func(o cluster.VM) bool {
 			onTarget := o.Node == n.Name || o.MigratingTo == n.Name
 			return v.AntiAffinityHard && o.AntiAffinity == v.AntiAffinity && onTarget
 		})
@@ -272,7 +272,7 @@ func TestDemoCluster_RollingRunIsShort(t *testing.T) {
 	m := mustModel(t, c)
 	t0 := m.Now()
 	for _, src := range c.Nodes {
-		if _, err := m.PauseNode(src.Name); err != nil {
+		if _, err := m.PauseNode(src.Name, ""); err != nil {
 			t.Fatal(err)
 		}
 		var moved []MigrationStatus

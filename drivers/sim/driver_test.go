@@ -14,8 +14,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/policies"
 )
 
 const testCluster = `
@@ -192,13 +192,13 @@ func TestDriver_RetriesServerErrors(t *testing.T) {
 		{
 			name:  "error-after-apply-is-retried-idempotently",
 			fault: Fault{Kind: FaultAPIErrors, Burst: 1, AfterApply: true, Path: "/v1/nodes/n1/pause"},
-			call:  func(ctx context.Context, d *Driver) error { return d.PauseNode(ctx, "n1") },
+			call:  func(ctx context.Context, d *Driver) error { return d.PauseNode(ctx, "n1", "") },
 			key:   "POST /v1/nodes/n1/pause", wantCalls: 2,
 		},
 		{
 			name:  "not-found-is-not-retried",
 			fault: Fault{Kind: FaultAPIErrors, Burst: 1, Path: "/v1/other"},
-			call:  func(ctx context.Context, d *Driver) error { return d.PauseNode(ctx, "ghost") },
+			call:  func(ctx context.Context, d *Driver) error { return d.PauseNode(ctx, "ghost", "") },
 			key:   "POST /v1/nodes/ghost/pause", wantCalls: 1, wantErr: drivers.ErrNotFound,
 		},
 		{
@@ -431,7 +431,7 @@ func TestDriver_NodeLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 2 {
-			if err := d.PauseNode(ctx, "n1"); err != nil {
+			if err := d.PauseNode(ctx, "n1", ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -454,7 +454,7 @@ func TestDriver_NodeLifecycle(t *testing.T) {
 		synctest.Wait()
 		ready, err := d.NodeReady(ctx, "n1")
 		after, _ := d.Node(ctx, "n1")
-		if err != nil || !ready || after.BootID == before.BootID || after.State != policies.NodePaused {
+		if err != nil || !ready || after.BootID == before.BootID || after.State != cluster.NodePaused {
 			t.Errorf("after reboot: ready %t state %s boot %s (before %s), %v", ready, after.State, after.BootID, before.BootID, err)
 		}
 		if err := d.ResumeNode(ctx, "n1"); err != nil {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/droverhq/drover/policies"
+	"github.com/droverhq/drover/cluster"
 )
 
 // drainResult is what drainNode observed.
@@ -23,7 +23,7 @@ func drainNode(tb testing.TB, m *Model, source string, targets []string, k int) 
 	tb.Helper()
 	var queue []string
 	for _, v := range m.Inventory().VMsOn(source) {
-		if v.Power == policies.PowerRunning {
+		if v.Power == cluster.PowerRunning {
 			queue = append(queue, v.Name)
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/policies"
 )
 
 // defaultEpoch is the start of model time when the caller gives none: fixed, so
@@ -62,6 +62,7 @@ const (
 // Rejection reasons (Error.Reason when Kind is KindRejected).
 const (
 	ReasonTargetPaused       = "target_paused"
+	ReasonPausedByOther      = "paused_by_other"
 	ReasonTargetNotReady     = "target_not_ready"
 	ReasonInsufficientMemory = "insufficient_memory"
 	ReasonVMNotRunning       = "vm_not_running"
@@ -104,6 +105,8 @@ type node struct {
 	power nodePower
 	// paused survives reboots, as on real platforms.
 	paused bool
+	// pausedBy is the owner mark of the pause ("" = none).
+	pausedBy string
 	// rebootEnd is when a reboot in progress ends; noReturn says it ends down.
 	rebootEnd time.Duration
 	noReturn  bool
@@ -116,22 +119,22 @@ type node struct {
 	reserved int64
 }
 
-func (n *node) state() policies.NodeState {
+func (n *node) state() cluster.NodeState {
 	switch {
 	case n.power == powerDown:
-		return policies.NodeDown
+		return cluster.NodeDown
 	case n.power == powerRebooting:
-		return policies.NodeRebooting
+		return cluster.NodeRebooting
 	case n.paused:
-		return policies.NodePaused
+		return cluster.NodePaused
 	}
-	return policies.NodeUp
+	return cluster.NodeUp
 }
 
 type vm struct {
 	spec  VMSpec
 	node  *node
-	power policies.PowerState
+	power cluster.PowerState
 	mig   *migration
 }
 
@@ -487,7 +490,7 @@ func (m *Model) checkAntiAffinity(v *vm) {
 		return
 	}
 	for _, o := range m.vms {
-		if o != v && o.node == v.node && o.power == policies.PowerRunning &&
+		if o != v && o.node == v.node && o.power == cluster.PowerRunning &&
 			o.spec.AntiAffinityHard && o.spec.AntiAffinity == v.spec.AntiAffinity {
 			m.stats.Violations = append(m.stats.Violations, Violation{
 				At: m.Now(), Kind: "hard_anti_affinity", Node: v.node.spec.Name, VM: v.spec.Name,
@@ -607,7 +610,7 @@ func (m *Model) startMigration(vmName, from, to string) (MigrationStatus, StartO
 	switch {
 	case from != "" && from != src.spec.Name:
 		return MigrationStatus{}, "", errorf(KindRejected, ReasonWrongSource, "vm %s is on %s, not %s", vmName, src.spec.Name, from)
-	case v.power != policies.PowerRunning:
+	case v.power != cluster.PowerRunning:
 		return MigrationStatus{}, "", errorf(KindRejected, ReasonVMNotRunning, "vm %s is %s, only running vms live-migrate", vmName, v.power)
 	case !v.spec.Migratable:
 		reason := v.spec.NotMigratableReason
@@ -670,7 +673,7 @@ func (m *Model) notePeak(n *node) {
 func (m *Model) freeMiB(n *node) int64 {
 	free := n.spec.MemoryMiB - n.reserved
 	for _, v := range m.vms {
-		if v.node == n && v.power == policies.PowerRunning {
+		if v.node == n && v.power == cluster.PowerRunning {
 			free -= v.spec.MemoryMiB
 		}
 	}
@@ -745,8 +748,8 @@ func (m *Model) abortOn(n *node, why string) {
 // killVMs stops the running VMs on n and records each.
 func (m *Model) killVMs(n *node, cause string) {
 	for _, v := range m.vms {
-		if v.node == n && v.power == policies.PowerRunning {
-			v.power = policies.PowerStopped
+		if v.node == n && v.power == cluster.PowerRunning {
+			v.power = cluster.PowerStopped
 			m.stats.KilledVMs = append(m.stats.KilledVMs, KilledVM{At: m.Now(), VM: v.spec.Name, Node: n.spec.Name, Cause: cause})
 			if cause == "reboot" {
 				m.stats.VMsKilledByReboot++
@@ -765,11 +768,19 @@ func (m *Model) node(name string) (*node, error) {
 	return n, nil
 }
 
-// PauseNode stops placements on a node; pausing a paused node succeeds.
-func (m *Model) PauseNode(name string) (policies.Node, error) {
+// PauseNode stops placements on a node and records owner's mark. Pausing a node
+// paused by the same owner or without a mark succeeds (and takes the mark); a node
+// marked by another owner is refused.
+func (m *Model) PauseNode(name, owner string) (cluster.Node, error) {
 	n, err := m.node(name)
 	if err != nil {
-		return policies.Node{}, err
+		return cluster.Node{}, err
+	}
+	if n.paused && n.pausedBy != "" && owner != "" && n.pausedBy != owner {
+		return cluster.Node{}, errorf(KindRejected, ReasonPausedByOther, "node %s is paused by %s", name, n.pausedBy)
+	}
+	if owner != "" {
+		n.pausedBy = owner
 	}
 	if !n.paused {
 		n.paused = true
@@ -779,11 +790,12 @@ func (m *Model) PauseNode(name string) (policies.Node, error) {
 }
 
 // ResumeNode allows placements again; resuming an unpaused node succeeds.
-func (m *Model) ResumeNode(name string) (policies.Node, error) {
+func (m *Model) ResumeNode(name string) (cluster.Node, error) {
 	n, err := m.node(name)
 	if err != nil {
-		return policies.Node{}, err
+		return cluster.Node{}, err
 	}
+	n.pausedBy = ""
 	if n.paused {
 		n.paused = false
 		m.nodeEvent(n, "resumed")
@@ -794,10 +806,10 @@ func (m *Model) ResumeNode(name string) (policies.Node, error) {
 // RebootNode starts a reboot. Running VMs still on the node are killed (and
 // counted as a safety violation), migrations touching it are aborted. A node
 // already rebooting is left alone (idempotent); a down node is power-cycled.
-func (m *Model) RebootNode(name string) (policies.Node, error) {
+func (m *Model) RebootNode(name string) (cluster.Node, error) {
 	n, err := m.node(name)
 	if err != nil {
-		return policies.Node{}, err
+		return cluster.Node{}, err
 	}
 	if n.power != powerRebooting {
 		m.startReboot(n, true)
@@ -836,10 +848,10 @@ func (m *Model) finishReboot(n *node) {
 
 // CrashNode makes a node fail at once: it goes down, its running VMs stop,
 // migrations touching it fail. Crashing a down node succeeds.
-func (m *Model) CrashNode(name string) (policies.Node, error) {
+func (m *Model) CrashNode(name string) (cluster.Node, error) {
 	n, err := m.node(name)
 	if err != nil {
-		return policies.Node{}, err
+		return cluster.Node{}, err
 	}
 	if n.power != powerDown {
 		m.crash(n, "crashed by request")
@@ -857,16 +869,16 @@ func (m *Model) crash(n *node, why string) {
 // RecoverNode power-cycles a down node: it reboots (reboot_seconds) and comes
 // back regardless of node_no_return faults. A node rebooting is made to come
 // back; recovering an up node is rejected.
-func (m *Model) RecoverNode(name string) (policies.Node, error) {
+func (m *Model) RecoverNode(name string) (cluster.Node, error) {
 	n, err := m.node(name)
 	if err != nil {
-		return policies.Node{}, err
+		return cluster.Node{}, err
 	}
 	switch n.power {
 	case powerUp:
 		e := errorf(KindRejected, ReasonNodeNotDown, "node %s is %s, only a down node can be recovered", name, n.state())
 		m.reject("recover", "", name, e)
-		return policies.Node{}, e
+		return cluster.Node{}, e
 	case powerRebooting:
 		n.noReturn = false
 	case powerDown:
@@ -882,7 +894,7 @@ func (m *Model) nodeEvent(n *node, what string) {
 }
 
 // ScanUpdates lists the updates pending on a node.
-func (m *Model) ScanUpdates(name string) ([]policies.Update, error) {
+func (m *Model) ScanUpdates(name string) ([]cluster.Update, error) {
 	n, err := m.node(name)
 	if err != nil {
 		return nil, err
@@ -891,7 +903,7 @@ func (m *Model) ScanUpdates(name string) ([]policies.Update, error) {
 }
 
 // InstalledInactive lists the updates installed on a node that wait for a reboot.
-func (m *Model) InstalledInactive(name string) ([]policies.Update, error) {
+func (m *Model) InstalledInactive(name string) ([]cluster.Update, error) {
 	n, err := m.node(name)
 	if err != nil {
 		return nil, err
@@ -899,10 +911,10 @@ func (m *Model) InstalledInactive(name string) ([]policies.Update, error) {
 	return toUpdates(n.inactive), nil
 }
 
-func toUpdates(us []UpdateSpec) []policies.Update {
-	out := make([]policies.Update, 0, len(us))
+func toUpdates(us []UpdateSpec) []cluster.Update {
+	out := make([]cluster.Update, 0, len(us))
 	for _, u := range us {
-		out = append(out, policies.Update{Name: u.Name, Version: u.Version})
+		out = append(out, cluster.Update{Name: u.Name, Version: u.Version})
 	}
 	return out
 }
@@ -921,7 +933,7 @@ func (m *Model) InstallUpdates(name string) (drivers.InstallResult, error) {
 		m.reject("install", "", name, e)
 		return drivers.InstallResult{}, e
 	}
-	res := drivers.InstallResult{Installed: []policies.Update{}}
+	res := drivers.InstallResult{Installed: []cluster.Update{}}
 	if len(n.pending) > 0 {
 		var fault *faultState
 		for _, f := range m.faults {
@@ -931,7 +943,7 @@ func (m *Model) InstallUpdates(name string) (drivers.InstallResult, error) {
 		}
 		var keep []UpdateSpec
 		for _, u := range n.pending {
-			up := policies.Update{Name: u.Name, Version: u.Version}
+			up := cluster.Update{Name: u.Name, Version: u.Version}
 			if fault != nil && (fault.Update == "" || fault.Update == u.Name) {
 				keep = append(keep, u)
 				res.Failed = append(res.Failed, drivers.UpdateFailure{Update: up, Error: "injected install_fail fault"})
@@ -960,18 +972,18 @@ func (m *Model) InstallUpdates(name string) (drivers.InstallResult, error) {
 
 // ShutdownVM stops a VM at once. Stopping a stopped VM succeeds; a migrating VM
 // is rejected.
-func (m *Model) ShutdownVM(name string) (policies.VM, error) {
+func (m *Model) ShutdownVM(name string) (cluster.VM, error) {
 	v := m.byVM[name]
 	if v == nil {
-		return policies.VM{}, errorf(KindNotFound, "", "vm %q not found", name)
+		return cluster.VM{}, errorf(KindNotFound, "", "vm %q not found", name)
 	}
 	if v.mig != nil {
 		e := errorf(KindRejected, ReasonVMMigrating, "vm %s is migrating to %s", name, v.mig.to.spec.Name)
 		m.reject("shutdown", name, v.node.spec.Name, e)
-		return policies.VM{}, e
+		return cluster.VM{}, e
 	}
-	if v.power != policies.PowerStopped {
-		v.power = policies.PowerStopped
+	if v.power != cluster.PowerStopped {
+		v.power = cluster.PowerStopped
 		m.changed()
 	}
 	return m.vmInfo(v), nil
@@ -979,12 +991,12 @@ func (m *Model) ShutdownVM(name string) (policies.VM, error) {
 
 // StartVM starts a stopped or suspended VM on its node, which must be ready and
 // have the memory. Starting a running VM succeeds.
-func (m *Model) StartVM(name string) (policies.VM, error) {
+func (m *Model) StartVM(name string) (cluster.VM, error) {
 	v := m.byVM[name]
 	if v == nil {
-		return policies.VM{}, errorf(KindNotFound, "", "vm %q not found", name)
+		return cluster.VM{}, errorf(KindNotFound, "", "vm %q not found", name)
 	}
-	if v.power == policies.PowerRunning {
+	if v.power == cluster.PowerRunning {
 		return m.vmInfo(v), nil
 	}
 	var e *Error
@@ -996,9 +1008,9 @@ func (m *Model) StartVM(name string) (policies.VM, error) {
 	}
 	if e != nil {
 		m.reject("start", name, v.node.spec.Name, e)
-		return policies.VM{}, e
+		return cluster.VM{}, e
 	}
-	v.power = policies.PowerRunning
+	v.power = cluster.PowerRunning
 	m.changed()
 	return m.vmInfo(v), nil
 }
@@ -1050,17 +1062,17 @@ func (m *Model) RequestFault(path string) RequestFault {
 	return rf
 }
 
-func (m *Model) nodeInfo(n *node) policies.Node {
-	return policies.Node{
-		Name: n.spec.Name, State: n.state(), Paused: n.paused, MemoryMiB: n.spec.MemoryMiB,
+func (m *Model) nodeInfo(n *node) cluster.Node {
+	return cluster.Node{
+		Name: n.spec.Name, State: n.state(), Paused: n.paused, PausedBy: n.pausedBy, MemoryMiB: n.spec.MemoryMiB,
 		CPUs: n.spec.CPUs, CPUGroup: n.spec.CPUGroup, Networks: slices.Clone(n.spec.Networks),
 		Labels: cloneMap(n.spec.Labels), FaultDomain: n.spec.FaultDomain,
 		NICMbps: n.spec.NICMbps, StreamMbps: n.spec.StreamMbps, BootID: n.bootID,
 	}
 }
 
-func (m *Model) vmInfo(v *vm) policies.VM {
-	out := policies.VM{
+func (m *Model) vmInfo(v *vm) cluster.VM {
+	out := cluster.VM{
 		Name: v.spec.Name, Node: v.node.spec.Name, MemoryMiB: v.spec.MemoryMiB, VCPUs: v.spec.VCPUs,
 		Power: v.power, Migratable: v.spec.Migratable, NotMigratableReason: v.spec.NotMigratableReason,
 		AntiAffinity: v.spec.AntiAffinity, AntiAffinityHard: v.spec.AntiAffinityHard,
@@ -1084,26 +1096,26 @@ func cloneMap(in map[string]string) map[string]string {
 }
 
 // Node returns one node as the inventory shows it.
-func (m *Model) Node(name string) (policies.Node, error) {
+func (m *Model) Node(name string) (cluster.Node, error) {
 	n, err := m.node(name)
 	if err != nil {
-		return policies.Node{}, err
+		return cluster.Node{}, err
 	}
 	return m.nodeInfo(n), nil
 }
 
 // VM returns one VM as the inventory shows it.
-func (m *Model) VM(name string) (policies.VM, error) {
+func (m *Model) VM(name string) (cluster.VM, error) {
 	v := m.byVM[name]
 	if v == nil {
-		return policies.VM{}, errorf(KindNotFound, "", "vm %q not found", name)
+		return cluster.VM{}, errorf(KindNotFound, "", "vm %q not found", name)
 	}
 	return m.vmInfo(v), nil
 }
 
 // Inventory is a snapshot of nodes and VMs, in cluster file order.
-func (m *Model) Inventory() policies.Inventory {
-	inv := policies.Inventory{Nodes: make([]policies.Node, 0, len(m.nodes)), VMs: make([]policies.VM, 0, len(m.vms))}
+func (m *Model) Inventory() cluster.Inventory {
+	inv := cluster.Inventory{Nodes: make([]cluster.Node, 0, len(m.nodes)), VMs: make([]cluster.VM, 0, len(m.vms))}
 	for _, n := range m.nodes {
 		inv.Nodes = append(inv.Nodes, m.nodeInfo(n))
 	}

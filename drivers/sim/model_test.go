@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/droverhq/drover/policies"
+	"github.com/droverhq/drover/cluster"
 )
 
 const gbit10 = 10000 * mibPerMbit // 10 Gb/s in MiB/s
@@ -320,7 +320,7 @@ vms:
 	t0 := m.Now()
 	boot0 := m.Stats().BootIDs["n1"]
 	mig := startAll(t, m, [2]string{"d", "n2"})
-	if _, err := m.PauseNode("n1"); err != nil {
+	if _, err := m.PauseNode("n1", ""); err != nil {
 		t.Fatal(err)
 	}
 	res, err := m.InstallUpdates("n1")
@@ -347,23 +347,23 @@ vms:
 		t.Errorf("migration of d: %s %q, want failed by the reboot", st.Phase, st.Error)
 	}
 	n, _ := m.Node("n1")
-	if n.State != policies.NodeRebooting || n.Ready() {
+	if n.State != cluster.NodeRebooting || n.Ready() {
 		t.Errorf("state %s, want rebooting", n.State)
 	}
 	m.AdvanceTo(t0.Add(89 * time.Second))
-	if n, _ := m.Node("n1"); n.State != policies.NodeRebooting {
+	if n, _ := m.Node("n1"); n.State != cluster.NodeRebooting {
 		t.Errorf("at 89 s: %s, want rebooting", n.State)
 	}
 	m.AdvanceTo(t0.Add(90 * time.Second))
 	n, _ = m.Node("n1")
-	if n.State != policies.NodePaused || !n.Paused || n.BootID == boot0 || n.BootID == "" {
+	if n.State != cluster.NodePaused || !n.Paused || n.BootID == boot0 || n.BootID == "" {
 		t.Errorf("after reboot: state %s paused %t boot %q (before %q); want paused with a new boot id", n.State, n.Paused, n.BootID, boot0)
 	}
 	if inact, _ := m.InstalledInactive("n1"); len(inact) != 0 {
 		t.Errorf("installed-but-inactive after reboot: %v", inact)
 	}
 	for _, name := range []string{"a", "b", "d"} {
-		if v, _ := m.VM(name); v.Power != policies.PowerStopped {
+		if v, _ := m.VM(name); v.Power != cluster.PowerStopped {
 			t.Errorf("vm %s is %s after the reboot, want stopped (left for tests to see)", name, v.Power)
 		}
 	}
@@ -472,16 +472,17 @@ vms:
 
 func TestModel_PauseResumeIdempotent(t *testing.T) {
 	m := mustModel(t, mustParse(t, "nodes: [{name: n1, memory_mib: 4096, cpus: 2}]\nvms: []\n"))
+	pause := func(n string) (cluster.Node, error) { return m.PauseNode(n, "drover-run:r1") }
 	for i, step := range []struct {
-		op   func(string) (policies.Node, error)
-		want policies.NodeState
-	}{{m.PauseNode, policies.NodePaused}, {m.PauseNode, policies.NodePaused}, {m.ResumeNode, policies.NodeUp}, {m.ResumeNode, policies.NodeUp}} {
+		op   func(string) (cluster.Node, error)
+		want cluster.NodeState
+	}{{pause, cluster.NodePaused}, {pause, cluster.NodePaused}, {m.ResumeNode, cluster.NodeUp}, {m.ResumeNode, cluster.NodeUp}} {
 		n, err := step.op("n1")
 		if err != nil || n.State != step.want {
 			t.Errorf("step %d: %s, %v; want %s", i, n.State, err, step.want)
 		}
 	}
-	if _, err := m.PauseNode("ghost"); !isKind(err, KindNotFound) {
+	if _, err := m.PauseNode("ghost", ""); !isKind(err, KindNotFound) {
 		t.Errorf("pause unknown node: %v, want not_found", err)
 	}
 	if ev := m.Stats().NodeEvents; len(ev) != 2 {
@@ -580,12 +581,12 @@ faults:
 	t0 := m.Now()
 	m.RebootNode("n1")
 	m.AdvanceTo(t0.Add(60 * time.Second))
-	if n, _ := m.Node("n1"); n.State != policies.NodeDown {
+	if n, _ := m.Node("n1"); n.State != cluster.NodeDown {
 		t.Errorf("n1 after faulty reboot: %s, want down", n.State)
 	}
 	m.RebootNode("n1") // a power cycle of a down node; the fault hit once only
 	m.AdvanceTo(t0.Add(120 * time.Second))
-	if n, _ := m.Node("n1"); n.State != policies.NodeUp {
+	if n, _ := m.Node("n1"); n.State != cluster.NodeUp {
 		t.Errorf("n1 after second reboot: %s, want up", n.State)
 	}
 
@@ -605,14 +606,14 @@ faults:
 	}
 	m.AdvanceTo(t0.Add(500 * time.Second))
 	s := m.Stats()
-	if n, _ := m.Node("n3"); n.State != policies.NodeDown || s.VMsLostByCrash != 1 || s.VMsKilledByReboot != 0 {
+	if n, _ := m.Node("n3"); n.State != cluster.NodeDown || s.VMsLostByCrash != 1 || s.VMsKilledByReboot != 0 {
 		t.Errorf("n3 %s, lost by crash %d, killed by reboot %d; want down, 1, 0", n.State, s.VMsLostByCrash, s.VMsKilledByReboot)
 	}
 	if _, err := m.RecoverNode("n3"); err != nil {
 		t.Fatal(err)
 	}
 	m.AdvanceTo(t0.Add(620 * time.Second))
-	if n, _ := m.Node("n3"); n.State != policies.NodeUp {
+	if n, _ := m.Node("n3"); n.State != cluster.NodeUp {
 		t.Errorf("n3 after recover: %s, want up", n.State)
 	}
 	if _, err := m.RecoverNode("n3"); !isKind(err, KindRejected) {
@@ -636,7 +637,7 @@ vms: [{name: a, node: n1, memory_mib: 8192}]
 	if st.Phase != PhaseFailed || st.ErrorKind != KindMigrationFailed {
 		t.Errorf("migration after target crash: %s %s", st.Phase, st.ErrorKind)
 	}
-	if v, _ := m.VM("a"); v.Node != "n1" || v.Power != policies.PowerRunning {
+	if v, _ := m.VM("a"); v.Node != "n1" || v.Power != cluster.PowerRunning {
 		t.Errorf("vm a %s on %s, want running on n1", v.Power, v.Node)
 	}
 }
@@ -691,12 +692,12 @@ vms:
 		t.Errorf("start b without memory: %v, want rejected", err)
 	}
 	for range 2 {
-		if v, err := m.ShutdownVM("a"); err != nil || v.Power != policies.PowerStopped {
+		if v, err := m.ShutdownVM("a"); err != nil || v.Power != cluster.PowerStopped {
 			t.Fatalf("shutdown a: %v %v", v.Power, err)
 		}
 	}
 	for range 2 {
-		if v, err := m.StartVM("b"); err != nil || v.Power != policies.PowerRunning {
+		if v, err := m.StartVM("b"); err != nil || v.Power != cluster.PowerRunning {
 			t.Fatalf("start b: %v %v", v.Power, err)
 		}
 	}
@@ -762,4 +763,27 @@ func absDur(d time.Duration) time.Duration {
 		return -d
 	}
 	return d
+}
+
+func TestModel_PauseMarkRefusesAnotherOwner(t *testing.T) {
+	m := mustModel(t, mustParse(t, "nodes: [{name: n1, memory_mib: 4096, cpus: 2}]\nvms: []\n"))
+	if _, err := m.PauseNode("n1", "drover-run:a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.PauseNode("n1", "drover-run:b"); !isKind(err, KindRejected) {
+		t.Fatalf("pause by another owner = %v, want rejected", err)
+	}
+	n, err := m.Node("n1")
+	if err != nil || n.PausedBy != "drover-run:a" {
+		t.Fatalf("node = %+v, %v; want paused_by drover-run:a", n, err)
+	}
+	if _, err := m.ResumeNode("n1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := m.Node("n1"); n.Paused || n.PausedBy != "" {
+		t.Fatalf("after resume: %+v, want unpaused and unmarked", n)
+	}
+	if _, err := m.PauseNode("n1", "drover-run:b"); err != nil {
+		t.Fatalf("pause after resume = %v", err)
+	}
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,17 +33,17 @@ type ServerOptions struct {
 // Every route is idempotent, so clients may retry any of them:
 //
 //	GET  /v1/clock                       ClockResponse
-//	GET  /v1/inventory                   policies.Inventory
-//	GET  /v1/nodes/{node}                policies.Node
+//	GET  /v1/inventory                   cluster.Inventory
+//	GET  /v1/nodes/{node}                cluster.Node
 //	GET  /v1/nodes/{node}/ready          ReadyResponse
-//	POST /v1/nodes/{node}/pause          policies.Node
-//	POST /v1/nodes/{node}/resume         policies.Node
-//	POST /v1/nodes/{node}/reboot         policies.Node (already rebooting: unchanged)
+//	POST /v1/nodes/{node}/pause          cluster.Node
+//	POST /v1/nodes/{node}/resume         cluster.Node
+//	POST /v1/nodes/{node}/reboot         cluster.Node (already rebooting: unchanged)
 //	GET  /v1/nodes/{node}/updates        UpdatesResponse (scan)
 //	POST /v1/nodes/{node}/updates/install drivers.InstallResult
-//	GET  /v1/vms/{vm}                    policies.VM
-//	POST /v1/vms/{vm}/shutdown           policies.VM
-//	POST /v1/vms/{vm}/start              policies.VM
+//	GET  /v1/vms/{vm}                    cluster.VM
+//	POST /v1/vms/{vm}/shutdown           cluster.VM
+//	POST /v1/vms/{vm}/start              cluster.VM
 //	POST /v1/migrations                  StartMigrationRequest -> StartMigrationResponse
 //	GET  /v1/migrations?vm=NAME          []MigrationStatus
 //	GET  /v1/migrations/{id}?wait=5s&version=N  MigrationStatus (long-poll until
@@ -50,8 +51,8 @@ type ServerOptions struct {
 //	POST /v1/migrations/{id}/cancel      MigrationStatus
 //	GET  /v1/stats                       Stats
 //	POST /v1/admin/faults                Fault -> {}
-//	POST /v1/admin/nodes/{node}/crash    policies.Node
-//	POST /v1/admin/nodes/{node}/recover  policies.Node
+//	POST /v1/admin/nodes/{node}/crash    cluster.Node
+//	POST /v1/admin/nodes/{node}/recover  cluster.Node
 //
 // Errors are ErrorResponse with 404 (unknown node, VM, migration), 409
 // (rejected; reason says why), 400 (bad body or query) and 5xx only for
@@ -231,7 +232,20 @@ func (s *Server) routes() {
 		}
 		return ReadyResponse{Ready: info.Ready(), State: info.State, BootID: info.BootID}, nil
 	}))
-	s.route("POST /v1/nodes/{node}/pause", true, node(func(m *Model, n string) (any, error) { return m.PauseNode(n) }))
+	s.route("POST /v1/nodes/{node}/pause", true, func(r *http.Request) (any, error) {
+		data, err := readBody(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		var req PauseRequest
+		if len(bytes.TrimSpace(data)) > 0 {
+			if err := decodeStrict(data, &req); err != nil {
+				return nil, err
+			}
+		}
+		name := r.PathValue("node")
+		return s.do(func(m *Model) (any, error) { return m.PauseNode(name, req.Owner) })
+	})
 	s.route("POST /v1/nodes/{node}/resume", true, node(func(m *Model, n string) (any, error) { return m.ResumeNode(n) }))
 	s.route("POST /v1/nodes/{node}/reboot", true, node(func(m *Model, n string) (any, error) { return m.RebootNode(n) }))
 	s.route("GET /v1/nodes/{node}/updates", true, node(func(m *Model, n string) (any, error) {

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/policies"
 )
 
 // AptConfig configures the "apt" plug-in for Debian and Ubuntu nodes.
@@ -86,7 +86,7 @@ func (u *AptUpdater) cmd(ctx context.Context, node string, argv []string) (Outpu
 }
 
 // Scan refreshes the package lists (if configured) and lists the upgradable packages.
-func (u *AptUpdater) Scan(ctx context.Context, node string) ([]policies.Update, error) {
+func (u *AptUpdater) Scan(ctx context.Context, node string) ([]cluster.Update, error) {
 	if u.cfg.Refresh {
 		if _, err := u.cmd(ctx, node, aptRefresh); err != nil {
 			return nil, fmt.Errorf("scan node %s: apt-get update: %w", node, err)
@@ -141,7 +141,7 @@ func (u *AptUpdater) Install(ctx context.Context, node string) (drivers.InstallR
 
 // diffUpdates splits before into what is gone from after (installed, at the version
 // that was offered) and what is still pending (failed: held back or broken).
-func diffUpdates(before, after []policies.Update) (installed []policies.Update, failed []drivers.UpdateFailure) {
+func diffUpdates(before, after []cluster.Update) (installed []cluster.Update, failed []drivers.UpdateFailure) {
 	still := map[string]bool{}
 	for _, a := range after {
 		still[a.Name] = true
@@ -166,8 +166,8 @@ func diffUpdates(before, after []policies.Update) (installed []policies.Update, 
 // The warning, the "Listing..." line and apt's "N: ..." notes are skipped; any other
 // line that is not a package entry is an error, so a changed format is noticed rather
 // than read as "nothing to do".
-func ParseAptUpgradable(out string) ([]policies.Update, error) {
-	var ups []policies.Update
+func ParseAptUpgradable(out string) ([]cluster.Update, error) {
+	var ups []cluster.Update
 	for i, line := range strings.Split(out, "\n") {
 		line = strings.TrimRight(line, "\r")
 		trimmed := strings.TrimSpace(line)
@@ -188,25 +188,25 @@ func ParseAptUpgradable(out string) ([]policies.Update, error) {
 }
 
 // parseAptLine parses "name/suite[,suite] version arch [upgradable from: old]".
-func parseAptLine(line string) (policies.Update, error) {
+func parseAptLine(line string) (cluster.Update, error) {
 	f := strings.Fields(line)
 	if len(f) < 3 {
-		return policies.Update{}, errors.New("want \"name/suite version arch [upgradable from: version]\"")
+		return cluster.Update{}, errors.New("want \"name/suite version arch [upgradable from: version]\"")
 	}
 	name, suite, ok := strings.Cut(f[0], "/")
 	if !ok || suite == "" {
-		return policies.Update{}, errors.New("package field has no /suite")
+		return cluster.Update{}, errors.New("package field has no /suite")
 	}
 	if !validPackageName(name) {
-		return policies.Update{}, fmt.Errorf("invalid package name %q", clip(name))
+		return cluster.Update{}, fmt.Errorf("invalid package name %q", clip(name))
 	}
 	if !validVersion(f[1]) {
-		return policies.Update{}, fmt.Errorf("invalid version %q", clip(f[1]))
+		return cluster.Update{}, fmt.Errorf("invalid version %q", clip(f[1]))
 	}
 	if rest := strings.Join(f[3:], " "); rest != "" && !(strings.HasPrefix(rest, "[upgradable from: ") && strings.HasSuffix(rest, "]")) {
-		return policies.Update{}, fmt.Errorf("unexpected trailer %q", clip(rest))
+		return cluster.Update{}, fmt.Errorf("unexpected trailer %q", clip(rest))
 	}
-	return policies.Update{Name: name, Version: f[1]}, nil
+	return cluster.Update{Name: name, Version: f[1]}, nil
 }
 
 // validPackageName follows Debian policy 5.6.1: lower case letters, digits, + - . ;

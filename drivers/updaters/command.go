@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/policies"
 )
 
 func init() {
@@ -131,7 +131,7 @@ func nodeScript(node, script string) []string {
 }
 
 // Scan runs the scan command and parses its lines.
-func (u *CommandUpdater) Scan(ctx context.Context, node string) ([]policies.Update, error) {
+func (u *CommandUpdater) Scan(ctx context.Context, node string) ([]cluster.Update, error) {
 	if u.cfg.Scan == "" {
 		return nil, nil
 	}
@@ -180,8 +180,8 @@ func (u *CommandUpdater) rebootRequired(ctx context.Context, node string) (bool,
 
 // ParseUpdateLines parses "name [version]" lines; blank lines and lines starting with #
 // are skipped.
-func ParseUpdateLines(s string) ([]policies.Update, error) {
-	var out []policies.Update
+func ParseUpdateLines(s string) ([]cluster.Update, error) {
+	var out []cluster.Update
 	for i, line := range strings.Split(s, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -191,7 +191,7 @@ func ParseUpdateLines(s string) ([]policies.Update, error) {
 		if len(f) > 2 {
 			return nil, fmt.Errorf("parse scan output line %d %q: want \"name\" or \"name version\"", i+1, clip(line))
 		}
-		u := policies.Update{Name: f[0]}
+		u := cluster.Update{Name: f[0]}
 		if len(f) == 2 {
 			u.Version = f[1]
 		}

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/policies"
 )
 
 // Real outputs of `apt list --upgradable` (Debian 12 and Ubuntu 22.04).
@@ -35,25 +35,25 @@ func TestParseAptUpgradable(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    []policies.Update
+		want    []cluster.Update
 		wantErr string
 	}{
-		{name: "debian-with-warning", in: aptDebian, want: []policies.Update{
+		{name: "debian-with-warning", in: aptDebian, want: []cluster.Update{
 			{Name: "base-files", Version: "12.4+deb12u13"},
 			{Name: "libc-bin", Version: "2.36-9+deb12u14"},
 			{Name: "libc6", Version: "2.36-9+deb12u14"},
 			{Name: "linux-image-6.1.0-56-cloud-amd64", Version: "6.1.192-2"},
 		}},
-		{name: "ubuntu-crlf-and-note", in: aptUbuntu, want: []policies.Update{
+		{name: "ubuntu-crlf-and-note", in: aptUbuntu, want: []cluster.Update{
 			{Name: "libssl3", Version: "3.0.2-0ubuntu1.18"},
 			{Name: "openssl", Version: "3.0.2-0ubuntu1.18"},
 		}},
 		{name: "nothing-upgradable", in: aptNothing},
 		{name: "empty", in: ""},
 		{name: "epoch-and-tilde", in: "vim/stable 2:9.0.1378-2~bpo11+1 amd64 [upgradable from: 2:9.0.1378-1]\n",
-			want: []policies.Update{{Name: "vim", Version: "2:9.0.1378-2~bpo11+1"}}},
+			want: []cluster.Update{{Name: "vim", Version: "2:9.0.1378-2~bpo11+1"}}},
 		{name: "multiarch-name", in: "libc6:i386/stable 2.36-9 i386 [upgradable from: 2.36-8]\n",
-			want: []policies.Update{{Name: "libc6:i386", Version: "2.36-9"}}},
+			want: []cluster.Update{{Name: "libc6:i386", Version: "2.36-9"}}},
 		{name: "localized-header-rejected", in: "Auflistung… Fertig\n", wantErr: "line 1"},
 		{name: "error-text-rejected", in: "E: Could not open lock file /var/lib/dpkg/lock-frontend\n", wantErr: "line 1"},
 		{name: "no-suite", in: "vim 9.0 amd64\n", wantErr: "no /suite"},
@@ -159,7 +159,7 @@ func TestAptUpdater_Install(t *testing.T) {
 				{match: "reboot-required"},
 			},
 			want: drivers.InstallResult{
-				Installed: []policies.Update{
+				Installed: []cluster.Update{
 					{Name: "base-files", Version: "12.4+deb12u13"}, {Name: "libc-bin", Version: "2.36-9+deb12u14"},
 					{Name: "libc6", Version: "2.36-9+deb12u14"}, {Name: "linux-image-6.1.0-56-cloud-amd64", Version: "6.1.192-2"},
 				},
@@ -182,8 +182,8 @@ func TestAptUpdater_Install(t *testing.T) {
 				{match: "reboot-required", err: noReboot},
 			},
 			want: drivers.InstallResult{
-				Installed: []policies.Update{{Name: "libssl3", Version: "3.0.2-0ubuntu1.18"}},
-				Failed:    []drivers.UpdateFailure{{Update: policies.Update{Name: "openssl", Version: "3.0.2-0ubuntu1.18"}, Error: "still upgradable after dist-upgrade (held back or failed)"}},
+				Installed: []cluster.Update{{Name: "libssl3", Version: "3.0.2-0ubuntu1.18"}},
+				Failed:    []drivers.UpdateFailure{{Update: cluster.Update{Name: "openssl", Version: "3.0.2-0ubuntu1.18"}, Error: "still upgradable after dist-upgrade (held back or failed)"}},
 			},
 			wantCalls: []string{
 				"n1: sudo -n env LC_ALL=C apt list --upgradable",
@@ -247,7 +247,7 @@ func TestCommandUpdater_Install(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantUps := []policies.Update{{Name: "kernel", Version: "6.1.2"}, {Name: "openssl"}}
+	wantUps := []cluster.Update{{Name: "kernel", Version: "6.1.2"}, {Name: "openssl"}}
 	if !reflect.DeepEqual(ups, wantUps) {
 		t.Fatalf("Scan = %+v, want %+v", ups, wantUps)
 	}

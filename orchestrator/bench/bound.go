@@ -4,8 +4,8 @@ import (
 	"math"
 	"slices"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers/sim"
-	"github.com/droverhq/drover/policies"
 )
 
 // mibPerMbit converts megabits/s into MiB/s, as the model does.
@@ -50,16 +50,16 @@ type Bound struct {
 // together; no VM moves faster than s_i. Targets are the ready, unpaused nodes
 // outside sources of a compatible CPU group; memory capacity is ignored (a
 // relaxation: the bound stays valid, only less tight).
-func LowerBound(inv policies.Inventory, p sim.ModelParams, sources []string) Bound {
+func LowerBound(inv cluster.Inventory, p sim.ModelParams, sources []string) Bound {
 	isSource := map[string]bool{}
 	for _, s := range sources {
 		isSource[s] = true
 	}
-	nodes := map[string]policies.Node{}
-	var targets []policies.Node
+	nodes := map[string]cluster.Node{}
+	var targets []cluster.Node
 	for _, n := range inv.Nodes {
 		nodes[n.Name] = n
-		if !isSource[n.Name] && n.State == policies.NodeUp && !n.Paused {
+		if !isSource[n.Name] && n.State == cluster.NodeUp && !n.Paused {
 			targets = append(targets, n)
 		}
 	}
@@ -114,7 +114,7 @@ func LowerBound(inv policies.Inventory, p sim.ModelParams, sources []string) Bou
 }
 
 // pairStream is the stream cap between two nodes (Mbit/s).
-func pairStream(a, b policies.Node) float64 {
+func pairStream(a, b cluster.Node) float64 {
 	return slices.Min([]float64{a.StreamMbps, b.StreamMbps})
 }
 

@@ -6,16 +6,16 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers/sim"
-	"github.com/droverhq/drover/policies"
 )
 
-func nodeOf(name string, nic, stream float64) policies.Node {
-	return policies.Node{Name: name, State: policies.NodeUp, MemoryMiB: 1 << 20, CPUs: 64, NICMbps: nic, StreamMbps: stream}
+func nodeOf(name string, nic, stream float64) cluster.Node {
+	return cluster.Node{Name: name, State: cluster.NodeUp, MemoryMiB: 1 << 20, CPUs: 64, NICMbps: nic, StreamMbps: stream}
 }
 
-func vmOf(name, on string, mem int64, dirty float64) policies.VM {
-	return policies.VM{Name: name, Node: on, MemoryMiB: mem, VCPUs: 1, Power: policies.PowerRunning, Migratable: true, DirtyMiBs: dirty}
+func vmOf(name, on string, mem int64, dirty float64) cluster.VM {
+	return cluster.VM{Name: name, Node: on, MemoryMiB: mem, VCPUs: 1, Power: cluster.PowerRunning, Migratable: true, DirtyMiBs: dirty}
 }
 
 func TestLowerBound(t *testing.T) {
@@ -24,7 +24,7 @@ func TestLowerBound(t *testing.T) {
 	const mb = 1e6 / 8 / (1 << 20)
 	tests := []struct {
 		name    string
-		inv     policies.Inventory
+		inv     cluster.Inventory
 		sources []string
 		want    Bound
 	}{
@@ -32,9 +32,9 @@ func TestLowerBound(t *testing.T) {
 			// Two VMs of 100 MiB, no dirtying, one source of 80 Mb/s, streams of
 			// 80: the source NIC carries 200 MiB at 80·mb.
 			name: "source-nic",
-			inv: policies.Inventory{
-				Nodes: []policies.Node{nodeOf("s", 80, 80), nodeOf("t1", 80, 80), nodeOf("t2", 80, 80)},
-				VMs:   []policies.VM{vmOf("a", "s", 100, 0), vmOf("b", "s", 100, 0)},
+			inv: cluster.Inventory{
+				Nodes: []cluster.Node{nodeOf("s", 80, 80), nodeOf("t1", 80, 80), nodeOf("t2", 80, 80)},
+				VMs:   []cluster.VM{vmOf("a", "s", 100, 0), vmOf("b", "s", 100, 0)},
 			},
 			sources: []string{"s"},
 			want: Bound{SourceNIC: 2 + 200/(80*mb), TargetNICs: 2 + 200/(160*mb), SlowestVM: 2 + 100/(80*mb),
@@ -44,9 +44,9 @@ func TestLowerBound(t *testing.T) {
 			// One VM with a slow stream cap: it alone takes longer than the NIC
 			// needs for everything.
 			name: "slowest-vm",
-			inv: policies.Inventory{
-				Nodes: []policies.Node{nodeOf("s", 800, 8), nodeOf("t", 800, 8)},
-				VMs:   []policies.VM{vmOf("a", "s", 100, 0)},
+			inv: cluster.Inventory{
+				Nodes: []cluster.Node{nodeOf("s", 800, 8), nodeOf("t", 800, 8)},
+				VMs:   []cluster.VM{vmOf("a", "s", 100, 0)},
 			},
 			sources: []string{"s"},
 			want: Bound{SourceNIC: 2 + 100/(800*mb), TargetNICs: 2 + 100/(800*mb), SlowestVM: 2 + 100/(8*mb),
@@ -56,9 +56,9 @@ func TestLowerBound(t *testing.T) {
 			// Two sources drain at once into one target with a small NIC: the
 			// target's inbound link binds.
 			name: "target-nic",
-			inv: policies.Inventory{
-				Nodes: []policies.Node{nodeOf("s1", 800, 800), nodeOf("s2", 800, 800), nodeOf("t", 80, 800)},
-				VMs:   []policies.VM{vmOf("a", "s1", 100, 0), vmOf("b", "s2", 100, 0)},
+			inv: cluster.Inventory{
+				Nodes: []cluster.Node{nodeOf("s1", 800, 800), nodeOf("s2", 800, 800), nodeOf("t", 80, 800)},
+				VMs:   []cluster.VM{vmOf("a", "s1", 100, 0), vmOf("b", "s2", 100, 0)},
 			},
 			sources: []string{"s1", "s2"},
 			want: Bound{SourceNIC: 2 + 100/(800*mb), TargetNICs: 2 + 200/(80*mb), SlowestVM: 2 + 100/(80*mb),
@@ -69,9 +69,9 @@ func TestLowerBound(t *testing.T) {
 			// round fits in 0.3 s at 8·mb·128 = 122 MiB/s: 1024·0.5ⁿ <= 36.6 first
 			// at n = 5 (32 MiB): 1024+512+256+128+64+32 = 2016 MiB.
 			name: "dirty-rounds",
-			inv: policies.Inventory{
-				Nodes: []policies.Node{nodeOf("s", 1024, 1024), nodeOf("t", 1024, 1024)},
-				VMs:   []policies.VM{vmOf("a", "s", 1024, 1024*mb/2)},
+			inv: cluster.Inventory{
+				Nodes: []cluster.Node{nodeOf("s", 1024, 1024), nodeOf("t", 1024, 1024)},
+				VMs:   []cluster.VM{vmOf("a", "s", 1024, 1024*mb/2)},
 			},
 			sources: []string{"s"},
 			want: Bound{SourceNIC: 2 + 2016/(1024*mb), TargetNICs: 2 + 2016/(1024*mb), SlowestVM: 2 + 2016/(1024*mb),
@@ -79,9 +79,9 @@ func TestLowerBound(t *testing.T) {
 		},
 		{
 			name: "cannot-converge",
-			inv: policies.Inventory{
-				Nodes: []policies.Node{nodeOf("s", 8, 8), nodeOf("t", 8, 8)},
-				VMs:   []policies.VM{vmOf("a", "s", 1024, 8*mb)},
+			inv: cluster.Inventory{
+				Nodes: []cluster.Node{nodeOf("s", 8, 8), nodeOf("t", 8, 8)},
+				VMs:   []cluster.VM{vmOf("a", "s", 1024, 8*mb)},
 			},
 			sources: []string{"s"},
 			want:    Bound{Seconds: math.Inf(1), SlowestVM: math.Inf(1), Converges: false},

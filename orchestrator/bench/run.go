@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers/sim"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/policies"
@@ -158,7 +159,7 @@ func (r *runner) run() (Outcome, error) {
 }
 
 // runOrder is the engine's default node order (policy.node_order).
-func runOrder(inv policies.Inventory) ([]string, error) {
+func runOrder(inv cluster.Inventory) ([]string, error) {
 	strategy, err := policies.ParseOrderStrategy(orchestrator.DefaultPolicy().NodeOrder)
 	if err != nil {
 		return nil, err
@@ -212,7 +213,7 @@ func (r *runner) admitNodes(next int) int {
 			}
 		}
 		n := r.nodes[name]
-		if _, err := r.m.PauseNode(name); err != nil {
+		if _, err := r.m.PauseNode(name, ""); err != nil {
 			n.failed = true
 		}
 		n.phase, n.drainAt, n.boot = phDraining, r.m.Now(), r.bootID(name)
@@ -418,7 +419,7 @@ func (p rankedPlacer) Rank(node string) int {
 
 func (r *runner) resume(n *bnode) {
 	if _, err := r.m.ResumeNode(n.name); err == nil {
-		r.placer.SetState(n.name, policies.NodeUp, false)
+		r.placer.SetState(n.name, cluster.NodeUp, false)
 	}
 	r.placer.SetAvailable(n.name)
 	n.phase = phDone

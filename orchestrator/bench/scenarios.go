@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers/sim"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/policies"
@@ -75,7 +76,7 @@ func addNode(c *sim.Cluster, name string, memGiB, cpus int, nic, stream, reboot 
 func addVM(c *sim.Cluster, node string, memMiB int64, dirty float64) {
 	c.VMs = append(c.VMs, sim.VMSpec{
 		Name: fmt.Sprintf("vm-%05d", len(c.VMs)+1), Node: node, MemoryMiB: memMiB, VCPUs: 2,
-		DirtyMiBs: dirty, Migratable: true, Power: policies.PowerRunning,
+		DirtyMiBs: dirty, Migratable: true, Power: cluster.PowerRunning,
 	})
 }
 

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers/sim"
-	"github.com/droverhq/drover/policies"
 )
 
 // DefaultSeed seeds the scenarios' clusters and the model.
@@ -175,10 +175,10 @@ func Check(rows []Row, scenarios []string) error {
 }
 
 // initialInventory is the scenario's cluster before the run.
-func initialInventory(sc Scenario) (policies.Inventory, error) {
+func initialInventory(sc Scenario) (cluster.Inventory, error) {
 	m, err := sim.NewModel(sc.Cluster, time.Time{})
 	if err != nil {
-		return policies.Inventory{}, err
+		return cluster.Inventory{}, err
 	}
 	return m.Inventory(), nil
 }

@@ -5,8 +5,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers/sim"
-	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/runs/report"
 )
@@ -61,11 +61,11 @@ func (f *Findings) Add(g Findings) {
 
 // CheckInput is what a round leaves to check.
 type CheckInput struct {
-	Before, After policies.Inventory
+	Before, After cluster.Inventory
 	Stats         sim.Stats
 	Report        report.Report
 	// Pending are the updates the sim still has pending per node after the run.
-	Pending      map[string][]policies.Update
+	Pending      map[string][]cluster.Update
 	Failback     string
 	ReserveNodes int
 	OpenIntents  []runs.Entry

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers/sim"
-	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/runs/report"
 )
@@ -15,14 +15,14 @@ import (
 // nothing (one node out and one more failing leave 32 GiB): Check must find nothing
 // in it, and each mutation below must be found.
 func cleanRun() CheckInput {
-	nodes := []policies.Node{
-		{Name: "a", State: policies.NodeUp, MemoryMiB: 32768},
-		{Name: "b", State: policies.NodeUp, MemoryMiB: 32768},
-		{Name: "c", State: policies.NodeUp, MemoryMiB: 32768},
+	nodes := []cluster.Node{
+		{Name: "a", State: cluster.NodeUp, MemoryMiB: 32768},
+		{Name: "b", State: cluster.NodeUp, MemoryMiB: 32768},
+		{Name: "c", State: cluster.NodeUp, MemoryMiB: 32768},
 	}
-	vms := []policies.VM{
-		{Name: "v1", Node: "a", MemoryMiB: 10240, Power: policies.PowerRunning},
-		{Name: "v2", Node: "b", MemoryMiB: 10240, Power: policies.PowerRunning},
+	vms := []cluster.VM{
+		{Name: "v1", Node: "a", MemoryMiB: 10240, Power: cluster.PowerRunning},
+		{Name: "v2", Node: "b", MemoryMiB: 10240, Power: cluster.PowerRunning},
 	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
@@ -47,11 +47,11 @@ func cleanRun() CheckInput {
 		rep.Nodes = append(rep.Nodes, report.Node{Name: n.Name, State: "done", UpdatesInstalled: 2})
 	}
 	return CheckInput{
-		Before:       policies.Inventory{Nodes: nodes, VMs: vms},
-		After:        policies.Inventory{Nodes: append([]policies.Node(nil), nodes...), VMs: append([]policies.VM(nil), vms...)},
+		Before:       cluster.Inventory{Nodes: nodes, VMs: vms},
+		After:        cluster.Inventory{Nodes: append([]cluster.Node(nil), nodes...), VMs: append([]cluster.VM(nil), vms...)},
 		Stats:        sim.Stats{NodeEvents: events, Migrations: migs, Reboots: map[string]int{"a": 1, "b": 1, "c": 1}},
 		Report:       rep,
-		Pending:      map[string][]policies.Update{},
+		Pending:      map[string][]cluster.Update{},
 		Failback:     "immediate",
 		ReserveNodes: 1,
 	}
@@ -66,7 +66,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{name: "clean"},
 		{name: "vm-gone", want: "lost", text: "v2 is gone", mutate: func(in *CheckInput) { in.After.VMs = in.After.VMs[:1] }},
-		{name: "vm-stopped", want: "lost", text: "v1 ran on a before the run and is stopped", mutate: func(in *CheckInput) { in.After.VMs[0].Power = policies.PowerStopped }},
+		{name: "vm-stopped", want: "lost", text: "v1 ran on a before the run and is stopped", mutate: func(in *CheckInput) { in.After.VMs[0].Power = cluster.PowerStopped }},
 		{name: "vm-killed-by-reboot", want: "lost", text: "v2 was killed by a reboot of b", mutate: func(in *CheckInput) {
 			in.Stats.KilledVMs = []sim.KilledVM{{VM: "v2", Node: "b", Cause: "reboot"}}
 		}},
@@ -94,7 +94,7 @@ func TestCheck(t *testing.T) {
 		{name: "run-failed", want: "other", text: "run r ended partially_failed", mutate: func(in *CheckInput) { in.Report.State = string(runs.StatePartiallyFailed) }},
 		{name: "node-not-done", want: "other", text: "node a is failed in the report", mutate: func(in *CheckInput) { in.Report.Nodes[0].State = "failed" }},
 		{name: "updates-still-pending", want: "other", text: "node b still has 1 pending updates", mutate: func(in *CheckInput) {
-			in.Pending["b"] = []policies.Update{{Name: "kernel"}}
+			in.Pending["b"] = []cluster.Update{{Name: "kernel"}}
 		}},
 		{name: "rebooted-twice", want: "other", text: "node c was rebooted 2 times", mutate: func(in *CheckInput) { in.Stats.Reboots["c"] = 2 }},
 		{name: "intent-left-open", want: "other", text: "intent left open: resume node a", mutate: func(in *CheckInput) {

@@ -18,8 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers/sim"
-	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/runs/report"
 )
@@ -141,7 +141,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	pending := map[string][]policies.Update{}
+	pending := map[string][]cluster.Update{}
 	for _, n := range after.Nodes {
 		if pending[n.Name], err = s.Client.Scan(ctx, n.Name); err != nil {
 			return res, err
@@ -515,7 +515,7 @@ policy:
 // injectFaults makes the sim hold pause, install and resume requests (so kills
 // land inside them), answer the first of each node's pause, resume, install and
 // reboot requests 5xx after acting, and, when asked, other requests too.
-func injectFaults(ctx context.Context, c *sim.Driver, inv policies.Inventory, o Options) error {
+func injectFaults(ctx context.Context, c *sim.Driver, inv cluster.Inventory, o Options) error {
 	if o.HangMs > 0 {
 		for _, n := range inv.Nodes {
 			for _, suffix := range []string{"/pause", "/resume", "/updates/install", "/reboot"} {

@@ -9,9 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/spf13/cobra"
-
-	"github.com/droverhq/drover/policies"
 )
 
 // printJSON writes v as one line of JSON.
@@ -56,8 +55,8 @@ Exit status: 0 success, 1 the driver failed, 2 a usage or config error.`,
 
 // inventoryNode is the JSON shape of a node in `drover inventory --json`.
 type inventoryNode struct {
-	policies.Node
-	VMs []policies.VM `json:"vms"`
+	cluster.Node
+	VMs []cluster.VM `json:"vms"`
 }
 
 func inventoryRun(ctx context.Context, opts *InventoryOptions) error {
@@ -74,7 +73,7 @@ func inventoryRun(ctx context.Context, opts *InventoryOptions) error {
 	for _, n := range inv.Nodes {
 		vms := inv.VMsOn(n.Name)
 		if vms == nil {
-			vms = []policies.VM{}
+			vms = []cluster.VM{}
 		}
 		nodes = append(nodes, inventoryNode{Node: n, VMs: vms})
 	}

@@ -7,9 +7,8 @@ import (
 	"sync"
 	"text/tabwriter"
 
+	"github.com/droverhq/drover/cluster"
 	"github.com/spf13/cobra"
-
-	"github.com/droverhq/drover/policies"
 )
 
 // PreviewOptions are the options of `drover preview`.
@@ -43,10 +42,10 @@ Exit status: 0 success, 1 a node could not be scanned, 2 a usage or config error
 }
 
 type previewNode struct {
-	Name    string             `json:"name"`
-	State   policies.NodeState `json:"state"`
-	Updates []policies.Update  `json:"updates"`
-	Error   string             `json:"error,omitempty"`
+	Name    string            `json:"name"`
+	State   cluster.NodeState `json:"state"`
+	Updates []cluster.Update  `json:"updates"`
+	Error   string            `json:"error,omitempty"`
 }
 
 func previewRun(ctx context.Context, opts *PreviewOptions) error {
@@ -62,7 +61,7 @@ func previewRun(ctx context.Context, opts *PreviewOptions) error {
 	nodes := make([]previewNode, len(inv.Nodes))
 	var wg sync.WaitGroup
 	for i, n := range inv.Nodes {
-		nodes[i] = previewNode{Name: n.Name, State: n.State, Updates: []policies.Update{}}
+		nodes[i] = previewNode{Name: n.Name, State: n.State, Updates: []cluster.Update{}}
 		if !n.Ready() {
 			nodes[i].Error = fmt.Sprintf("node is %s", n.State)
 			continue

@@ -1,10 +1,10 @@
-package policies
+package cluster
 
 import "fmt"
 
-// FieldError is a bad option value: which field, what is wrong, how to fix it. Same
-// shape as drivers.FieldError (policies cannot import drivers: drivers imports us), so
-// the CLI can print both alike.
+// FieldError is a bad value: which field, what is wrong, how to fix it. Config,
+// policies, drivers and the API all report bad input with it, so the CLI prints them
+// alike and exits 2.
 type FieldError struct {
 	Field   string // dotted path relative to the option struct, e.g. "window.start"
 	Problem string
@@ -19,6 +19,7 @@ func (e *FieldError) Error() string {
 	return msg
 }
 
-func fieldf(field, fix, problem string, args ...any) *FieldError {
+// Fieldf builds a FieldError with a formatted problem.
+func Fieldf(field, fix, problem string, args ...any) *FieldError {
 	return &FieldError{Field: field, Problem: fmt.Sprintf(problem, args...), Fix: fix}
 }

@@ -1,4 +1,4 @@
-package policies
+package cluster
 
 import "strings"
 
@@ -58,6 +58,10 @@ type Node struct {
 	NICMbps float64 `json:"nic_mbps,omitempty"`
 	// StreamMbps caps one migration stream from or to this node (0 = unknown).
 	StreamMbps float64 `json:"stream_mbps,omitempty"`
+	// PausedBy is the owner mark of the pause (drivers.PauseMark of the run that paused
+	// it); "" when the node is not paused, was paused without a mark, or the platform
+	// cannot hold one.
+	PausedBy string `json:"paused_by,omitempty"`
 	// BootID changes each time the node boots; "" when the platform cannot tell.
 	BootID string `json:"boot_id,omitempty"`
 }

@@ -1,4 +1,4 @@
-package policies
+package cluster
 
 import (
 	"errors"
@@ -16,16 +16,16 @@ func (inv Inventory) Validate() error {
 		f := fmt.Sprintf("nodes[%d]", i)
 		switch {
 		case n.Name == "":
-			errs = append(errs, fieldf(f+".name", "the driver must name every node", "empty"))
+			errs = append(errs, Fieldf(f+".name", "the driver must name every node", "empty"))
 		case nodes[n.Name]:
-			errs = append(errs, fieldf(f+".name", "node names must be unique", "%q repeated", n.Name))
+			errs = append(errs, Fieldf(f+".name", "node names must be unique", "%q repeated", n.Name))
 		}
 		nodes[n.Name] = true
 		if n.MemoryMiB < 0 {
-			errs = append(errs, fieldf(f+".memory_mib", "report 0 or more", "%d is negative", n.MemoryMiB))
+			errs = append(errs, Fieldf(f+".memory_mib", "report 0 or more", "%d is negative", n.MemoryMiB))
 		}
 		if n.CPUs < 0 {
-			errs = append(errs, fieldf(f+".cpus", "report 0 or more", "%d is negative", n.CPUs))
+			errs = append(errs, Fieldf(f+".cpus", "report 0 or more", "%d is negative", n.CPUs))
 		}
 	}
 	vms := make(map[string]bool, len(inv.VMs))
@@ -33,16 +33,16 @@ func (inv Inventory) Validate() error {
 		f := fmt.Sprintf("vms[%d]", i)
 		switch {
 		case v.Name == "":
-			errs = append(errs, fieldf(f+".name", "the driver must name every VM", "empty"))
+			errs = append(errs, Fieldf(f+".name", "the driver must name every VM", "empty"))
 		case vms[v.Name]:
-			errs = append(errs, fieldf(f+".name", "VM names must be unique within a cluster", "%q repeated", v.Name))
+			errs = append(errs, Fieldf(f+".name", "VM names must be unique within a cluster", "%q repeated", v.Name))
 		}
 		vms[v.Name] = true
 		if !nodes[v.Node] {
-			errs = append(errs, fieldf(f+".node", "every VM must be on a node of the inventory", "vm %s is on unknown node %q", v.Name, v.Node))
+			errs = append(errs, Fieldf(f+".node", "every VM must be on a node of the inventory", "vm %s is on unknown node %q", v.Name, v.Node))
 		}
 		if v.MemoryMiB < 0 || v.VCPUs < 0 {
-			errs = append(errs, fieldf(f, "report 0 or more", "vm %s has negative memory or vCPUs", v.Name))
+			errs = append(errs, Fieldf(f, "report 0 or more", "vm %s has negative memory or vCPUs", v.Name))
 		}
 	}
 	if len(errs) > maxValidateErrors {
