@@ -136,6 +136,9 @@ type Capabilities struct {
 	BootID bool `json:"boot_id"`
 	// PauseOwner: a pause carries its owner's mark on the platform (Node.PausedBy).
 	PauseOwner bool `json:"pause_owner"`
+	// MigrateSuspended: Migrate also moves a suspended (saved) VM, as saved state; it
+	// stays suspended on the target. Without it a suspended VM cannot leave its node.
+	MigrateSuspended bool `json:"migrate_suspended"`
 }
 
 // PauseMark is the owner mark a run puts on the nodes it pauses.
