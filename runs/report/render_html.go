@@ -23,6 +23,7 @@ var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
 	"note":  nodeNote,
 	"mib":   func(f float64) string { return fmt.Sprintf("%.0f", f) },
 	"ratio": func(f float64) string { return fmt.Sprintf("%.2f", f) },
+	"lanes": timelineHTML,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -74,6 +75,7 @@ dd { margin: 0; }
 <dt>Updates</dt><dd>{{.Summary.UpdatesInstalled}} installed, {{.Summary.UpdatesFailed}} failed</dd>
 <dt>Migrations</dt><dd>{{.Summary.Migrations}} ({{.Summary.FailedMigrations}} failed attempts), {{.Summary.VMsMoved}} VMs moved, {{ratio .Summary.MigrationsPerVM}} per VM, {{mib .Summary.TransferredMiB}} MiB</dd>
 </dl>
+{{lanes .}}
 {{- if .Error}}
 <div class="err">{{.Error}}</div>
 {{- end}}

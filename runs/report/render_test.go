@@ -94,7 +94,8 @@ func TestRenderHTML_SelfContainedAndEscaped(t *testing.T) {
 	out := buf.String()
 	allowed := map[string]bool{"!doctype": true, "html": true, "head": true, "meta": true, "title": true, "style": true, "body": true,
 		"h1": true, "h2": true, "h3": true, "dl": true, "dt": true, "dd": true, "span": true, "div": true, "table": true,
-		"tr": true, "th": true, "td": true, "section": true, "pre": true}
+		"tr": true, "th": true, "td": true, "section": true, "pre": true,
+		"svg": true, "g": true, "rect": true, "line": true, "text": true} // the timeline picture
 	for _, m := range tagRe.FindAllStringSubmatch(out, -1) {
 		name := strings.ToLower(m[1])
 		if !allowed[name] {

@@ -83,9 +83,12 @@ func (s *Server) routes() http.Handler {
 			})(w, r)
 		})
 	}
-	mux.HandleFunc("/", s.require(RoleViewer, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/api/", s.require(RoleViewer, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, ErrorBody{Error: "no such endpoint: the API is under " + APIPrefix})
 	}))
+	if err := s.mountDashboard(mux); err != nil {
+		s.log.Error("web dashboard disabled", "error", err)
+	}
 	return s.accessLog(mux)
 }
 
