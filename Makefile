@@ -8,7 +8,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 # Fuzz smoke: each target briefly; FUZZTIME=5m for a longer hunt.
 FUZZTIME    ?= 10s
 
-.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt clean
+.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt clean dashboard-shots
 
 all: build
 
@@ -68,6 +68,14 @@ chaos: build
 e2e-libvirt: build
 	./drivers/libvirt/lab/lab.sh deps
 	DROVER_LIBVIRT_LAB=1 DROVER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v -run '^TestLab' ./drivers/libvirt/
+
+## dashboard-shots: screenshots (1440x900 PNG) of the web dashboard during a run of the
+## demo cluster, in headless chromium, into SHOTS_DIR; prints one path per line (~1 min)
+SHOTS_DIR ?= dashboard-shots
+dashboard-shots:
+	@mkdir -p $(SHOTS_DIR)
+	@DROVER_SHOTS_DIR=$(abspath $(SHOTS_DIR)) $(GO) test -v -count=1 -timeout 10m -run '^TestDashboardShots$$' ./cmd/drover/internal/dashboard/ >$(SHOTS_DIR)/test.log 2>&1 || { cat $(SHOTS_DIR)/test.log; exit 1; }
+	@for f in clusters run plan history; do test -s $(SHOTS_DIR)/$$f.png || { cat $(SHOTS_DIR)/test.log; echo "missing $(SHOTS_DIR)/$$f.png" >&2; exit 1; }; echo $(SHOTS_DIR)/$$f.png; done
 
 clean:
 	rm -rf bin

@@ -25,6 +25,11 @@ func runID(b *browser) string {
 	return id
 }
 
+// visible is the JS expression: the element is on the page and rendered.
+func visible(sel string) string {
+	return fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.checkVisibility() })()`, sel)
+}
+
 // laneState is the JS expression of node's lane state on the run page.
 func laneState(node string) string {
 	return fmt.Sprintf(`(document.querySelector('g.lane[data-node=%q]') || {dataset: {}}).dataset.state`, node)
@@ -36,7 +41,7 @@ func laneState(node string) string {
 // report and that nothing the driver named ran as script.
 func TestDashboard_OperatorRun(t *testing.T) {
 	b := newBrowser(t)
-	d := startDaemon(t, labCluster, 10)
+	d := startDaemon(t, "lab", labCluster, 10)
 	shots := outDir(t)
 
 	// An unauthenticated visitor sees the sign-in page and nothing else.
@@ -110,6 +115,9 @@ func TestDashboard_OperatorRun(t *testing.T) {
 
 	// Lanes change state live; a migration bar moves.
 	waitJS[bool](b, "n1 draining", laneState("n1")+` === "draining"`, 30*time.Second)
+	if !eval[bool](b, visible("#stop")+" && !("+visible("#resume")+") && !("+visible("#approve")+")") {
+		t.Error("a run executing in the daemon should offer Stop only")
+	}
 	// Record every value each bar shows, from the page itself, so that no sample
 	// is missed between two polls.
 	eval[bool](b, `(() => { window.__bars = {}; new MutationObserver(() => document.querySelectorAll("li.migration").forEach(li => {
@@ -125,7 +133,7 @@ func TestDashboard_OperatorRun(t *testing.T) {
 	}
 
 	// The canary node finishes; the run waits; approve it.
-	waitJS[bool](b, "the approve button", `!document.querySelector('form[data-action="approve"]').hidden`, 60*time.Second)
+	waitJS[bool](b, "the approve button", visible("#approve"), 60*time.Second)
 	if s := eval[string](b, laneState("n1")); s != "done" {
 		t.Errorf("canary lane n1 is %q when the run waits for approval, want done", s)
 	}
@@ -138,7 +146,7 @@ func TestDashboard_OperatorRun(t *testing.T) {
 	// Stop it.
 	b.confirm("#stop")
 	waitJS[bool](b, "the run to stop", `document.getElementById("run-state").textContent === "stopped"`, 60*time.Second)
-	if hidden := eval[bool](b, `document.querySelector('form[data-action="stop"]').hidden && document.querySelector('form[data-action="resume"]').hidden`); !hidden {
+	if hidden := eval[bool](b, "!("+visible("#stop")+") && !("+visible("#resume")+") && !("+visible("#approve")+")"); !hidden {
 		t.Error("a stopped run still offers stop or resume")
 	}
 	var r runs.Run
@@ -203,7 +211,7 @@ func checkLogs(t *testing.T, d *daemon, extra ...string) {
 // use, and that the server refuses the action even when the form is forged.
 func TestDashboard_Viewer(t *testing.T) {
 	b := newBrowser(t)
-	d := startDaemon(t, labCluster, 10)
+	d := startDaemon(t, "lab", labCluster, 10)
 	var started struct {
 		ID string `json:"id"`
 	}
@@ -243,7 +251,7 @@ func TestDashboard_Viewer(t *testing.T) {
 // a form to the daemon while the user is signed in: refused, nothing started.
 func TestDashboard_CrossSitePost(t *testing.T) {
 	b := newBrowser(t)
-	d := startDaemon(t, labCluster, 10)
+	d := startDaemon(t, "lab", labCluster, 10)
 	b.signIn(d.URL+"/", operatorToken)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -282,7 +290,7 @@ func TestDashboard_CrossSitePost(t *testing.T) {
 // Resume button, and follows it to the end once resumed.
 func TestDashboard_RestartReconnects(t *testing.T) {
 	b := newBrowser(t)
-	d := startDaemon(t, labCluster, 10)
+	d := startDaemon(t, "lab", labCluster, 10)
 	b.signIn(d.URL+"/", operatorToken)
 	b.do("clusters", 20*time.Second, chromedp.Navigate(d.URL+"/"), chromedp.WaitVisible(chromedp.CSS("button.start")))
 	b.confirm("button.start")
@@ -291,7 +299,7 @@ func TestDashboard_RestartReconnects(t *testing.T) {
 	waitJS[bool](b, "n1 draining", laneState("n1")+` === "draining"`, 30*time.Second)
 
 	d.restart(false)
-	waitJS[bool](b, "the page to reconnect and offer Resume", `document.getElementById("conn").textContent === "live" && !document.querySelector('form[data-action="resume"]').hidden`, 30*time.Second)
+	waitJS[bool](b, "the page to reconnect and offer Resume", `document.getElementById("conn").textContent === "live" && `+visible("#resume"), 30*time.Second)
 	b.confirm("#resume")
 	waitJS[bool](b, "the resumed run to succeed", `document.getElementById("run-state").textContent === "succeeded"`, 90*time.Second)
 	for _, n := range []string{"n1", "n2", "n3"} {

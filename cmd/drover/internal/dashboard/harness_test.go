@@ -109,6 +109,7 @@ func (b *syncBuffer) String() string {
 // and a state file, listening on 127.0.0.1.
 type daemon struct {
 	t     *testing.T
+	name  string
 	drv   *sim.Driver
 	dir   string
 	addr  string
@@ -120,14 +121,14 @@ type daemon struct {
 	stop  func()
 }
 
-func startDaemon(t *testing.T, clusterFile string, scale float64) *daemon {
+func startDaemon(t *testing.T, name, clusterFile string, scale float64) *daemon {
 	t.Helper()
 	drv, err := sim.NewEmbedded(context.Background(), sim.EmbeddedOptions{ClusterFile: clusterFile, TimeScale: scale})
 	if err != nil {
 		t.Fatalf("start the simulator: %v", err)
 	}
 	t.Cleanup(func() { drv.Close() })
-	d := &daemon{t: t, drv: drv, dir: t.TempDir(), addr: "127.0.0.1:0", logs: &syncBuffer{}}
+	d := &daemon{t: t, name: name, drv: drv, dir: t.TempDir(), addr: "127.0.0.1:0", logs: &syncBuffer{}}
 	d.open(true)
 	t.Cleanup(d.close)
 	return d
@@ -167,7 +168,7 @@ func (d *daemon) open(start bool) {
 		},
 		ShutdownGrace: 2 * time.Second,
 		Clusters: []server.ClusterConfig{{
-			Name: "lab", DriverName: "sim", Driver: renamed{d.drv}, Updater: d.drv, Policy: p,
+			Name: d.name, DriverName: "sim", Driver: renamed{d.drv}, Updater: d.drv, Policy: p,
 		}},
 	})
 	if err != nil {

@@ -238,8 +238,11 @@
   RunPage.prototype.renderLanes = function () {
     var st = this.st, origin = ms(st.origin), now = this.now();
     var W = 1000, L = 150, R = 12, top = 24, H = 30;
-    var span = Math.max(st.plan_eta_s || 0, (now - origin) / 1000, 60);
-    st.plan.forEach(function (p) { span = Math.max(span, p.end_s); });
+    // The axis holds the run as now estimated; the plan's boxes are cut where a
+    // plan far longer than the run leaves it.
+    var est = this.estimate(now);
+    var span = Math.max(est.elapsed + (TERMINAL_RUN[st.run.state] ? 0 : est.remaining), 60);
+    if (est.factor === 1 && !TERMINAL_RUN[st.run.state]) st.plan.forEach(function (p) { span = Math.max(span, p.end_s); });
     span *= 1.03;
     var x = function (tms) { return L + (W - L - R) * Math.max(0, (tms - origin) / 1000) / span; };
     var root = svg("svg", { viewBox: "0 0 " + W + " " + (top + H * st.nodes.length + 8), role: "img" });
@@ -257,8 +260,9 @@
       g.appendChild(svg("text", { x: 4, y: y + 12, "class": "label" }, n.name));
       g.appendChild(svg("text", { x: 4, y: y + 25, "class": "lane-state" }, n.state.replace("_", " ") + (n.failure ? ": " + n.failure : "")));
       var p = planOf[n.name];
-      if (p) {
-        g.appendChild(svg("rect", { x: L + (W - L - R) * p.start_s / span, y: y + 3, width: Math.max(1, (W - L - R) * (p.end_s - p.start_s) / span), height: H - 8, rx: 3, "class": "plan" }));
+      if (p && p.start_s < span) {
+        var pend = Math.min(p.end_s, span);
+        g.appendChild(svg("rect", { x: L + (W - L - R) * p.start_s / span, y: y + 3, width: Math.max(1, (W - L - R) * (pend - p.start_s) / span), height: H - 8, rx: 3, "class": "plan" }));
       }
       n.segments.forEach(function (seg) {
         var a = ms(seg.start), b = seg.end ? ms(seg.end) : now;
@@ -299,26 +303,41 @@
     document.getElementById("no-migrations").hidden = items.length > 0;
   };
 
+  // estimate is the run's time so far and the time it still needs: the plan's
+  // time for each node not finished, scaled by how the finished nodes compared with
+  // their plan (a plan made from defaults can be far off; measured runs refine it).
+  RunPage.prototype.estimate = function (now) {
+    var st = this.st, origin = ms(st.origin);
+    var lanes = {};
+    st.nodes.forEach(function (n) { lanes[n.name] = n; });
+    var actual = 0, planned = 0, left = 0;
+    st.plan.forEach(function (p) {
+      var n = lanes[p.node];
+      var d = p.end_s - p.start_s;
+      if (!n) return;
+      if (TERMINAL_NODE[n.state]) {
+        if (n.segments.length && n.end) { actual += (ms(n.end) - ms(n.segments[0].start)) / 1000; planned += d; }
+        return;
+      }
+      if (n.segments.length === 0) left += d;
+      else left += Math.max(0, d - (now - ms(n.segments[0].start)) / 1000 / (planned > 0 ? actual / planned : 1));
+    });
+    var factor = planned > 0 && actual > 0 ? actual / planned : 1;
+    return { elapsed: Math.max(0, (now - origin) / 1000), remaining: left * factor, factor: factor };
+  };
+
   RunPage.prototype.renderETA = function () {
-    var st = this.st, now = this.now(), origin = ms(st.origin);
+    var st = this.st, now = this.now();
     var eta = document.getElementById("eta");
-    var elapsed = (now - origin) / 1000;
+    var est = this.estimate(now);
+    var elapsed = est.elapsed;
     var plan = st.plan_eta_s;
     var parts = [];
     if (TERMINAL_RUN[st.run.state]) {
       parts.push(["Took ", human(elapsed)]);
-      if (plan) parts.push([" · plan predicted ", human(plan)]);
+      if (plan) parts.push([" · the plan predicted ", human(plan)]);
     } else {
-      var remaining = 0;
-      var lanes = {};
-      st.nodes.forEach(function (n) { lanes[n.name] = n; });
-      st.plan.forEach(function (p) {
-        var n = lanes[p.node];
-        if (!n || TERMINAL_NODE[n.state]) return;
-        var d = p.end_s - p.start_s;
-        if (n.segments.length === 0) remaining += d;
-        else remaining += Math.max(0, d - (now - ms(n.segments[0].start)) / 1000);
-      });
+      var remaining = est.remaining;
       parts.push(["Elapsed ", human(elapsed)]);
       parts.push([" · ends in about ", human(remaining)]);
       parts.push([" · run ETA ", human(elapsed + remaining)]);

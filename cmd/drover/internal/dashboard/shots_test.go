@@ -1,0 +1,37 @@
+package dashboard_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestDashboardShots writes the screenshots of `make dashboard-shots` for a run of
+// the demo cluster into $DROVER_SHOTS_DIR: clusters.png, plan.png, run.png (mid-run,
+// the second node draining) and history.png, at 1440x900. Without the variable it
+// does nothing: the other browser tests already cover the pages.
+func TestDashboardShots(t *testing.T) {
+	if os.Getenv("DROVER_SHOTS_DIR") == "" {
+		t.Skip("set DROVER_SHOTS_DIR (make dashboard-shots) to write the screenshots")
+	}
+	dir := outDir(t)
+	b := newBrowser(t)
+	d := startDaemon(t, "demo", "../../../../testdata/clusters/demo.yaml", 6)
+	b.signIn(d.URL+"/", operatorToken)
+	b.do("clusters", 20*time.Second, chromedp.Navigate(d.URL+"/"), chromedp.WaitVisible(chromedp.CSS("button.start")))
+	b.shot(dir, "clusters.png")
+	b.do("plan", 20*time.Second, chromedp.Navigate(d.URL+"/clusters/demo/plan"), chromedp.WaitVisible(chromedp.CSS("#plan-chart")))
+	b.shot(dir, "plan.png")
+	b.do("clusters", 20*time.Second, chromedp.Navigate(d.URL+"/"), chromedp.WaitVisible(chromedp.CSS("button.start")))
+	b.confirm("button.start")
+	b.do("run page", 20*time.Second, chromedp.WaitVisible(chromedp.CSS("#lanes svg")))
+	waitJS[bool](b, "the second node draining with migrations in flight",
+		`[...document.querySelectorAll("g.lane")].filter(g => g.dataset.state === "done").length >= 1 && !!document.querySelector('g.lane[data-state="draining"]') && [...document.querySelectorAll("li.migration progress")].filter(p => p.value > 0).length >= 2`, 120*time.Second)
+	b.shot(dir, "run.png")
+	waitJS[bool](b, "the run to end", `document.getElementById("run-state").textContent === "succeeded"`, 240*time.Second)
+	b.do("history", 20*time.Second, chromedp.Navigate(d.URL+"/runs"), chromedp.WaitVisible(chromedp.CSS("tr.run-row")))
+	b.shot(dir, "history.png")
+	b.checkClean()
+}
