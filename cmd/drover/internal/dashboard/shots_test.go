@@ -10,8 +10,9 @@ import (
 
 // TestDashboardShots writes the screenshots of `make dashboard-shots` for a run of
 // the demo cluster into $DROVER_SHOTS_DIR: clusters.png, plan.png, run.png (mid-run,
-// the second node draining) and history.png, at 1440x900. Without the variable it
-// does nothing: the other browser tests already cover the pages.
+// the third node draining), history.png and report.png (the run's HTML report), at
+// 1440x900. Without the variable it does nothing: the other browser tests cover the
+// pages.
 func TestDashboardShots(t *testing.T) {
 	if os.Getenv("DROVER_SHOTS_DIR") == "" {
 		t.Skip("set DROVER_SHOTS_DIR (make dashboard-shots) to write the screenshots")
@@ -28,10 +29,12 @@ func TestDashboardShots(t *testing.T) {
 	b.confirm("button.start")
 	b.do("run page", 20*time.Second, chromedp.WaitVisible(chromedp.CSS("#lanes svg")))
 	waitJS[bool](b, "the second node draining with migrations in flight",
-		`[...document.querySelectorAll("g.lane")].filter(g => g.dataset.state === "done").length >= 1 && !!document.querySelector('g.lane[data-state="draining"]') && [...document.querySelectorAll("li.migration progress")].filter(p => p.value > 0).length >= 2`, 120*time.Second)
+		`[...document.querySelectorAll("g.lane")].filter(g => g.dataset.state === "done").length >= 2 && !!document.querySelector('g.lane[data-state="draining"]') && [...document.querySelectorAll("li.migration progress")].some(p => p.value > 50)`, 120*time.Second)
 	b.shot(dir, "run.png")
 	waitJS[bool](b, "the run to end", `document.getElementById("run-state").textContent === "succeeded"`, 240*time.Second)
 	b.do("history", 20*time.Second, chromedp.Navigate(d.URL+"/runs"), chromedp.WaitVisible(chromedp.CSS("tr.run-row")))
 	b.shot(dir, "history.png")
+	b.do("report", 20*time.Second, chromedp.Click(chromedp.CSS("a.report")), chromedp.WaitVisible(chromedp.CSS("svg.timeline")))
+	b.shot(dir, "report.png")
 	b.checkClean()
 }
