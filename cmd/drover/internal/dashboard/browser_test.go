@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -25,6 +26,16 @@ func runID(b *browser) string {
 	return id
 }
 
+// noMarkup counts the elements that hostile names would make if they became
+// markup: images, event-handler attributes, or an SVG inside a text.
+const noMarkup = `document.querySelectorAll("img, [onerror], [onload], text svg, td svg, li svg").length`
+
+// jsString quotes s for JavaScript.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
 // visible is the JS expression: the element is on the page and rendered.
 func visible(sel string) string {
 	return fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.checkVisibility() })()`, sel)
@@ -32,7 +43,7 @@ func visible(sel string) string {
 
 // laneState is the JS expression of node's lane state on the run page.
 func laneState(node string) string {
-	return fmt.Sprintf(`(document.querySelector('g.lane[data-node=%q]') || {dataset: {}}).dataset.state`, node)
+	return fmt.Sprintf(`([...document.querySelectorAll("g.lane")].find(g => g.dataset.node === %s) || {dataset: {}}).dataset.state`, jsString(node))
 }
 
 // TestDashboard_OperatorRun signs in as an operator, starts a canary run from the
@@ -41,11 +52,12 @@ func laneState(node string) string {
 // report and that nothing the driver named ran as script.
 func TestDashboard_OperatorRun(t *testing.T) {
 	b := newBrowser(t)
-	d := startDaemon(t, "lab", labCluster, 10)
+	d := startDaemon(t, "lab", labCluster, 10, hostileNames)
 	shots := outDir(t)
 
 	// An unauthenticated visitor sees the sign-in page and nothing else.
 	b.do("open the dashboard signed out", 20*time.Second, chromedp.Navigate(d.URL+"/runs"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	b.shot(shots, "signin.png")
 	if loc := eval[string](b, "location.pathname"); loc != "/signin" {
 		t.Errorf("signed out, /runs went to %s, want /signin", loc)
 	}
@@ -69,7 +81,7 @@ func TestDashboard_OperatorRun(t *testing.T) {
 	// Clusters: driver, nodes, pending updates, the pause switch flips.
 	b.do("clusters page", 20*time.Second, chromedp.Navigate(d.URL+"/"), chromedp.WaitVisible(chromedp.CSS(".cluster")))
 	card := eval[string](b, `document.querySelector(".cluster").innerText`)
-	for _, want := range []string{"lab", "sim", "n1: kernel 6.1.0-31, qemu 8.2.4", "n3: kernel 6.1.0-31", "none yet"} {
+	for _, want := range []string{"lab", "sim", "n1: kernel 6.1.0-31, qemu 8.2.4", xssNode + ": kernel 6.1.0-31", "none yet"} {
 		if !strings.Contains(card, want) {
 			t.Errorf("cluster card lacks %q:\n%s", want, card)
 		}
@@ -101,6 +113,12 @@ func TestDashboard_OperatorRun(t *testing.T) {
 	if got := eval[string](b, `[...document.querySelectorAll("td.vm")].map(e => e.textContent).join("|")`); !strings.Contains(got, xssName) {
 		t.Errorf("plan lists VMs %q, want %q among them as text", got, xssName)
 	}
+	if n := eval[int](b, `[...document.querySelectorAll("#plan-chart text.label")].filter(e => e.textContent === `+jsString(xssNode)+`).length`); n != 1 {
+		t.Errorf("the plan chart shows node %q as text %d times, want once", xssNode, n)
+	}
+	if n := eval[int](b, noMarkup); n != 0 {
+		t.Errorf("the plan page holds %d elements made from driver names", n)
+	}
 	if n := eval[int](b, `document.querySelectorAll("ul.checks li").length`); n == 0 {
 		t.Error("the plan page shows no readiness checks")
 	}
@@ -114,18 +132,25 @@ func TestDashboard_OperatorRun(t *testing.T) {
 	id := runID(b)
 
 	// Lanes change state live; a migration bar moves.
-	waitJS[bool](b, "n1 draining", laneState("n1")+` === "draining"`, 30*time.Second)
-	if !eval[bool](b, visible("#stop")+" && !("+visible("#resume")+") && !("+visible("#approve")+")") {
+	// Record every state each lane shows and every value each bar shows, from
+	// the page itself, so that nothing is missed between two polls.
+	eval[bool](b, `(() => { window.__bars = {}; window.__rates = []; window.__lanes = {};
+		new MutationObserver(() => document.querySelectorAll("li.migration").forEach(li => {
+			(window.__bars[li.dataset.vm] ||= []).push(li.querySelector("progress").value);
+			window.__rates.push(li.querySelector(".rate").textContent) })).observe(document.getElementById("migrations"), {childList: true, subtree: true, attributes: true});
+		new MutationObserver(() => document.querySelectorAll("g.lane").forEach(g => {
+			const seen = (window.__lanes[g.dataset.node] ||= []);
+			if (seen[seen.length - 1] !== g.dataset.state) seen.push(g.dataset.state) })).observe(document.getElementById("lanes"), {childList: true, subtree: true});
+		return true })()`)
+	waitJS[bool](b, "the Stop button", visible("#stop"), 20*time.Second)
+	if !eval[bool](b, "!("+visible("#resume")+") && !("+visible("#approve")+")") {
 		t.Error("a run executing in the daemon should offer Stop only")
 	}
-	// Record every value each bar shows, from the page itself, so that no sample
-	// is missed between two polls.
-	eval[bool](b, `(() => { window.__bars = {}; new MutationObserver(() => document.querySelectorAll("li.migration").forEach(li => {
-		(window.__bars[li.dataset.vm] ||= []).push(li.querySelector("progress").value) })).observe(document.getElementById("migrations"), {childList: true, subtree: true, attributes: true}); return true })()`)
+	waitJS[bool](b, "lane n1 to show draining", `(window.__lanes["n1"] || []).includes("draining")`, 30*time.Second)
 	moved := waitJS[string](b, "a migration bar to move", `Object.keys(window.__bars).find(vm => { const a = window.__bars[vm]; return a.some(v => v > 0 && v < 100 && v > a[0]) && a[0] < 100 }) || ""`, 30*time.Second)
 	t.Logf("the bar of %s moved: %v", moved, eval[[]float64](b, fmt.Sprintf("window.__bars[%q]", moved)))
-	if rate := eval[string](b, `document.querySelector("li.migration .rate") ? document.querySelector("li.migration .rate").textContent : ""`); rate == "" {
-		t.Error("a migration in flight shows no rate")
+	if rate := eval[string](b, `window.__rates.find(r => /^[1-9][0-9]* MiB\/s$/.test(r)) || ""`); rate == "" {
+		t.Error("no migration in flight showed a rate")
 	}
 	b.shot(shots, "run.png")
 	if eta := eval[string](b, `document.getElementById("eta").textContent`); !strings.Contains(eta, "against the plan's") {
@@ -136,6 +161,11 @@ func TestDashboard_OperatorRun(t *testing.T) {
 	waitJS[bool](b, "the approve button", visible("#approve"), 60*time.Second)
 	if s := eval[string](b, laneState("n1")); s != "done" {
 		t.Errorf("canary lane n1 is %q when the run waits for approval, want done", s)
+	}
+	if seen := eval[[]string](b, `window.__lanes["n1"]`); len(seen) < 4 {
+		t.Errorf("lane n1 went through %v live, want the states from pausing to done", seen)
+	} else {
+		t.Logf("lane n1 went through %v", seen)
 	}
 	if n := eval[int](b, `document.querySelectorAll('g.lane[data-node="n1"] rect.seg').length`); n < 4 {
 		t.Errorf("lane n1 has %d state segments, want pausing..resuming", n)
@@ -159,8 +189,11 @@ func TestDashboard_OperatorRun(t *testing.T) {
 	if log := eval[string](b, `document.getElementById("log").textContent`); !strings.Contains(log, xssName) {
 		t.Errorf("the event log never names VM %q", xssName)
 	}
-	if n := eval[int](b, `document.querySelectorAll("img").length`); n != 0 {
-		t.Errorf("the run page holds %d <img> elements: a VM name became markup", n)
+	if n := eval[int](b, noMarkup); n != 0 {
+		t.Errorf("the run page holds %d elements made from driver names", n)
+	}
+	if n := eval[int](b, `[...document.querySelectorAll("#lanes text.label")].filter(e => e.textContent === `+jsString(xssNode)+`).length`); n != 1 {
+		t.Errorf("the lanes show node %q as text %d times, want once", xssNode, n)
 	}
 
 	// History links to the report, which has the timeline picture.
@@ -211,7 +244,7 @@ func checkLogs(t *testing.T, d *daemon, extra ...string) {
 // use, and that the server refuses the action even when the form is forged.
 func TestDashboard_Viewer(t *testing.T) {
 	b := newBrowser(t)
-	d := startDaemon(t, "lab", labCluster, 10)
+	d := startDaemon(t, "lab", labCluster, 10, hostileNames)
 	var started struct {
 		ID string `json:"id"`
 	}
@@ -227,7 +260,15 @@ func TestDashboard_Viewer(t *testing.T) {
 		t.Errorf("header says %q, want the viewer role", who)
 	}
 	b.do("run page", 20*time.Second, chromedp.Navigate(d.URL+"/runs/"+started.ID), chromedp.WaitVisible(chromedp.CSS("#lanes svg")))
+	// Opened mid-run, the page shows the run so far: every lane, and the journal
+	// as its event log.
 	waitJS[bool](b, "a lane to start", `[...document.querySelectorAll("g.lane")].some(g => g.dataset.state !== "queued")`, 30*time.Second)
+	if n := eval[int](b, `document.querySelectorAll("g.lane").length`); n != 3 {
+		t.Errorf("the run page opened mid-run shows %d lanes, want 3", n)
+	}
+	if log := eval[string](b, `document.getElementById("log").textContent`); !strings.Contains(log, "run start") {
+		t.Errorf("the run page opened mid-run lacks the run's start in its log: %q", log)
+	}
 	if n := eval[int](b, `document.querySelectorAll("#stop, #approve, #resume, form[action*='/runs/']").length`); n != 0 {
 		t.Errorf("a viewer's run page holds %d operator controls", n)
 	}
@@ -251,7 +292,7 @@ func TestDashboard_Viewer(t *testing.T) {
 // a form to the daemon while the user is signed in: refused, nothing started.
 func TestDashboard_CrossSitePost(t *testing.T) {
 	b := newBrowser(t)
-	d := startDaemon(t, "lab", labCluster, 10)
+	d := startDaemon(t, "lab", labCluster, 10, hostileNames)
 	b.signIn(d.URL+"/", operatorToken)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -290,19 +331,18 @@ func TestDashboard_CrossSitePost(t *testing.T) {
 // Resume button, and follows it to the end once resumed.
 func TestDashboard_RestartReconnects(t *testing.T) {
 	b := newBrowser(t)
-	d := startDaemon(t, "lab", labCluster, 10)
+	d := startDaemon(t, "lab", labCluster, 10, hostileNames)
 	b.signIn(d.URL+"/", operatorToken)
 	b.do("clusters", 20*time.Second, chromedp.Navigate(d.URL+"/"), chromedp.WaitVisible(chromedp.CSS("button.start")))
 	b.confirm("button.start")
 	b.do("run page", 20*time.Second, chromedp.WaitVisible(chromedp.CSS("#lanes svg")))
 	id := runID(b)
-	waitJS[bool](b, "n1 draining", laneState("n1")+` === "draining"`, 30*time.Second)
-
+	waitJS[bool](b, "n1 in maintenance", `["draining", "patching", "rebooting", "verifying", "resuming"].includes(`+laneState("n1")+`)`, 30*time.Second)
 	d.restart(false)
 	waitJS[bool](b, "the page to reconnect and offer Resume", `document.getElementById("conn").textContent === "live" && `+visible("#resume"), 30*time.Second)
 	b.confirm("#resume")
 	waitJS[bool](b, "the resumed run to succeed", `document.getElementById("run-state").textContent === "succeeded"`, 90*time.Second)
-	for _, n := range []string{"n1", "n2", "n3"} {
+	for _, n := range []string{"n1", "n2", xssNode} {
 		if s := eval[string](b, laneState(n)); s != "done" {
 			t.Errorf("lane %s is %q after the run succeeded", n, s)
 		}

@@ -36,51 +36,93 @@ const (
 	operatorToken = "dash-operator-9d3a6b4c1e"
 )
 
-// xssName is what the driver wrapper calls VM xss-1: if any page put it into the
-// DOM as markup, the browser would run alert(1).
-const xssName = `<img src=x onerror=alert(1)>`
+// xssName is what the driver wrapper calls VM xss-1, and xssNode node n3: if any
+// page put them into the DOM as markup, the browser would run alert().
+const (
+	xssName = `<img src=x onerror=alert(1)>`
+	xssNode = `n3"><svg onload=alert(2)>`
+)
 
-// renamed is the simulator with VM xss-1 shown as xssName: the names a driver
-// reports are untrusted, and the simulator itself allows only plain ones.
+// renamed is the simulator with VM xss-1 and node n3 shown by hostile names: the
+// names a driver reports are untrusted, and the simulator itself allows only plain
+// ones. It renames on the way out (inventory, progress) and back on the way in
+// (every call naming a node or a VM).
 type renamed struct {
 	*sim.Driver
+	// names maps the simulator's names to the ones shown (nil: none renamed).
+	names map[string]string
 }
 
+var hostileNames = map[string]string{"xss-1": xssName, "n3": xssNode}
+
 func (d renamed) outside(name string) string {
-	if name == "xss-1" {
-		return xssName
+	if o, ok := d.names[name]; ok {
+		return o
 	}
 	return name
 }
 
 func (d renamed) inside(name string) string {
-	if name == xssName {
-		return "xss-1"
+	for in, o := range d.names {
+		if name == o {
+			return in
+		}
 	}
 	return name
 }
 
 func (d renamed) Inventory(ctx context.Context) (cluster.Inventory, error) {
 	inv, err := d.Driver.Inventory(ctx)
+	for i := range inv.Nodes {
+		inv.Nodes[i].Name = d.outside(inv.Nodes[i].Name)
+	}
 	for i := range inv.VMs {
-		inv.VMs[i].Name = d.outside(inv.VMs[i].Name)
+		v := &inv.VMs[i]
+		v.Name, v.Node, v.PreferredNode, v.MigratingTo = d.outside(v.Name), d.outside(v.Node), d.outside(v.PreferredNode), d.outside(v.MigratingTo)
 	}
 	return inv, err
 }
 
+func (d renamed) PauseNode(ctx context.Context, node, owner string) error {
+	return d.Driver.PauseNode(ctx, d.inside(node), owner)
+}
+
+func (d renamed) ResumeNode(ctx context.Context, node string) error {
+	return d.Driver.ResumeNode(ctx, d.inside(node))
+}
+
+func (d renamed) RebootNode(ctx context.Context, node string) error {
+	return d.Driver.RebootNode(ctx, d.inside(node))
+}
+
+func (d renamed) NodeReady(ctx context.Context, node string) (bool, error) {
+	return d.Driver.NodeReady(ctx, d.inside(node))
+}
+
+func (d renamed) Scan(ctx context.Context, node string) ([]cluster.Update, error) {
+	return d.Driver.Scan(ctx, d.inside(node))
+}
+
+func (d renamed) Install(ctx context.Context, node string) (drivers.InstallResult, error) {
+	return d.Driver.Install(ctx, d.inside(node))
+}
+
 func (d renamed) Migrate(ctx context.Context, req drivers.MigrateRequest, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {
-	req.VM = d.inside(req.VM)
+	req.VM, req.From, req.To = d.inside(req.VM), d.inside(req.From), d.inside(req.To)
 	var wrapped func(drivers.MigrationProgress)
 	if progress != nil {
 		wrapped = func(p drivers.MigrationProgress) {
-			p.VM = d.outside(p.VM)
+			p.VM, p.From, p.To = d.outside(p.VM), d.outside(p.From), d.outside(p.To)
 			progress(p)
 		}
 	}
 	return d.Driver.Migrate(ctx, req, wrapped)
 }
 
-var _ drivers.Driver = renamed{}
+var (
+	_ drivers.Driver  = renamed{}
+	_ drivers.Updater = renamed{}
+)
 
 func digest(s string) string {
 	sum := sha256.Sum256([]byte(s))
@@ -110,6 +152,7 @@ func (b *syncBuffer) String() string {
 type daemon struct {
 	t     *testing.T
 	name  string
+	names map[string]string
 	drv   *sim.Driver
 	dir   string
 	addr  string
@@ -121,14 +164,16 @@ type daemon struct {
 	stop  func()
 }
 
-func startDaemon(t *testing.T, name, clusterFile string, scale float64) *daemon {
+// startDaemon starts a daemon running cluster name from clusterFile at a time scale;
+// names renames the simulator's nodes and VMs (nil: none).
+func startDaemon(t *testing.T, name, clusterFile string, scale float64, names map[string]string) *daemon {
 	t.Helper()
 	drv, err := sim.NewEmbedded(context.Background(), sim.EmbeddedOptions{ClusterFile: clusterFile, TimeScale: scale})
 	if err != nil {
 		t.Fatalf("start the simulator: %v", err)
 	}
 	t.Cleanup(func() { drv.Close() })
-	d := &daemon{t: t, name: name, drv: drv, dir: t.TempDir(), addr: "127.0.0.1:0", logs: &syncBuffer{}}
+	d := &daemon{t: t, name: name, names: names, drv: drv, dir: t.TempDir(), addr: "127.0.0.1:0", logs: &syncBuffer{}}
 	d.open(true)
 	t.Cleanup(d.close)
 	return d
@@ -168,7 +213,7 @@ func (d *daemon) open(start bool) {
 		},
 		ShutdownGrace: 2 * time.Second,
 		Clusters: []server.ClusterConfig{{
-			Name: d.name, DriverName: "sim", Driver: renamed{d.drv}, Updater: d.drv, Policy: p,
+			Name: d.name, DriverName: "sim", Driver: renamed{d.drv, d.names}, Updater: renamed{d.drv, d.names}, Policy: p,
 		}},
 	})
 	if err != nil {

@@ -52,7 +52,7 @@ func (c *client) do(method, path string, form url.Values, hdr map[string]string)
 // the cookie's flags, every way a forged state-changing request can come, and that
 // the API's bearer tokens work as before while the cookie opens nothing there.
 func TestDashboard_SessionAndCSRF(t *testing.T) {
-	d := startDaemon(t, "lab", labCluster, 10)
+	d := startDaemon(t, "lab", labCluster, 10, hostileNames)
 	c := &client{t: t, base: d.URL}
 
 	resp, _ := c.do("GET", "/", nil, nil)

@@ -19,7 +19,7 @@ func TestDashboardShots(t *testing.T) {
 	}
 	dir := outDir(t)
 	b := newBrowser(t)
-	d := startDaemon(t, "demo", "../../../../testdata/clusters/demo.yaml", 6)
+	d := startDaemon(t, "demo", "../../../../testdata/clusters/demo.yaml", 6, nil)
 	b.signIn(d.URL+"/", operatorToken)
 	b.do("clusters", 20*time.Second, chromedp.Navigate(d.URL+"/"), chromedp.WaitVisible(chromedp.CSS("button.start")))
 	b.shot(dir, "clusters.png")
