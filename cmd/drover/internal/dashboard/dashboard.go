@@ -182,15 +182,28 @@ func (e *apiError) Error() string { return e.Msg }
 
 // apiRequest is a request to the API on behalf of u, made from r (its context,
 // and with it the access log's slot for the token's name).
-func apiRequest(ctx context.Context, r *http.Request, u user, method, path string, body io.Reader) *http.Request {
-	req, _ := http.NewRequestWithContext(ctx, method, path, body)
+func apiRequest(ctx context.Context, r *http.Request, u user, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, path, body)
+	if err != nil {
+		return nil, fmt.Errorf("call the API: %w", err)
+	}
 	req.Header.Set("Authorization", "Bearer "+u.Token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.RemoteAddr = r.RemoteAddr
 	req.Host = r.Host
-	return req
+	return req, nil
+}
+
+// proxy passes the API's answer to path straight to w (event streams, reports).
+func (d *Dashboard) proxy(w http.ResponseWriter, r *http.Request, u user, path string) {
+	req, err := apiRequest(r.Context(), r, u, "GET", path, nil)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	d.cfg.API.ServeHTTP(w, req)
 }
 
 // call calls the API on behalf of u and decodes its JSON answer into out (nil: do
@@ -204,8 +217,12 @@ func (d *Dashboard) call(r *http.Request, u user, method, path string, in, out a
 		}
 		body = bytes.NewReader(b)
 	}
+	req, err := apiRequest(r.Context(), r, u, method, path, body)
+	if err != nil {
+		return &apiError{Status: http.StatusBadRequest, Msg: err.Error()}
+	}
 	bw := &bufferWriter{header: http.Header{}}
-	d.cfg.API.ServeHTTP(bw, apiRequest(r.Context(), r, u, method, path, body))
+	d.cfg.API.ServeHTTP(bw, req)
 	if bw.status < 200 || bw.status > 299 {
 		var e struct {
 			Error string `json:"error"`

@@ -256,12 +256,12 @@ func (d *Dashboard) handleRun(w http.ResponseWriter, r *http.Request, u user) {
 
 // handleEvents passes the API's event stream of the run through to the page.
 func (d *Dashboard) handleEvents(w http.ResponseWriter, r *http.Request, u user) {
-	d.cfg.API.ServeHTTP(w, apiRequest(r.Context(), r, u, "GET", apiPath("/api/v1/runs/%s/events", r.PathValue("id")), nil))
+	d.proxy(w, r, u, apiPath("/api/v1/runs/%s/events", r.PathValue("id")))
 }
 
 // handleReport passes the run's HTML report through (one self-contained file).
 func (d *Dashboard) handleReport(w http.ResponseWriter, r *http.Request, u user) {
-	d.cfg.API.ServeHTTP(w, apiRequest(r.Context(), r, u, "GET", apiPath("/api/v1/runs/%s/report?format=html", r.PathValue("id")), nil))
+	d.proxy(w, r, u, apiPath("/api/v1/runs/%s/report?format=html", r.PathValue("id")))
 }
 
 // handleRunAction stops, resumes or approves a run, then shows it again.

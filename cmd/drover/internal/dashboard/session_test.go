@@ -86,3 +86,33 @@ func TestLocalPath(t *testing.T) {
 		}
 	}
 }
+
+// FuzzOpenCookie: a cookie value is untrusted input. Opening never panics, and
+// only what the sealer sealed opens.
+func FuzzOpenCookie(f *testing.F) {
+	s, err := newSealer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	sealed := session{Token: "t", Expires: now.Add(time.Hour).Unix(), CSRF: "c"}
+	good, err := s.seal(sealed)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add("")
+	f.Add("AAAA")
+	f.Add(good[:len(good)-2])
+	f.Fuzz(func(t *testing.T, v string) {
+		sess, err := s.open(v, now)
+		if err != nil {
+			return
+		}
+		// Seals carry a random nonce, so a worker's corpus may hold another
+		// seal of the same session: what opens must be exactly that session.
+		if sess != sealed {
+			t.Fatalf("a value the sealer did not make opened: %q -> %+v", v, sess)
+		}
+	})
+}
