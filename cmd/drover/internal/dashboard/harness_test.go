@@ -154,6 +154,7 @@ type daemon struct {
 	name  string
 	names map[string]string
 	drv   *sim.Driver
+	opts  []func(*server.ClusterConfig)
 	dir   string
 	addr  string
 	URL   string
@@ -166,14 +167,14 @@ type daemon struct {
 
 // startDaemon starts a daemon running cluster name from clusterFile at a time scale;
 // names renames the simulator's nodes and VMs (nil: none).
-func startDaemon(t *testing.T, name, clusterFile string, scale float64, names map[string]string) *daemon {
+func startDaemon(t *testing.T, name, clusterFile string, scale float64, names map[string]string, opts ...func(*server.ClusterConfig)) *daemon {
 	t.Helper()
 	drv, err := sim.NewEmbedded(context.Background(), sim.EmbeddedOptions{ClusterFile: clusterFile, TimeScale: scale})
 	if err != nil {
 		t.Fatalf("start the simulator: %v", err)
 	}
 	t.Cleanup(func() { drv.Close() })
-	d := &daemon{t: t, name: name, names: names, drv: drv, dir: t.TempDir(), addr: "127.0.0.1:0", logs: &syncBuffer{}}
+	d := &daemon{t: t, name: name, names: names, opts: opts, drv: drv, dir: t.TempDir(), addr: "127.0.0.1:0", logs: &syncBuffer{}}
 	d.open(true)
 	t.Cleanup(d.close)
 	return d
@@ -202,6 +203,10 @@ func (d *daemon) open(start bool) {
 	}
 	p := orchestrator.DefaultPolicy()
 	p.PollInterval = orchestrator.Duration(2 * time.Second)
+	cc := server.ClusterConfig{Name: d.name, DriverName: "sim", Driver: renamed{d.drv, d.names}, Updater: renamed{d.drv, d.names}, Policy: p}
+	for _, o := range d.opts {
+		o(&cc)
+	}
 	srv, err := server.New(server.Config{
 		Store: st, Owner: owner, Tokens: tokens, Version: "test",
 		Logger: slog.New(slog.NewJSONHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -212,9 +217,7 @@ func (d *daemon) open(start bool) {
 			return runs.Dead // the earlier "processes" of the test are gone
 		},
 		ShutdownGrace: 2 * time.Second,
-		Clusters: []server.ClusterConfig{{
-			Name: d.name, DriverName: "sim", Driver: renamed{d.drv, d.names}, Updater: renamed{d.drv, d.names}, Policy: p,
-		}},
+		Clusters:      []server.ClusterConfig{cc},
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

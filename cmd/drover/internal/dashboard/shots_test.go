@@ -6,6 +6,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/droverhq/drover/cmd/drover/internal/server"
+	"github.com/droverhq/drover/orchestrator/schedule"
+	"github.com/droverhq/drover/policies"
 )
 
 // TestDashboardShots writes the screenshots of `make dashboard-shots` for a run of
@@ -19,7 +23,20 @@ func TestDashboardShots(t *testing.T) {
 	}
 	dir := outDir(t)
 	b := newBrowser(t)
-	d := startDaemon(t, "demo", "../../../../testdata/clusters/demo.yaml", 6, nil)
+	// A schedule and a window, as a production cluster has them (the schedule's
+	// next due time is days away: it starts nothing here).
+	d := startDaemon(t, "demo", "../../../../testdata/clusters/demo.yaml", 6, nil, func(cc *server.ClusterConfig) {
+		sched, err := schedule.Parse(schedule.Spec{Days: []string{"tue"}, Weeks: []int{3}, At: "22:00", TZ: "Europe/Berlin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs := []policies.WindowSpec{{Days: []string{"all"}, Start: "00:00", End: "24:00", TZ: "Europe/Berlin"}}
+		ws, err := schedule.ParseWindows("windows", specs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc.Schedule, cc.Windows, cc.WindowSpecs = sched, ws, specs
+	})
 	b.signIn(d.URL+"/", operatorToken)
 	b.do("clusters", 20*time.Second, chromedp.Navigate(d.URL+"/"), chromedp.WaitVisible(chromedp.CSS("button.start")))
 	b.shot(dir, "clusters.png")
