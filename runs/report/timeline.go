@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"html/template"
+	"strings"
 	"time"
 )
 
@@ -97,7 +98,7 @@ func buildTimeline(rep Report) (timeline, bool) {
 		l.TextY = l.Y + tlRowH/2 + 4
 		for _, p := range n.Phases {
 			w := max(p.Seconds*scale, 1.5)
-			l.Bars = append(l.Bars, tlBar{X: x(p.Start), W: w, Color: colour(p.Name), Title: fmt.Sprintf("%s %s %s", n.Name, p.Name, humanSeconds(p.Seconds))})
+			l.Bars = append(l.Bars, tlBar{X: x(p.Start), W: w, Color: colour(p.Name), Title: fmt.Sprintf("%s %s %s", n.Name, strings.ReplaceAll(p.Name, "_", " "), humanSeconds(p.Seconds))})
 			l.EndX = x(p.Start) + w
 		}
 		if n.State == "done" || n.State == "failed" {
@@ -106,7 +107,7 @@ func buildTimeline(rep Report) (timeline, bool) {
 		tl.Lanes = append(tl.Lanes, l)
 	}
 	for i, s := range timelineStates {
-		tl.Legend = append(tl.Legend, tlLegend{X: tlLabelW + i*95, Color: colour(s), Name: s})
+		tl.Legend = append(tl.Legend, tlLegend{X: tlLabelW + i*95, Color: colour(s), Name: strings.ReplaceAll(s, "_", " ")})
 	}
 	return tl, true
 }
