@@ -185,6 +185,10 @@ func TestDashboard_OperatorRun(t *testing.T) {
 		t.Errorf("API: run %s is %s, want stopped", id, r.State)
 	}
 
+	// Opened again, the ended run shows its lanes and no stream.
+	b.do("reload the ended run", 20*time.Second, chromedp.Navigate(d.URL+"/runs/"+id), chromedp.WaitVisible(chromedp.CSS("#lanes svg")))
+	waitJS[bool](b, "the ended run's page", `document.getElementById("conn").textContent === "finished" && document.querySelectorAll("g.lane").length === 3 && document.getElementById("run-state").textContent === "stopped"`, 20*time.Second)
+
 	// The hostile VM name reached the page as text only.
 	if log := eval[string](b, `document.getElementById("log").textContent`); !strings.Contains(log, xssName) {
 		t.Errorf("the event log never names VM %q", xssName)

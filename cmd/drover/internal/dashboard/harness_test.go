@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -154,7 +155,10 @@ type daemon struct {
 	name  string
 	names map[string]string
 	drv   *sim.Driver
-	opts  []func(*server.ClusterConfig)
+	// cluster changes the cluster's config (schedule, windows).
+	cluster func(*server.ClusterConfig)
+	// cert: serve HTTPS with it (nil: HTTP).
+	cert  *tls.Certificate
 	dir   string
 	addr  string
 	URL   string
@@ -167,14 +171,17 @@ type daemon struct {
 
 // startDaemon starts a daemon running cluster name from clusterFile at a time scale;
 // names renames the simulator's nodes and VMs (nil: none).
-func startDaemon(t *testing.T, name, clusterFile string, scale float64, names map[string]string, opts ...func(*server.ClusterConfig)) *daemon {
+func startDaemon(t *testing.T, name, clusterFile string, scale float64, names map[string]string, opts ...option) *daemon {
 	t.Helper()
 	drv, err := sim.NewEmbedded(context.Background(), sim.EmbeddedOptions{ClusterFile: clusterFile, TimeScale: scale})
 	if err != nil {
 		t.Fatalf("start the simulator: %v", err)
 	}
 	t.Cleanup(func() { drv.Close() })
-	d := &daemon{t: t, name: name, names: names, opts: opts, drv: drv, dir: t.TempDir(), addr: "127.0.0.1:0", logs: &syncBuffer{}}
+	d := &daemon{t: t, name: name, names: names, drv: drv, dir: t.TempDir(), addr: "127.0.0.1:0", logs: &syncBuffer{}}
+	for _, o := range opts {
+		o(d)
+	}
 	d.open(true)
 	t.Cleanup(d.close)
 	return d
@@ -204,8 +211,8 @@ func (d *daemon) open(start bool) {
 	p := orchestrator.DefaultPolicy()
 	p.PollInterval = orchestrator.Duration(2 * time.Second)
 	cc := server.ClusterConfig{Name: d.name, DriverName: "sim", Driver: renamed{d.drv, d.names}, Updater: renamed{d.drv, d.names}, Policy: p}
-	for _, o := range d.opts {
-		o(&cc)
+	if d.cluster != nil {
+		d.cluster(&cc)
 	}
 	srv, err := server.New(server.Config{
 		Store: st, Owner: owner, Tokens: tokens, Version: "test",
@@ -229,12 +236,15 @@ func (d *daemon) open(start bool) {
 	}
 	d.addr = ln.Addr().String()
 	d.URL = "http://" + d.addr
+	if d.cert != nil {
+		d.URL = "https://" + d.addr
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	if start {
 		go func() {
 			defer close(done)
-			if err := srv.Serve(ctx, ln, nil); err != nil {
+			if err := srv.Serve(ctx, ln, d.cert); err != nil {
 				t.Errorf("Serve: %v", err)
 			}
 		}()
@@ -258,6 +268,13 @@ func (d *daemon) open(start bool) {
 		st.Close()
 	}
 }
+
+// option sets up a daemon before it starts.
+type option func(*daemon)
+
+func withCluster(f func(*server.ClusterConfig)) option { return func(d *daemon) { d.cluster = f } }
+
+func withTLS(cert *tls.Certificate) option { return func(d *daemon) { d.cert = cert } }
 
 func (d *daemon) close() {
 	if d.stop != nil {

@@ -1,12 +1,22 @@
 package dashboard_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -17,6 +27,8 @@ type client struct {
 	t      *testing.T
 	base   string
 	cookie *http.Cookie
+	// tr is the transport (nil: the default one).
+	tr http.RoundTripper
 }
 
 func (c *client) do(method, path string, form url.Values, hdr map[string]string) (*http.Response, string) {
@@ -38,7 +50,7 @@ func (c *client) do(method, path string, form url.Values, hdr map[string]string)
 	if c.cookie != nil {
 		req.AddCookie(c.cookie)
 	}
-	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	hc := &http.Client{Transport: c.tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := hc.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
@@ -154,4 +166,68 @@ func TestDashboard_SessionAndCSRF(t *testing.T) {
 		t.Errorf("sign-out = %d with cookies %v, want 303 deleting the session", resp.StatusCode, resp.Cookies())
 	}
 	checkLogs(t, d, c.cookie.Value, csrf)
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
+func selfSigned(t *testing.T) (*tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "drover dashboard test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// TestDashboard_TLS serves the daemon over HTTPS: the session cookie is Secure, and
+// the same-origin checks accept the https origin.
+func TestDashboard_TLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	d := startDaemon(t, "lab", labCluster, 10, nil, withTLS(cert))
+	c := &client{t: t, base: d.URL, tr: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	resp, _ := c.do("POST", "/signin", url.Values{"token": {operatorToken}}, map[string]string{"Origin": d.URL})
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "drover_session" {
+			c.cookie = ck
+		}
+	}
+	if c.cookie == nil || !c.cookie.Secure || !c.cookie.HttpOnly || c.cookie.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie over TLS = %+v, want Secure, HttpOnly, SameSite=Strict", c.cookie)
+	}
+	_, page := c.do("GET", "/", nil, nil)
+	m := csrfRe.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on the clusters page over TLS:\n%s", page)
+	}
+	if resp, body := c.do("POST", "/clusters/lab/pause", url.Values{"csrf": {m[1]}, "paused": {"true"}}, map[string]string{"Origin": d.URL, "Sec-Fetch-Site": "same-origin"}); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("same-origin pause over TLS = %d:\n%s", resp.StatusCode, body)
+	}
+	var ci struct {
+		Paused bool `json:"paused"`
+	}
+	req, _ := http.NewRequest("GET", d.URL+"/api/v1/clusters/lab", nil)
+	req.Header.Set("Authorization", "Bearer "+viewerToken)
+	hr, err := (&http.Client{Transport: c.tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hr.Body.Close()
+	if err := json.NewDecoder(hr.Body).Decode(&ci); err != nil || !ci.Paused {
+		t.Errorf("the pause over TLS did not take (%v, paused=%v)", err, ci.Paused)
+	}
 }

@@ -25,7 +25,7 @@ func TestDashboardShots(t *testing.T) {
 	b := newBrowser(t)
 	// A schedule and a window, as a production cluster has them (the schedule's
 	// next due time is days away: it starts nothing here).
-	d := startDaemon(t, "demo", "../../../../testdata/clusters/demo.yaml", 6, nil, func(cc *server.ClusterConfig) {
+	d := startDaemon(t, "demo", "../../../../testdata/clusters/demo.yaml", 6, nil, withCluster(func(cc *server.ClusterConfig) {
 		sched, err := schedule.Parse(schedule.Spec{Days: []string{"tue"}, Weeks: []int{3}, At: "22:00", TZ: "Europe/Berlin"})
 		if err != nil {
 			t.Fatal(err)
@@ -36,7 +36,7 @@ func TestDashboardShots(t *testing.T) {
 			t.Fatal(err)
 		}
 		cc.Schedule, cc.Windows, cc.WindowSpecs = sched, ws, specs
-	})
+	}))
 	b.signIn(d.URL+"/", operatorToken)
 	b.do("clusters", 20*time.Second, chromedp.Navigate(d.URL+"/"), chromedp.WaitVisible(chromedp.CSS("button.start")))
 	b.shot(dir, "clusters.png")
