@@ -259,7 +259,7 @@ func (p Param) check(v any) string {
 	}
 	if p.Pattern != "" {
 		if re := compilePattern(p.Pattern); re != nil && !re.MatchString(s) {
-			return fmt.Sprintf("value does not match the regex pattern")
+			return "value does not match the regex pattern"
 		}
 	}
 	var format string
