@@ -227,6 +227,30 @@ func (d *Driver) haStatus(ctx context.Context) (map[string]string, map[string]bo
 	return lrm, services, nil
 }
 
+// maintenanceRequests reads the CRM's node requests from manager_status: the nodes
+// with maintenance requested, confirmed or not.
+func (d *Driver) maintenanceRequests(ctx context.Context) (map[string]bool, error) {
+	var ms struct {
+		ManagerStatus struct {
+			NodeRequest map[string]map[string]any `json:"node_request"`
+			NodeStatus  map[string]any            `json:"node_status"`
+		} `json:"manager_status"`
+	}
+	if err := d.api.get(ctx, "/cluster/ha/status/manager_status", nil, &ms); err != nil {
+		return nil, fmt.Errorf("read HA manager status: %w", err)
+	}
+	out := map[string]bool{}
+	for node, req := range ms.ManagerStatus.NodeRequest {
+		out[node] = truthy(req["maintenance"])
+	}
+	for node, st := range ms.ManagerStatus.NodeStatus {
+		if st == "maintenance" {
+			out[node] = true
+		}
+	}
+	return out, nil
+}
+
 // Inventory reads /cluster/resources (every item type, unknown ones ignored), each
 // online node's status, the HA status and the migrate pre-checks of qemu guests.
 func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
@@ -235,6 +259,10 @@ func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
 		return cluster.Inventory{}, err
 	}
 	lrm, _, err := d.haStatus(ctx)
+	if err != nil {
+		return cluster.Inventory{}, err
+	}
+	requested, err := d.maintenanceRequests(ctx)
 	if err != nil {
 		return cluster.Inventory{}, err
 	}
@@ -258,7 +286,9 @@ func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
 				return cluster.Inventory{}, fmt.Errorf("read status of node %s: %w", r.Node, err)
 			}
 		}
-		if lrm[r.Node] == "maintenance mode" {
+		// The request is what counts: it survives reboots, while the LRM of a node
+		// that just booted reports maintenance only a CRM round later.
+		if lrm[r.Node] == "maintenance mode" || requested[r.Node] {
 			n.Paused = true
 			if n.State == cluster.NodeUp {
 				n.State = cluster.NodePaused
@@ -320,10 +350,16 @@ func (d *Driver) vmOf(ctx context.Context, r resource) (cluster.VM, error) {
 	}
 	if r.Lock == "migrate" {
 		d.mu.Lock()
-		if f, ok := d.flights[r.VMID]; ok {
-			vm.MigratingTo = f.to
-		}
+		f, ok := d.flights[r.VMID]
 		d.mu.Unlock()
+		switch {
+		case ok:
+			vm.MigratingTo = f.to
+		case r.HAState == "":
+			if _, to, err := d.activeMigration(ctx, r.Node, r.VMID); err == nil {
+				vm.MigratingTo = to
+			}
+		}
 	}
 	return vm, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -130,7 +131,17 @@ func (d *Driver) migrate(ctx context.Context, id int, req drivers.MigrateRequest
 	case g.HAState != "":
 		return d.followHA(ctx, id, g, req, progress)
 	case g.Lock == "migrate":
-		return drivers.MigrationResult{}, fmt.Errorf("migrate %s: a migration started elsewhere is in flight (lock migrate): %w", req.VM, drivers.ErrRejected)
+		// A migration in flight that this process did not start (a run that
+		// crashed, or another tool): join it when it goes where the caller wants.
+		upid, to, err := d.activeMigration(ctx, g.Node, id)
+		if err != nil {
+			return drivers.MigrationResult{}, fmt.Errorf("migrate %s: %w", req.VM, err)
+		}
+		if to != req.To {
+			return drivers.MigrationResult{}, fmt.Errorf("migrate %s to %s: a migration to %s is in flight: %w", req.VM, req.To, to, drivers.ErrRejected)
+		}
+		d.log.Info("joining migration in flight", "vm", id, "from", g.Node, "to", to, "upid", upid.Raw)
+		return d.followTask(ctx, upid, id, req, g.Node, progress)
 	}
 	from := g.Node
 	pc, err := d.precheck(ctx, from, id)
@@ -276,4 +287,42 @@ func (d *Driver) followHA(ctx context.Context, id int, g resource, req drivers.M
 		return drivers.MigrationResult{}, fmt.Errorf("migrate %s: HA placed it on %s, not %s: %w", req.VM, where.Node, req.To, drivers.ErrRejected)
 	}
 	return drivers.MigrationResult{Duration: d.now().Sub(start)}, nil
+}
+
+var targetRe = regexp.MustCompile(`starting migration of (?:VM|CT) \d+ to node '([a-zA-Z0-9\-]+)'`)
+
+// activeMigration finds the running migration task of a guest and its target (from
+// the task log: the task status does not name it).
+func (d *Driver) activeMigration(ctx context.Context, node string, id int) (UPID, string, error) {
+	var tasks []struct {
+		UPID string `json:"upid"`
+		Type string `json:"type"`
+	}
+	q := url.Values{"source": {"active"}, "vmid": {strconv.Itoa(id)}}
+	if err := d.api.get(ctx, "/nodes/"+url.PathEscape(node)+"/tasks", q, &tasks); err != nil {
+		return UPID{}, "", fmt.Errorf("list tasks of node %s: %w", node, err)
+	}
+	for _, t := range tasks {
+		if t.Type != "qmigrate" && t.Type != "vzmigrate" {
+			continue
+		}
+		upid, err := ParseUPID(t.UPID)
+		if err != nil {
+			return UPID{}, "", fmt.Errorf("task list: %w", err)
+		}
+		var lines []struct {
+			T string `json:"t"`
+		}
+		path := fmt.Sprintf("/nodes/%s/tasks/%s/log", url.PathEscape(upid.Node), url.PathEscape(upid.Raw))
+		if err := d.api.get(ctx, path, url.Values{"limit": {"20"}}, &lines); err != nil {
+			return UPID{}, "", err
+		}
+		for _, l := range lines {
+			if m := targetRe.FindStringSubmatch(l.T); m != nil {
+				return upid, m[1], nil
+			}
+		}
+		return upid, "", fmt.Errorf("migration task %s names no target yet", upid.Raw)
+	}
+	return UPID{}, "", fmt.Errorf("guest %d is locked (migrate) but no migration task runs on %s: %w", id, node, drivers.ErrRejected)
 }

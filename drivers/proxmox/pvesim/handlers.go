@@ -21,6 +21,8 @@ func (m *Model) handle(r request) (any, error) {
 		return m.clusterStatus(), nil
 	case "GET /cluster/ha/status/current":
 		return m.haStatus(), nil
+	case "GET /cluster/ha/status/manager_status":
+		return m.managerStatus(), nil
 	case "GET /nodes":
 		return m.nodeList(), nil
 	case "GET /nodes/{node}/status":
@@ -50,6 +52,27 @@ func (m *Model) handle(r request) (any, error) {
 		return m.migrate(r, "qemu")
 	case "POST /nodes/{node}/lxc/{vmid}/migrate":
 		return m.migrate(r, "lxc")
+	case "GET /nodes/{node}/tasks":
+		node := r.str("node")
+		if _, err := m.onlineNode(node); err != nil {
+			return nil, err
+		}
+		out := []map[string]any{}
+		for _, t := range m.sortedTasks() {
+			if t.Node != node || (r.str("source") == "active" && !t.running()) || (r.str("source") != "active" && r.str("source") != "all" && t.running()) {
+				continue
+			}
+			if (r.str("vmid") != "" && t.ID != r.str("vmid")) || (r.str("typefilter") != "" && t.Type != r.str("typefilter")) {
+				continue
+			}
+			item := map[string]any{"upid": t.UPID, "node": t.Node, "pid": t.PID, "pstart": t.PStrt, "starttime": t.Start.Unix(), "type": t.Type, "id": t.ID, "user": t.User}
+			if !t.running() {
+				item["status"] = t.ExitStatus
+				item["endtime"] = t.End.Unix()
+			}
+			out = append(out, item)
+		}
+		return out, nil
 	case "GET /nodes/{node}/tasks/{upid}/status":
 		t, err := m.task(r)
 		if err != nil {
@@ -249,6 +272,50 @@ func (m *Model) haStatus() []map[string]any {
 		out = append(out, map[string]any{"id": "service:" + sid(g), "type": "service", "sid": sid(g), "node": g.Node, "state": "started", "crm_state": state, "request_state": "started", "status": fmt.Sprintf("%s (%s, %s)", sid(g), g.Node, state), "max_relocate": 1, "max_restart": 1, "failback": 1})
 	}
 	return out
+}
+
+// managerStatus is the CRM's state as PVE stores it (manager_status): the node
+// requests (maintenance survives reboots here) and each LRM's mode.
+func (m *Model) managerStatus() map[string]any {
+	nodeStatus, nodeReq, lrm := map[string]any{}, map[string]any{}, map[string]any{}
+	now := m.now().Unix()
+	for _, name := range m.order {
+		n := m.nodes[name]
+		st := "online"
+		switch {
+		case !n.Online:
+			st = "unknown"
+		case n.Maintenance:
+			st = "maintenance"
+		}
+		nodeStatus[name] = st
+		if n.Maintenance {
+			nodeReq[name] = map[string]any{"maintenance": 1}
+		}
+		mode := "active"
+		if n.lrmMaintenance {
+			mode = "maintenance"
+		}
+		if m.lrmUp(n) {
+			lrm[name] = map[string]any{"mode": mode, "state": "active", "timestamp": now, "results": map[string]any{}}
+		}
+	}
+	services := map[string]any{}
+	for _, id := range m.vmids() {
+		g := m.guests[id]
+		if g.HA {
+			st := map[string]any{"node": g.Node, "state": "started", "uid": fmt.Sprintf("%x", id*7919)}
+			if g.fallback != "" {
+				st["maintenance_node"] = g.fallback
+			}
+			services[sid(g)] = st
+		}
+	}
+	return map[string]any{
+		"manager_status": map[string]any{"master_node": m.order[0], "node_status": nodeStatus, "node_request": nodeReq, "service_status": services, "timestamp": now},
+		"lrm_status":     lrm,
+		"quorum":         map[string]any{"node": m.order[0], "quorate": boolInt(m.quorate())},
+	}
 }
 
 func (m *Model) nodeList() []map[string]any {

@@ -2,6 +2,7 @@ package pvesim
 
 import (
 	"fmt"
+	"sort"
 	"math"
 	"time"
 )
@@ -21,6 +22,16 @@ type Task struct {
 }
 
 func (t *Task) running() bool { return t.ExitStatus == "" }
+
+// sortedTasks lists the tasks newest first, as PVE's task list does.
+func (m *Model) sortedTasks() []*Task {
+	out := make([]*Task, 0, len(m.tasks))
+	for _, t := range m.tasks {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UPID > out[j].UPID })
+	return out
+}
 
 // migration is a live (qemu) or restart (lxc) migration in flight.
 type migration struct {
