@@ -8,7 +8,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 # Fuzz smoke: each target briefly; FUZZTIME=5m for a longer hunt.
 FUZZTIME    ?= 10s
 
-.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt clean
+.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt e2e-proxmox clean
 
 all: build
 
@@ -45,7 +45,8 @@ FUZZ_TARGETS := \
 	./drivers/updaters:FuzzParseAptUpgradable \
 	./cmd/drover/internal/server:FuzzDecodeStart \
 	./cmd/drover/internal/config:FuzzLoad ./drivers/sim:FuzzDriver_Answers \
-	./drivers/updaters:FuzzParseUpdateLines ./drivers/libvirt:FuzzJobStats
+	./drivers/updaters:FuzzParseUpdateLines ./drivers/libvirt:FuzzJobStats \
+	./drivers/proxmox:FuzzParseUPID ./drivers/proxmox:FuzzParseProgress
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz:
@@ -68,6 +69,14 @@ chaos: build
 e2e-libvirt: build
 	./drivers/libvirt/lab/lab.sh deps
 	DROVER_LIBVIRT_LAB=1 DROVER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v -run '^TestLab' ./drivers/libvirt/
+
+## e2e-proxmox: bin/drover patches drover-pvesim's 3-node Proxmox VE model (its own
+## process on 127.0.0.1, every request checked against PVE's API schema), killed with
+## SIGKILL mid-migration and with Ceph noout set, then resumed (~2 min)
+e2e-proxmox: build
+	$(GO) build -o bin/drover-pvesim ./cmd/drover-pvesim
+	DROVER_PROXMOX_E2E=1 DROVER_BIN=$(CURDIR)/$(BIN) DROVER_PVESIM_BIN=$(CURDIR)/bin/drover-pvesim \
+		$(GO) test -count=1 -timeout 15m -v -run '^TestE2E' ./drivers/proxmox/
 
 clean:
 	rm -rf bin

@@ -97,6 +97,17 @@ func (d *Driver) ResumeNode(ctx context.Context, node string) error {
 		return fmt.Errorf("resume node %s: ha-manager crm-command node-maintenance disable: %w", node, err)
 	}
 	if lrm[node] == "maintenance mode" {
+		// Confirmed like the pause: once the LRM has left maintenance, HA may place
+		// guests on the node again.
+		wctx, cancel := context.WithTimeout(ctx, d.cfg.MaintenanceTimeout)
+		err := d.poll(wctx, func(ctx context.Context) (bool, error) {
+			lrm, _, err := d.haStatus(ctx)
+			return err == nil && lrm[node] != "maintenance mode", nil
+		})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("resume node %s: the LRM still reports maintenance after cluster.proxmox.maintenance_timeout (%s): %w", node, d.cfg.MaintenanceTimeout, err)
+		}
 		d.log.Info("HA maintenance disabled", "node", node)
 	}
 	if err := d.clearNoout(ctx, node); err != nil {

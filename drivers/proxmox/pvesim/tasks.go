@@ -2,8 +2,8 @@ package pvesim
 
 import (
 	"fmt"
-	"sort"
 	"math"
+	"sort"
 	"time"
 )
 
