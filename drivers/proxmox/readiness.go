@@ -163,4 +163,3 @@ func sortedIDs[V any](m map[int]V) []int {
 	sort.Ints(ids)
 	return ids
 }
-
