@@ -143,5 +143,10 @@ func (c *Config) Open(ctx context.Context, env drivers.Env) (drivers.Driver, err
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return open(ctx, *c, env)
+	d, err := open(ctx, *c, env)
+	if err != nil {
+		// The caller prefixes Validate's fields, not Open's: name the whole key.
+		return nil, drivers.PrefixFields("cluster.proxmox", err)
+	}
+	return d, nil
 }

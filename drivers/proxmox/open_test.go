@@ -49,7 +49,7 @@ func TestOpen_Errors(t *testing.T) {
 			tc.mutate(&cfg)
 			_, err := cfg.Open(context.Background(), drivers.Env{BaseDir: l.dir})
 			var fe *drivers.FieldError
-			if !errors.As(err, &fe) || fe.Field != tc.field || fe.Fix == "" {
+			if !errors.As(err, &fe) || fe.Field != "cluster.proxmox."+tc.field || fe.Fix == "" {
 				t.Fatalf("Open = %v, want a field error on %s", err, tc.field)
 			}
 			if strings.Contains(err.Error(), testSecret) {
