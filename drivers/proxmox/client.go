@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -130,11 +129,9 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		return false, nil
 	}
 	if err != nil {
-		var te interface{ Timeout() bool }
-		if errors.As(err, &te) || isConnErr(err) {
-			return true, nil
-		}
-		return false, nil
+		// Without a response the method is unknown here: only a failed dial proves
+		// the request never left, and only then is a retry safe for a POST too.
+		return isDialErr(err), nil
 	}
 	switch resp.StatusCode {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
@@ -143,9 +140,9 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	return false, nil
 }
 
-func isConnErr(err error) bool {
+func isDialErr(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // quietLogger drops go-proxmox's debug output (it logs bodies).

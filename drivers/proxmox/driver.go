@@ -330,8 +330,8 @@ func (d *Driver) vmOf(ctx context.Context, r resource) (cluster.VM, error) {
 	label := fmt.Sprintf("%s %d (%s)", map[string]string{"qemu": "VM", "lxc": "CT"}[r.Type], r.VMID, r.Name)
 	switch {
 	case r.Type == "lxc" && r.HAState != "":
-		vm.Migratable = false
-		vm.NotMigratableReason = label + " is an LXC container: HA moves it by restart during node maintenance"
+		// HA moves it (by restart) when the node enters maintenance, and a migrate
+		// request for it goes to HA too: movable as far as planning goes.
 	case r.Type == "lxc":
 		vm.Migratable = false
 		vm.NotMigratableReason = label + " is an LXC container: it moves only by restart (policy non_migratable: shutdown restarts it after the reboot)"

@@ -36,7 +36,8 @@ func TestInventory(t *testing.T) {
 		{"101", true, ""},
 		{"103", true, ""}, // local disks: migratable with with-local-disks
 		{"105", false, "hostpci0"},
-		{"200", false, "CT 200 (dns1)"},
+		{"200", true, ""}, // HA moves it by restart
+
 		{"201", false, "CT 201 (mon1)"},
 	} {
 		vm, ok := inv.VM(tc.vm)
@@ -195,6 +196,15 @@ func TestMigrate_HAGuestFollowsNode(t *testing.T) {
 	}
 	if g := guestOn(l.c.Model.Snapshot(), 101); g.Node != "pve2" || g.Lock != "" {
 		t.Errorf("vm 101 after HA migrate: %+v", g)
+	}
+	if _, err := d.Migrate(context.Background(), drivers.MigrateRequest{VM: "200", From: "pve1", To: "pve3"}, nil); err != nil {
+		t.Fatalf("HA container: %v", err)
+	}
+	if g := guestOn(l.c.Model.Snapshot(), 200); g.Node != "pve3" {
+		t.Errorf("CT 200 after HA migrate: %+v", g)
+	}
+	if _, err := d.Migrate(context.Background(), drivers.MigrateRequest{VM: "201", From: "pve2", To: "pve3"}, nil); !errors.Is(err, drivers.ErrRejected) {
+		t.Errorf("migrate of a container without HA = %v, want ErrRejected", err)
 	}
 	if _, err := d.Migrate(context.Background(), drivers.MigrateRequest{VM: "105", From: "pve3", To: "pve2"}, nil); !errors.Is(err, drivers.ErrRejected) {
 		t.Errorf("migrate of a VM with a PCI device = %v, want ErrRejected", err)

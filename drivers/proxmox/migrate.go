@@ -126,10 +126,10 @@ func (d *Driver) migrate(ctx context.Context, id int, req drivers.MigrateRequest
 		return drivers.MigrationResult{}, fmt.Errorf("migrate %s: %w", req.VM, drivers.ErrNotFound)
 	case g.Node == req.To && g.Lock == "":
 		return drivers.MigrationResult{AlreadyThere: true}, nil
-	case g.Type == "lxc":
-		return drivers.MigrationResult{}, fmt.Errorf("migrate CT %d (%s): LXC containers cannot live-migrate: %w", id, g.Name, drivers.ErrRejected)
 	case g.HAState != "":
 		return d.followHA(ctx, id, g, req, progress)
+	case g.Type == "lxc":
+		return drivers.MigrationResult{}, fmt.Errorf("migrate CT %d (%s): LXC containers cannot live-migrate: %w", id, g.Name, drivers.ErrRejected)
 	case g.Lock == "migrate":
 		// A migration in flight that this process did not start (a run that
 		// crashed, or another tool): join it when it goes where the caller wants.

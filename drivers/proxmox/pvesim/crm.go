@@ -146,8 +146,12 @@ func (m *Model) stepCRM() {
 			}
 			continue
 		}
+		src0 := g.Node
 		m.startMigration(g, target, "root@pam", true, false)
-		active[g.Node]++
+		active[src0]++
+		if active[src0] > m.stats.PeakHAMoves {
+			m.stats.PeakHAMoves = active[src0]
+		}
 	}
 }
 

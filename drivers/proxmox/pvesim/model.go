@@ -101,9 +101,11 @@ type Guest struct {
 
 // Stats are what a test checks after a run.
 type Stats struct {
-	Violations         []string `json:"violations"`
-	Migrations         int      `json:"migrations"`
-	HAMigrations       int      `json:"ha_migrations"`
+	Violations   []string `json:"violations"`
+	Migrations   int      `json:"migrations"`
+	HAMigrations int      `json:"ha_migrations"`
+	// PeakHAMoves is the most HA migrations seen at once out of one node.
+	PeakHAMoves        int      `json:"peak_ha_moves"`
 	CancelledMigration int      `json:"cancelled_migrations"`
 	PlacedOnMaint      []string `json:"placed_on_maintenance"`
 	RebootedWithGuests []string `json:"rebooted_with_guests"`

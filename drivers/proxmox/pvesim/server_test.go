@@ -224,3 +224,71 @@ func waitFor(t *testing.T, cond func(Snapshot) bool, m *Model) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestModel_MaxWorkers: HA moves at most max_workers guests at a time off a node.
+func TestModel_MaxWorkers(t *testing.T) {
+	opts := testModel()
+	opts.MaxWorkers = 2
+	opts.Timing = DefaultTiming()
+	opts.Timing.MigrationMiBs = 1024
+	for id := 110; id < 115; id++ {
+		opts.Guests = append(opts.Guests, Guest{VMID: id, Name: "ha", Type: "qemu", Node: "pve1", MaxMemMiB: 1024, CPUs: 1, HA: true})
+	}
+	c, err := Start(StartOptions{Model: opts, TokenID: testToken, Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.Model.SetMaintenance("pve1", true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func(s Snapshot) bool {
+		for _, g := range s.Guests {
+			if g.HA && g.Node == "pve1" {
+				return false
+			}
+		}
+		return true
+	}, c.Model)
+	if peak := c.Model.Snapshot().Stats.PeakHAMoves; peak != 2 {
+		t.Errorf("peak HA moves at once = %d, want max_workers = 2", peak)
+	}
+}
+
+// TestModel_HAMigrateIsAsync: an HA guest's migrate answers an hamigrate task that is
+// already done while the guest has not moved yet.
+func TestModel_HAMigrateIsAsync(t *testing.T) {
+	c, hc := startTest(t)
+	auth := "PVEAPIToken=" + testToken + "=" + testSecret
+	a := call(t, hc, "POST", c.Endpoints["pve1"]+APIPrefix+"/nodes/pve1/qemu/101/migrate", auth, url.Values{"target": {"pve3"}, "online": {"1"}})
+	var upid string
+	if err := json.Unmarshal(a.Data, &upid); err != nil || !strings.Contains(upid, ":hamigrate:101:") {
+		t.Fatalf("answer %d %s, want an hamigrate UPID", a.status, a.Data)
+	}
+	st := call(t, hc, "GET", c.Endpoints["pve1"]+APIPrefix+"/nodes/pve1/tasks/"+upid+"/status", auth, nil)
+	if !strings.Contains(string(st.Data), `"stopped"`) || guestNode(c.Model.Snapshot(), 101) != "pve1" {
+		t.Fatalf("hamigrate task %s; guest on %s: want a finished request and the guest not moved yet", st.Data, guestNode(c.Model.Snapshot(), 101))
+	}
+	waitFor(t, func(s Snapshot) bool { return guestNode(s, 101) == "pve3" }, c.Model)
+}
+
+func TestCheckReturn_FindsWrongShapes(t *testing.T) {
+	s, err := LoadSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, methods, ok := s.Lookup("/nodes/pve1/tasks/UPID:x/status")
+	if !ok {
+		t.Fatal("task status path not found")
+	}
+	ret := methods["GET"].Returns
+	good := map[string]any{"upid": "u", "node": "n", "pid": 1.0, "pstart": 1.0, "starttime": 1.0, "type": "t", "id": "i", "user": "u", "status": "running"}
+	if p := CheckReturn(ret, good); len(p) > 0 {
+		t.Fatalf("good answer refused: %v", p)
+	}
+	bad := map[string]any{"upid": "u", "node": "n", "pid": "1", "starttime": 1.0, "type": "t", "id": "i", "user": "u", "status": "done"}
+	p := CheckReturn(ret, bad)
+	if len(p) != 3 {
+		t.Errorf("problems %v, want pid mistyped, pstart missing, status not in enum", p)
+	}
+}
