@@ -210,3 +210,29 @@ func TestMigrate_HAGuestFollowsNode(t *testing.T) {
 		t.Errorf("migrate of a VM with a PCI device = %v, want ErrRejected", err)
 	}
 }
+
+// TestReboot_NoCephNoNoout: ceph_noout auto on a cluster without Ceph sends no ceph
+// command, and a node is still ready only after its uptime reset.
+func TestReboot_NoCephNoNoout(t *testing.T) {
+	opts := testCluster()
+	opts.Ceph = false
+	l := newLab(t, opts)
+	d := l.open(t)
+	ctx := context.Background()
+	if err := d.RebootNode(ctx, "pve2"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "pve2 ready", 20*time.Second, func() bool {
+		ok, err := d.NodeReady(ctx, "pve2")
+		return err == nil && ok
+	})
+	s := l.c.Model.Snapshot()
+	if s.Nodes[1].Reboots != 1 {
+		t.Errorf("pve2 ready after %d reboots", s.Nodes[1].Reboots)
+	}
+	for _, c := range s.Stats.SSHCommands {
+		if strings.Contains(c, "ceph") {
+			t.Errorf("ceph command without Ceph: %s", c)
+		}
+	}
+}
