@@ -213,6 +213,7 @@ func TestE2E_ApplyKillResume(t *testing.T) {
 
 	// Kill 2: right after noout was set for a reboot.
 	p = start(t, dir, drover, env, args("runs", "resume", runID)...)
+	resume1 := p
 	if !p.err.waitFor(regexp.MustCompile(`msg="ceph noout set"`), 5*time.Minute, p.exited) {
 		t.Fatalf("noout never set; stderr:\n%s", tail(p.err.String(), 3000))
 	}
@@ -236,8 +237,9 @@ func TestE2E_ApplyKillResume(t *testing.T) {
 	if strings.Contains(p.err.String()+p.out.String(), secret) {
 		t.Error("the token's secret appears in drover's output")
 	}
-	fmt.Printf("e2e-proxmox: 3 nodes rebooted once each; %d guests on one node each, running; migrations %d (HA %d, drover %d), stopped by a kill %d; noout set %d cleared %d; maintenance enable %d disable %d; %d schema violations; 2 kill -9; %s\n",
-		len(after.Guests), after.Stats.Migrations, after.Stats.HAMigrations, after.Stats.Migrations-after.Stats.HAMigrations, after.Stats.CancelledMigration,
+	joined := strings.Count(resume1.err.String(), `msg="joining migration in flight"`)
+	fmt.Printf("e2e-proxmox: 3 nodes rebooted once each; %d guests on one node each, running; migrations %d (by HA %d, by drover %d; %d in flight at kill -9 #1, %d joined by the resumed run, %d stopped); noout set %d cleared %d; maintenance enable %d disable %d; %d schema violations; %s\n",
+		len(after.Guests), after.Stats.Migrations, after.Stats.HAMigrations, after.Stats.Migrations-after.Stats.HAMigrations, inFlight, joined, after.Stats.CancelledMigration,
 		after.Stats.NooutSets, after.Stats.NooutUnsets, after.Stats.MaintEnables, after.Stats.MaintDisables, len(after.Stats.Violations), time.Since(began).Round(time.Second))
 }
 
