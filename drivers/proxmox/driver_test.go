@@ -114,6 +114,15 @@ func TestPauseMigrateRebootResume(t *testing.T) {
 	if ready, err := d.NodeReady(ctx, "pve1"); err != nil || ready {
 		t.Errorf("NodeReady right after the reboot request = %v, %v", ready, err)
 	}
+	// pve1 is the first endpoint: while it is down the driver reads through the next.
+	waitUntil(t, "pve1 down", 10*time.Second, func() bool { return !m.Online("pve1") })
+	inv, err = d.Inventory(ctx)
+	if err != nil {
+		t.Fatalf("inventory while pve1 (the first endpoint) is down: %v", err)
+	}
+	if n, _ := inv.Node("pve1"); n.State != cluster.NodeRebooting {
+		t.Errorf("pve1 while down: %+v, want rebooting", n)
+	}
 	waitUntil(t, "pve1 ready again", 20*time.Second, func() bool {
 		ok, err := d.NodeReady(ctx, "pve1")
 		return err == nil && ok
