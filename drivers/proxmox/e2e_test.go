@@ -237,6 +237,33 @@ func TestE2E_ApplyKillResume(t *testing.T) {
 	if strings.Contains(p.err.String()+p.out.String(), secret) {
 		t.Error("the token's secret appears in drover's output")
 	}
+	// The container without HA cannot move: policy shut it down and started it again.
+	show := start(t, dir, drover, env, args("runs", "show", runID, "--json")...)
+	if code := show.wait(t, time.Minute); code != 0 {
+		t.Fatalf("runs show: exit %d", code)
+	}
+	var rep struct {
+		Nodes []struct {
+			Name    string `json:"name"`
+			VMsLeft []struct {
+				VM        string `json:"vm"`
+				Action    string `json:"action"`
+				Restarted bool   `json:"restarted"`
+			} `json:"vms_left"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal([]byte(show.out.String()), &rep); err != nil {
+		t.Fatalf("runs show: %v", err)
+	}
+	var left []string
+	for _, n := range rep.Nodes {
+		for _, l := range n.VMsLeft {
+			left = append(left, fmt.Sprintf("%s:%s:%s:%v", n.Name, l.VM, l.Action, l.Restarted))
+		}
+	}
+	if strings.Join(left, ",") != "pve3:201:shutdown:true" {
+		t.Errorf("guests left by policy %v, want CT 201 on pve3 shut down and restarted", left)
+	}
 	joined := strings.Count(resume1.err.String(), `msg="joining migration in flight"`)
 	fmt.Printf("e2e-proxmox: 3 nodes rebooted once each; %d guests on one node each, running; migrations %d (by HA %d, by drover %d; %d in flight at kill -9 #1, %d joined by the resumed run, %d stopped); noout set %d cleared %d; maintenance enable %d disable %d; %d schema violations; %s\n",
 		len(after.Guests), after.Stats.Migrations, after.Stats.HAMigrations, after.Stats.Migrations-after.Stats.HAMigrations, inFlight, joined, after.Stats.CancelledMigration,
