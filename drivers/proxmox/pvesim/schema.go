@@ -56,6 +56,9 @@ type Schema struct {
 	paths []pathEntry
 }
 
+// The parsed schema and the compiled patterns are caches of immutable embedded data,
+// shared by every server of a test process: parsing 1 MB per server would dominate
+// the tests' time.
 var (
 	schemaOnce sync.Once
 	schemaVal  *Schema
