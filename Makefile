@@ -8,7 +8,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 # Fuzz smoke: each target briefly; FUZZTIME=5m for a longer hunt.
 FUZZTIME    ?= 10s
 
-.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt clean dashboard-shots
+.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt clean dashboard-shots e2e-proxmox
 
 all: build
 
@@ -46,7 +46,8 @@ FUZZ_TARGETS := \
 	./cmd/drover/internal/server:FuzzDecodeStart \
 	./cmd/drover/internal/config:FuzzLoad ./drivers/sim:FuzzDriver_Answers \
 	./drivers/updaters:FuzzParseUpdateLines ./drivers/libvirt:FuzzJobStats \
-	./cmd/drover/internal/dashboard:FuzzOpenCookie
+	./cmd/drover/internal/dashboard:FuzzOpenCookie \
+	./drivers/proxmox:FuzzParseUPID ./drivers/proxmox:FuzzParseProgress
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz:
@@ -77,6 +78,14 @@ dashboard-shots:
 	@mkdir -p $(SHOTS_DIR)
 	@DROVER_SHOTS_DIR=$(abspath $(SHOTS_DIR)) $(GO) test -v -count=1 -timeout 10m -run '^TestDashboardShots$$' ./cmd/drover/internal/dashboard/ >$(SHOTS_DIR)/test.log 2>&1 || { cat $(SHOTS_DIR)/test.log; exit 1; }
 	@for f in clusters run plan history; do test -s $(SHOTS_DIR)/$$f.png || { cat $(SHOTS_DIR)/test.log; echo "missing $(SHOTS_DIR)/$$f.png" >&2; exit 1; }; echo $(SHOTS_DIR)/$$f.png; done
+
+## e2e-proxmox: bin/drover patches drover-pvesim's 3-node Proxmox VE model (its own
+## process on 127.0.0.1, every request checked against PVE's API schema), killed with
+## SIGKILL mid-migration and with Ceph noout set, then resumed (~2 min)
+e2e-proxmox: build
+	$(GO) build -o bin/drover-pvesim ./cmd/drover-pvesim
+	DROVER_PROXMOX_E2E=1 DROVER_BIN=$(CURDIR)/$(BIN) DROVER_PVESIM_BIN=$(CURDIR)/bin/drover-pvesim \
+		$(GO) test -count=1 -timeout 15m -v -run '^TestE2E' ./drivers/proxmox/
 
 clean:
 	rm -rf bin

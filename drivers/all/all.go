@@ -4,6 +4,7 @@ package all
 
 import (
 	_ "github.com/droverhq/drover/drivers/libvirt"
+	_ "github.com/droverhq/drover/drivers/proxmox"
 	_ "github.com/droverhq/drover/drivers/sim"
 	_ "github.com/droverhq/drover/drivers/updaters"
 )

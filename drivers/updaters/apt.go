@@ -29,9 +29,6 @@ func NewAptConfig() *AptConfig { return &AptConfig{Refresh: true, Timeout: time.
 // Validate checks the config; fields are relative to the plug-in's section.
 func (c *AptConfig) Validate() error {
 	var errs []error
-	if c.SSH == nil {
-		errs = append(errs, drivers.Fieldf("ssh", "add an ssh section (user, key_file or password_env, known_hosts)", "required: apt runs on the nodes over SSH"))
-	}
 	if c.Timeout <= 0 {
 		errs = append(errs, drivers.Fieldf("timeout", "use a positive duration such as 1h", "must be positive"))
 	}
@@ -44,6 +41,17 @@ func (c *AptConfig) Open(_ context.Context, env drivers.Env) (drivers.Updater, e
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	if c.SSH == nil {
+		// A driver that reaches its nodes over SSH itself (proxmox) lends its
+		// connection; otherwise apt needs its own ssh section.
+		if ns, ok := env.Driver.(NodeShell); ok {
+			r, addr := ns.NodeShell()
+			u := NewAptUpdater(*c, r, logger(env))
+			u.addr = addr
+			return u, nil
+		}
+		return nil, drivers.Fieldf("ssh", "add an ssh section (user, key_file or password_env, known_hosts)", "required: apt runs on the nodes over SSH")
+	}
 	r, err := c.runner(env)
 	if err != nil {
 		return nil, err
@@ -51,11 +59,20 @@ func (c *AptConfig) Open(_ context.Context, env drivers.Env) (drivers.Updater, e
 	return NewAptUpdater(*c, r, logger(env)), nil
 }
 
+// NodeShell is implemented by drivers that reach their nodes over SSH themselves: an
+// apt plug-in without an ssh section of its own runs its commands through it.
+type NodeShell interface {
+	// NodeShell returns the runner and the SSH address of a node.
+	NodeShell() (Runner, func(node string) string)
+}
+
 // AptUpdater is the "apt" plug-in.
 type AptUpdater struct {
 	cfg AptConfig
 	run Runner
 	log *slog.Logger
+	// addr overrides the config's hosts map (the driver's node addresses).
+	addr func(node string) string
 }
 
 var _ drivers.Updater = (*AptUpdater)(nil)
@@ -82,7 +99,11 @@ func (u *AptUpdater) cmd(ctx context.Context, node string, argv []string) (Outpu
 	if u.cfg.Sudo {
 		argv = append([]string{"sudo", "-n"}, argv...)
 	}
-	return u.run.Run(ctx, u.cfg.address(node), argv)
+	target := u.cfg.address(node)
+	if u.addr != nil {
+		target = u.addr(node)
+	}
+	return u.run.Run(ctx, target, argv)
 }
 
 // Scan refreshes the package lists (if configured) and lists the upgradable packages.
