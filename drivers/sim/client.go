@@ -1,4 +1,5 @@
 // Long file, one reason: the HTTP client of every sim endpoint, whose retry and long-poll rules must be read together.
+
 package sim
 
 import (

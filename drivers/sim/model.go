@@ -1,4 +1,5 @@
 // Long file, one reason: the event loop, bandwidth sharing and every state change of the model must be read together.
+
 package sim
 
 import (
