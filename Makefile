@@ -47,7 +47,8 @@ FUZZ_TARGETS := \
 	./cmd/drover/internal/config:FuzzLoad ./drivers/sim:FuzzDriver_Answers \
 	./drivers/updaters:FuzzParseUpdateLines ./drivers/libvirt:FuzzJobStats \
 	./cmd/drover/internal/dashboard:FuzzOpenCookie \
-	./drivers/proxmox:FuzzParseUPID ./drivers/proxmox:FuzzParseProgress
+	./drivers/proxmox:FuzzParseUPID ./drivers/proxmox:FuzzParseProgress \
+	./drivers/updaters:FuzzParseJobState
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz:
@@ -66,7 +67,7 @@ chaos: build
 	bin/chaos -drover $(BIN) -kills $(KILLS) -seed $(SEED) -mode $(MODE)
 
 ## e2e-libvirt: a real three-host libvirt/QEMU lab in network namespaces (root, Debian 12):
-## installs the lab's packages, then bin/drover patches the lab (~3 min on 2 cores)
+## installs the lab's packages, then bin/drover patches the lab (~6-13 min on 2 cores)
 e2e-libvirt: build
 	./drivers/libvirt/lab/lab.sh deps
 	DROVER_LIBVIRT_LAB=1 DROVER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v -run '^TestLab' ./drivers/libvirt/

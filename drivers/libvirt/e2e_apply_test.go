@@ -86,7 +86,7 @@ func (w *watchBuffer) String() string {
 
 // waitFor waits until the output matches re and returns the match, or nil when the
 // deadline passes or exited is closed first.
-func (w *watchBuffer) waitFor(re *regexp.Regexp, timeout time.Duration, exited <-chan struct{}) []string {
+func (w *watchBuffer) waitFor(re interface{ FindStringSubmatch(string) []string }, timeout time.Duration, exited <-chan struct{}) []string {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
