@@ -387,7 +387,7 @@ func (d *Driver) Node(ctx context.Context, node string) (cluster.Node, error) {
 
 // Capabilities of the simulator.
 func (d *Driver) Capabilities() drivers.Capabilities {
-	return drivers.Capabilities{BootID: true, PowerControl: true, NativeDrain: false, MigrateSuspended: true}
+	return drivers.Capabilities{BootID: true, PowerControl: true, NativeDrain: false, MigrateSuspended: true, PauseOwner: true}
 }
 
 // Clock is the model's time, as seen from this process.
