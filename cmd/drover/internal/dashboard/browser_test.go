@@ -113,7 +113,7 @@ func TestDashboard_OperatorRun(t *testing.T) {
 	if got := eval[string](b, `[...document.querySelectorAll("td.vm")].map(e => e.textContent).join("|")`); !strings.Contains(got, xssName) {
 		t.Errorf("plan lists VMs %q, want %q among them as text", got, xssName)
 	}
-	if n := eval[int](b, `[...document.querySelectorAll("#plan-chart text.label")].filter(e => e.textContent === `+jsString(xssNode)+`).length`); n != 1 {
+	if n := eval[int](b, `[...document.querySelectorAll("#plan-chart g.row > title")].filter(e => e.textContent === `+jsString(xssNode)+`).length`); n != 1 {
 		t.Errorf("the plan chart shows node %q as text %d times, want once", xssNode, n)
 	}
 	if n := eval[int](b, noMarkup); n != 0 {
@@ -196,8 +196,8 @@ func TestDashboard_OperatorRun(t *testing.T) {
 	if n := eval[int](b, noMarkup); n != 0 {
 		t.Errorf("the run page holds %d elements made from driver names", n)
 	}
-	if n := eval[int](b, `[...document.querySelectorAll("#lanes text.label")].filter(e => e.textContent === `+jsString(xssNode)+`).length`); n != 1 {
-		t.Errorf("the lanes show node %q as text %d times, want once", xssNode, n)
+	if n := eval[int](b, `[...document.querySelectorAll("#lanes g.lane > title")].filter(e => e.textContent === `+jsString(xssNode)+`).length`); n != 1 {
+		t.Errorf("the lanes name node %q as text %d times, want once", xssNode, n)
 	}
 
 	// History links to the report, which has the timeline picture.
