@@ -33,6 +33,7 @@ type timeline struct {
 type tlLane struct {
 	Y, TextY int
 	Name     string
+	Label    string
 	State    string
 	Bars     []tlBar
 	EndX     float64
@@ -94,7 +95,10 @@ func buildTimeline(rep Report) (timeline, bool) {
 		tl.Ticks = append(tl.Ticks, tlTick{X: tlLabelW + t.Seconds()*scale, Label: "+" + humanSeconds(t.Seconds())})
 	}
 	for i, n := range rep.Nodes {
-		l := tlLane{Y: tlTop + i*tlRowH, Name: n.Name, State: n.State}
+		l := tlLane{Y: tlTop + i*tlRowH, Name: n.Name, Label: n.Name, State: n.State}
+		if r := []rune(n.Name); len(r) > 16 {
+			l.Label = string(r[:15]) + "…" // the whole name is the lane's title
+		}
 		l.TextY = l.Y + tlRowH/2 + 4
 		for _, p := range n.Phases {
 			w := max(p.Seconds*scale, 1.5)
@@ -133,7 +137,7 @@ func tickStep(span time.Duration) time.Duration {
 var timelineTemplate = template.Must(template.New("timeline").Parse(`<h2>Timeline</h2>
 <svg class="timeline" viewBox="0 0 {{.Width}} {{.Height}}" width="100%" role="img" aria-label="timeline: one lane per node" font-family="system-ui, sans-serif" font-size="12">
 {{- range .Ticks}}<line x1="{{.X}}" x2="{{.X}}" y1="16" y2="{{$.Height}}" stroke="#eaeef2"/><text x="{{.X}}" y="12" fill="#57606a" font-size="11" text-anchor="middle">{{.Label}}</text>{{end}}
-{{- range .Lanes}}<g class="lane" data-node="{{.Name}}" data-state="{{.State}}"><text x="4" y="{{.TextY}}" font-weight="600" fill="#1b1f24">{{.Name}}</text>
+{{- range .Lanes}}<g class="lane" data-node="{{.Name}}" data-state="{{.State}}"><title>{{.Name}}</title><text x="4" y="{{.TextY}}" font-weight="600" fill="#1b1f24">{{.Label}}</text>
 {{- $y := .Y}}{{range .Bars}}<rect x="{{.X}}" y="{{$y}}" width="{{.W}}" height="18" rx="2" fill="{{.Color}}"><title>{{.Title}}</title></rect>{{end}}
 {{- if .EndColor}}<rect x="{{.EndX}}" y="{{$y}}" width="4" height="18" fill="{{.EndColor}}"/>{{end}}</g>
 {{end}}

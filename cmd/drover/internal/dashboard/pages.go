@@ -28,6 +28,13 @@ var funcs = template.FuncMap{
 	"secs": func(s float64) string { return humanDuration(time.Duration(s * float64(time.Second))) },
 	"join": strings.Join,
 	"inc":  func(i int) int { return i + 1 },
+	// short cuts a name to the label column of a chart.
+	"short": func(s string) string {
+		if r := []rune(s); len(r) > 18 {
+			return string(r[:17]) + "…"
+		}
+		return s
+	},
 	"terminal": func(s runs.State) bool {
 		return s.Terminal()
 	},

@@ -250,14 +250,18 @@
     for (var s = 0; s <= span; s += step) {
       var tx = L + (W - L - R) * s / span;
       root.appendChild(svg("line", { x1: tx, x2: tx, y1: 16, y2: top + H * st.nodes.length, "class": "grid" }));
-      root.appendChild(svg("text", { x: tx, y: 12, "class": "tick" }, "+" + human(s)));
+      var tattrs = { x: tx, y: 12, "class": "tick" };
+      if (tx > W - 40) tattrs["text-anchor"] = "end";
+      root.appendChild(svg("text", tattrs, "+" + human(s)));
     }
     var planOf = {};
     st.plan.forEach(function (p) { planOf[p.node] = p; });
     st.nodes.forEach(function (n, i) {
       var y = top + i * H;
       var g = svg("g", { "class": "lane", "data-node": n.name, "data-state": n.state });
-      g.appendChild(svg("text", { x: 4, y: y + 12, "class": "label" }, n.name));
+      g.appendChild(svg("title", null, n.name));
+      // A long name is cut to its column; the title holds all of it.
+      g.appendChild(svg("text", { x: 4, y: y + 12, "class": "label" }, n.name.length > 20 ? n.name.slice(0, 19) + "…" : n.name));
       g.appendChild(svg("text", { x: 4, y: y + 25, "class": "lane-state" }, n.state.replace("_", " ") + (n.failure ? ": " + n.failure : "")));
       var p = planOf[n.name];
       if (p && p.start_s < span) {
