@@ -89,7 +89,7 @@ func runsListRun(ctx context.Context, opts *RunsOptions) error {
 	if opts.JSON {
 		return printJSON(opts.f.IO.Out, list)
 	}
-	tw := tabwriter.NewWriter(opts.f.IO.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(report.SafeWriter(opts.f.IO.Out), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tSTARTED\tDURATION\tNODES\tERROR")
 	for _, r := range list {
 		dur := "-"

@@ -18,6 +18,7 @@ import (
 	"github.com/droverhq/drover/cmd/drover/internal/server"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/runs"
+	"github.com/droverhq/drover/runs/report"
 )
 
 // ServeOptions are the options of `drover serve`.
@@ -149,7 +150,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	for _, c := range clusters {
 		names = append(names, c.Name)
 	}
-	fmt.Fprintf(opts.f.IO.Out, "drover serve: API on %s://%s (clusters: %s)\n", scheme, ln.Addr(), strings.Join(names, ", "))
+	fmt.Fprintf(report.SafeWriter(opts.f.IO.Out), "drover serve: API on %s://%s (clusters: %s)\n", scheme, ln.Addr(), strings.Join(names, ", "))
 
 	// `drover runs stop` without --server signals the holder of the state file; the
 	// daemon is stopped through its API instead, and must not die of the signal.

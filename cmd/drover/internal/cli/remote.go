@@ -14,9 +14,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/droverhq/drover/cmd/drover/internal/apiclient"
-	"github.com/droverhq/drover/cmd/drover/internal/server"
+	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/runs"
+	"github.com/droverhq/drover/runs/report"
 )
 
 // This file is the CLI over a daemon's API (--server URL): apply, analyze, plan,
@@ -57,7 +58,7 @@ func (f *Factory) remoteCluster() string {
 
 // remotePolicy turns the policy flags given on the command line into the run's
 // overrides; flags the API does not take are usage errors.
-func (f *Factory) remotePolicy() (*server.PolicyOverrides, error) {
+func (f *Factory) remotePolicy() (*wire.PolicyOverrides, error) {
 	set := map[string]any{}
 	flags := map[string]string{}
 	for _, b := range f.Bindings {
@@ -90,7 +91,7 @@ func (f *Factory) remotePolicy() (*server.PolicyOverrides, error) {
 	if err != nil {
 		return nil, err
 	}
-	var o server.PolicyOverrides
+	var o wire.PolicyOverrides
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&o); err != nil {
@@ -198,6 +199,11 @@ func remotePlan(ctx context.Context, opts *PlanOptions) error {
 		err = printJSON(f.IO.Out, p)
 	} else {
 		err = printPlan(f.IO.Out, cluster, p)
+		if err == nil {
+			if info, ierr := c.Cluster(ctx, cluster); ierr == nil {
+				fmt.Fprintf(report.SafeWriter(f.IO.Out), "Policy of cluster %s: %s\n", cluster, wire.PolicyLine(info.Policy))
+			}
+		}
 	}
 	if err != nil {
 		return err
@@ -251,7 +257,7 @@ func remoteApply(ctx context.Context, opts *ApplyOptions) error {
 			return failedErr(errors.New("not started"))
 		}
 	}
-	act, err := c.Start(ctx, server.StartRequest{Cluster: cluster, Policy: pol})
+	act, err := c.Start(ctx, wire.StartRequest{Cluster: cluster, Policy: pol})
 	if err != nil {
 		var ae *apiclient.APIError
 		if errors.As(err, &ae) && ae.Status == 409 && ae.Body.RunID != "" {
@@ -353,11 +359,11 @@ func remoteRunsList(ctx context.Context, opts *RunsOptions) error {
 	}
 	if opts.JSON {
 		if list == nil {
-			list = []server.RunSummary{}
+			list = []wire.RunSummary{}
 		}
 		return printJSON(opts.f.IO.Out, list)
 	}
-	tw := tabwriter.NewWriter(opts.f.IO.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(report.SafeWriter(opts.f.IO.Out), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCLUSTER\tSTATE\tSTARTED\tDURATION\tNODES\tERROR")
 	for _, r := range list {
 		dur := "-"

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/orchestrator/schedule"
@@ -202,28 +203,8 @@ func (s *Server) clusterInfo(c *cluster) ClusterInfo {
 	return ClusterInfo{
 		Name: c.cfg.Name, Driver: c.cfg.DriverName, Schedule: c.cfg.Schedule.String(),
 		Paused: c.isPaused(), NextRun: c.nextRun(), Windows: specs,
-		WindowOpen: c.cfg.Windows.Contains(time.Now()), ActiveRun: c.activeRun(), Policy: publicPolicy(c.cfg.Policy),
+		WindowOpen: c.cfg.Windows.Contains(time.Now()), ActiveRun: c.activeRun(), Policy: wire.PublicPolicy(c.cfg.Policy),
 	}
-}
-
-// publicPolicy is the policy without the keys that run commands or reach URLs.
-func publicPolicy(p orchestrator.Policy) json.RawMessage {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return json.RawMessage("{}")
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return json.RawMessage("{}")
-	}
-	for _, k := range []string{"pre_hook", "post_hook", "health_gate"} {
-		delete(m, k)
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return json.RawMessage("{}")
-	}
-	return out
 }
 
 func (s *Server) handleClusters(w http.ResponseWriter, _ *http.Request) {
@@ -287,7 +268,7 @@ func (s *Server) handlePreview(w http.ResponseWriter, r *http.Request) {
 	if r, ok, err := c.eng.Unfinished(); err == nil && ok {
 		unfinished = r.ID
 	}
-	out := NewPreview(c.cfg.Name, prep, unfinished)
+	out := wire.NewPreview(c.cfg.Name, prep, unfinished)
 	out.Predictions = map[string]NodeSlot{}
 	plan, err := json.Marshal(prep.Plan)
 	if err != nil {
@@ -432,7 +413,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	p := c.cfg.Policy
 	if req.Policy != nil {
-		if err := req.Policy.apply(&p); err != nil {
+		if err := applyOverrides(*req.Policy, &p); err != nil {
 			writeFailure(w, err)
 			return
 		}
