@@ -132,18 +132,31 @@ func (c *Client) Runs(ctx context.Context, cluster string) ([]wire.RunSummary, e
 	return out, err
 }
 
-// Report returns the report of a run (an ID, a unique prefix, or "last").
-func (c *Client) Report(ctx context.Context, id string) (report.Report, error) {
+// clusterQuery names the cluster a run must belong to ("" = any).
+func clusterQuery(cluster string) url.Values {
+	q := url.Values{}
+	if cluster != "" {
+		q.Set("cluster", cluster)
+	}
+	return q
+}
+
+// Report returns the report of a run (an ID, a unique prefix, or "last": the
+// newest run of cluster). A run of another cluster than cluster (when given) is
+// refused.
+func (c *Client) Report(ctx context.Context, cluster, id string) (report.Report, error) {
 	var out report.Report
-	err := c.call(ctx, http.MethodGet, wire.APIPrefix+"/runs/"+url.PathEscape(id), nil, nil, &out)
+	err := c.call(ctx, http.MethodGet, wire.APIPrefix+"/runs/"+url.PathEscape(id), clusterQuery(cluster), nil, &out)
 	return out, err
 }
 
 // RenderReport copies a run's report in format (json, html, csv, md) to w.
-func (c *Client) RenderReport(ctx context.Context, id, format string, w io.Writer) error {
+func (c *Client) RenderReport(ctx context.Context, cluster, id, format string, w io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	resp, err := c.request(ctx, http.MethodGet, wire.APIPrefix+"/runs/"+url.PathEscape(id)+"/report", url.Values{"format": {format}}, nil)
+	q := clusterQuery(cluster)
+	q.Set("format", format)
+	resp, err := c.request(ctx, http.MethodGet, wire.APIPrefix+"/runs/"+url.PathEscape(id)+"/report", q, nil)
 	if err != nil {
 		return err
 	}
@@ -196,10 +209,11 @@ func (c *Client) Start(ctx context.Context, req wire.StartRequest) (wire.RunActi
 	return out, err
 }
 
-// Act asks for a run action: stop, resume or approve.
-func (c *Client) Act(ctx context.Context, id, action string) (wire.RunAction, error) {
+// Act asks for a run action: stop, resume or approve. The daemon refuses a run of
+// another cluster than cluster (when given).
+func (c *Client) Act(ctx context.Context, cluster, id, action string) (wire.RunAction, error) {
 	var out wire.RunAction
-	err := c.call(ctx, http.MethodPost, wire.APIPrefix+"/runs/"+url.PathEscape(id)+"/"+action, nil, struct{}{}, &out)
+	err := c.call(ctx, http.MethodPost, wire.APIPrefix+"/runs/"+url.PathEscape(id)+"/"+action, clusterQuery(cluster), struct{}{}, &out)
 	return out, err
 }
 

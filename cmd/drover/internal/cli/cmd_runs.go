@@ -153,6 +153,10 @@ func findRun(st *runs.Store, cluster, id string) (runs.Run, error) {
 	}
 	switch len(found) {
 	case 0:
+		if other, err := st.Run(id); err == nil && other.Cluster != cluster {
+			// The ID is right, the cluster is not: never act on another cluster's run.
+			return runs.Run{}, usageErr(fmt.Errorf("run %s belongs to cluster %s, not %s: give --cluster-name %s", id, other.Cluster, cluster, other.Cluster))
+		}
 		return runs.Run{}, fmt.Errorf("run %s of cluster %s: %w; see `drover runs list`", id, cluster, runs.ErrNotFound)
 	case 1:
 		return found[0], nil

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -42,7 +44,20 @@ func (f *Factory) apiClient() (*apiclient.Client, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
+	if u, err := url.Parse(f.Server); err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()) && !f.InsecureHTTP {
+		return nil, usageErr(fmt.Errorf("--server %s: plain http to a host that is not loopback would send the token in clear: use https://, or --insecure-http if the network between you and the daemon is trusted", u.Host))
+	}
 	return c, nil
+}
+
+// loopbackHost tells whether host names this machine only: localhost or a
+// loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // remoteCluster is the cluster named by --cluster-name or DROVER_CLUSTER_NAME; ""
@@ -274,7 +289,7 @@ func remoteApply(ctx context.Context, opts *ApplyOptions) error {
 // the wait.
 func followRemote(ctx context.Context, f *Factory, c *apiclient.Client, id string, jsonOut bool, wait time.Duration) error {
 	io := f.IO
-	rep, err := c.Report(ctx, id)
+	rep, err := c.Report(ctx, "", id)
 	if err != nil {
 		return remoteErr(err)
 	}
@@ -321,7 +336,7 @@ func followRemote(ctx context.Context, f *Factory, c *apiclient.Client, id strin
 	case streamErr != nil:
 		return remoteErr(streamErr)
 	}
-	rep, err = c.Report(ctx, id)
+	rep, err = c.Report(ctx, "", id)
 	if err != nil {
 		return remoteErr(err)
 	}
@@ -375,12 +390,25 @@ func remoteRunsList(ctx context.Context, opts *RunsOptions) error {
 	return tw.Flush()
 }
 
+// runCluster is the cluster a run named on the command line must belong to:
+// --cluster-name when given; for "last", else the daemon's only cluster.
+func (f *Factory) runCluster(ctx context.Context, c *apiclient.Client, id string) (string, error) {
+	if name := f.remoteCluster(); name != "" || id != "last" {
+		return name, nil
+	}
+	return f.daemonCluster(ctx, c)
+}
+
 func remoteRunsShow(ctx context.Context, opts *RunsOptions) error {
 	c, err := opts.f.apiClient()
 	if err != nil {
 		return err
 	}
-	rep, err := c.Report(ctx, opts.ID)
+	cluster, err := opts.f.runCluster(ctx, c, opts.ID)
+	if err != nil {
+		return err
+	}
+	rep, err := c.Report(ctx, cluster, opts.ID)
 	if err != nil {
 		return remoteErr(err)
 	}
@@ -398,7 +426,11 @@ func remoteRunAction(ctx context.Context, opts *RunsOptions, action string) erro
 	if err != nil {
 		return err
 	}
-	act, err := c.Act(ctx, opts.ID, action)
+	cluster, err := opts.f.runCluster(ctx, c, opts.ID)
+	if err != nil {
+		return err
+	}
+	act, err := c.Act(ctx, cluster, opts.ID, action)
 	if err != nil {
 		return remoteErr(err)
 	}
@@ -406,7 +438,7 @@ func remoteRunAction(ctx context.Context, opts *RunsOptions, action string) erro
 	err = followRemote(ctx, opts.f, c, act.ID, opts.JSON, opts.Wait)
 	if action == "stop" {
 		// A stop succeeds when the run ends stopped (or had ended anyway).
-		if rep, rerr := c.Report(ctx, act.ID); rerr == nil && rep.State == string(runs.StateStopped) {
+		if rep, rerr := c.Report(ctx, "", act.ID); rerr == nil && rep.State == string(runs.StateStopped) {
 			return nil
 		}
 	}
@@ -418,13 +450,17 @@ func remoteRunsReport(ctx context.Context, opts *RunsReportOptions) error {
 	if err != nil {
 		return err
 	}
+	cluster, err := opts.f.runCluster(ctx, c, opts.ID)
+	if err != nil {
+		return err
+	}
 	w, done, err := opts.output()
 	if err != nil {
 		return err
 	}
-	if err := c.RenderReport(ctx, opts.ID, opts.Format, w); err != nil {
-		done()
+	if err := c.RenderReport(ctx, cluster, opts.ID, opts.Format, w); err != nil {
+		_ = done(false)
 		return remoteErr(err)
 	}
-	return done()
+	return done(true)
 }

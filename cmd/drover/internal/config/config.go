@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/droverhq/drover/cmd/drover/internal/limits"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/orchestrator/schedule"
@@ -459,7 +460,7 @@ func (c *Config) Validate() error {
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := CheckPolicyBounds(c.Policy); err != nil {
+	if err := limits.Policy(c.Policy); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/droverhq/drover/cmd/drover/internal/limits"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/orchestrator/schedule"
@@ -235,7 +236,7 @@ func (c *Config) clusterPolicy(i int) (orchestrator.Policy, error) {
 		if err := drivers.Decode(merged, &p); err != nil {
 			return p, drivers.PrefixFields(c.clusterPrefix(i)+".policy", err)
 		}
-		if err := errors.Join(p.Validate(), CheckPolicyBounds(p)); err != nil {
+		if err := errors.Join(p.Validate(), limits.Policy(p)); err != nil {
 			return p, renameFields(err, "policy", c.clusterPrefix(i)+".policy")
 		}
 	}

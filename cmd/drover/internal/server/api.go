@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/droverhq/drover/cmd/drover/internal/limits"
 	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
@@ -418,7 +419,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := p.Validate(); err != nil {
+	if err := errors.Join(p.Validate(), limits.Policy(p)); err != nil {
 		var fe *drivers.FieldError
 		field := ""
 		if errors.As(err, &fe) {
@@ -438,7 +439,13 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) runOf(w http.ResponseWriter, r *http.Request) (runs.Run, *cluster, bool) {
-	run, err := s.resolveRun(r.PathValue("id"), r.URL.Query().Get("cluster"))
+	id, cl := r.PathValue("id"), r.URL.Query().Get("cluster")
+	if id == "last" && cl == "" && len(s.names) > 1 && r.Method == http.MethodPost {
+		// "last" of which cluster? A stop, resume or approval must not guess.
+		writeError(w, http.StatusBadRequest, ErrorBody{Error: fmt.Sprintf("run \"last\" of which cluster? add ?cluster=NAME, one of %v", s.names), Field: "cluster"})
+		return runs.Run{}, nil, false
+	}
+	run, err := s.resolveRun(id, cl)
 	if err != nil {
 		writeRunError(w, err)
 		return run, nil, false

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -232,12 +233,23 @@ func (s *Server) cluster(name string) (*cluster, error) {
 // resolveRun finds a run by ID, unique ID prefix, or "last" (newest, of cluster when
 // given), as the CLI does.
 func (s *Server) resolveRun(id, cluster string) (runs.Run, error) {
+	if cluster != "" {
+		if _, ok := s.clusters[cluster]; !ok {
+			return runs.Run{}, &BodyError{Status: http.StatusBadRequest, Field: "cluster", Msg: fmt.Sprintf("no cluster %q: use one of %v", cluster, s.names)}
+		}
+	}
 	rs, err := s.cfg.Store.Runs(cluster)
 	if err != nil {
 		return runs.Run{}, err
 	}
 	if id == "last" && len(rs) > 0 {
 		return rs[0], nil
+	}
+	if cluster != "" && !slices.ContainsFunc(rs, func(r runs.Run) bool { return r.ID == id }) {
+		if other, err := s.cfg.Store.Run(id); err == nil {
+			// The ID is right, the cluster is not: never act on another cluster's run.
+			return runs.Run{}, &BodyError{Status: http.StatusBadRequest, Field: "cluster", Msg: fmt.Sprintf("run %s belongs to cluster %s, not %s", id, other.Cluster, cluster)}
+		}
 	}
 	var found []runs.Run
 	for _, r := range rs {

@@ -22,7 +22,7 @@ const sseBuffer = 512
 // with "data: {orchestrator.Event JSON}" per event. The stream ends after
 // run_finished; for a run that has already ended it sends one run_finished at once.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	run, err := s.resolveRun(r.PathValue("id"), "")
+	run, err := s.resolveRun(r.PathValue("id"), r.URL.Query().Get("cluster"))
 	if err != nil {
 		writeRunError(w, err)
 		return

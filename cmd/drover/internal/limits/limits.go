@@ -1,4 +1,4 @@
-package config
+package limits
 
 import (
 	"errors"
@@ -24,9 +24,9 @@ const (
 	MemoryHeadroomMiBLimit     = 64 << 20 // 64 TiB
 )
 
-// CheckPolicyBounds refuses policy numbers beyond the bounds above; each error names
+// Policy refuses policy numbers beyond the bounds above; each error names
 // the key and the range allowed.
-func CheckPolicyBounds(p orchestrator.Policy) error {
+func Policy(p orchestrator.Policy) error {
 	var errs []error
 	check := func(key string, v, lo, hi int64) {
 		if v < lo || v > hi {
@@ -54,19 +54,4 @@ func CheckPolicyBounds(p orchestrator.Policy) error {
 
 func rangeFix(lo, hi int64) string {
 	return fmt.Sprintf("give a whole number from %d to %d", lo, hi)
-}
-
-// checkName refuses a cluster name with characters that split paths or fields, or
-// that a terminal would obey (control and bidi characters).
-func checkName(field, name string) error {
-	if err := cluster.CheckName(field, name); err != nil {
-		return err
-	}
-	for _, r := range name {
-		switch r {
-		case ' ', '/':
-			return drivers.Fieldf(field, "use letters, digits, '-' and '_'", "invalid name %q", name)
-		}
-	}
-	return nil
 }
