@@ -226,6 +226,9 @@ func dryRun(ctx context.Context, s *session, opts *ApplyOptions) error {
 // execute runs (or resumes) a run with a progress display and prints its report.
 func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID string, jsonOut bool) error {
 	io := s.io
+	if err := s.checkStoredPolicy(runID); err != nil {
+		return err
+	}
 	nodes, err := s.store.Nodes(runID)
 	if err != nil {
 		return failedErr(err)

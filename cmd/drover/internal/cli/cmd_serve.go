@@ -133,7 +133,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 	srv, err := server.New(server.Config{
 		Store: store, Owner: owner, Clusters: clusters, Tokens: tokens, Webhooks: hooks,
-		Logger: log, Version: opts.f.Version,
+		Logger: log, Version: opts.f.Version, AcceptStoredPolicy: opts.f.AcceptStoredPolicy,
 	})
 	if err != nil {
 		return failedErr(err)

@@ -106,6 +106,9 @@ type Factory struct {
 	// InsecureHTTP allows sending the token over plain http to a daemon that is not
 	// on loopback (--insecure-http).
 	InsecureHTTP bool
+	// AcceptStoredPolicy resumes a run whose stored hooks or health gate differ from
+	// the config's (--accept-stored-policy).
+	AcceptStoredPolicy bool
 }
 
 // Config loads and validates the configuration.
@@ -193,6 +196,7 @@ Exit status: 0 success, 1 a run or check failed, 2 a usage or config error.`,
 	bind(pf, "log-level", "log.level")
 	pf.StringVar(&f.Server, "server", "", "URL of a `drover serve` daemon: apply, analyze, plan and runs work through its API")
 	pf.StringVar(&f.Token, "token", "", "API token for --server (prefer env DROVER_TOKEN: flags show in ps)")
+	pf.BoolVar(&f.AcceptStoredPolicy, "accept-stored-policy", false, "resume (or stop, approve) a run although its stored hook or health-gate commands differ from the config's")
 	pf.BoolVar(&f.InsecureHTTP, "insecure-http", false, "allow --server http:// to a daemon that is not on loopback (the token crosses the network in clear)")
 
 	root.AddCommand(

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/cmd/drover/internal/config"
+	"github.com/droverhq/drover/cmd/drover/internal/limits"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/runs"
@@ -51,6 +52,8 @@ type session struct {
 	statePath string
 	canWrite  bool
 	writing   bool
+	// acceptStored: --accept-stored-policy.
+	acceptStored bool
 }
 
 // openSession validates everything a command needs before it touches anything, so
@@ -60,7 +63,7 @@ func (f *Factory) openSession(ctx context.Context, opts sessionOptions) (*sessio
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cfg: cfg, log: f.Logger(cfg, opts.quiet), observers: &orchestrator.Observers{}, io: f.IO}
+	s := &session{cfg: cfg, log: f.Logger(cfg, opts.quiet), observers: &orchestrator.Observers{}, io: f.IO, acceptStored: f.AcceptStoredPolicy}
 	var (
 		dc    drivers.Config
 		uc    drivers.UpdaterConfig
@@ -179,6 +182,7 @@ func (s *session) engine(forceRecovery bool) (*orchestrator.Engine, error) {
 		Observer:      s.observers,
 		Owner:         s.owner,
 		ForceRecovery: forceRecovery,
+		HealthGateURL: s.cfg.Policy.HealthGate.URL,
 	})
 }
 
@@ -194,4 +198,24 @@ func (s *session) Close() {
 			s.log.Warn("close state file", "error", err)
 		}
 	}
+}
+
+// checkStoredPolicy refuses to execute a run whose stored hook or health-gate
+// commands are not the config's, unless --accept-stored-policy: the run executes
+// what the state file says.
+func (s *session) checkStoredPolicy(runID string) error {
+	if s.acceptStored {
+		return nil
+	}
+	r, err := s.store.Run(runID)
+	if err != nil {
+		return failedErr(err)
+	}
+	if r.State.Terminal() {
+		return nil
+	}
+	if err := limits.CheckStoredPolicy(r, s.cfg.Policy); err != nil {
+		return failedErr(err)
+	}
+	return nil
 }

@@ -1,5 +1,6 @@
-// Package limits bounds the numbers of a run's policy. The engine accepts any
-// positive value; the config file, the environment, flags and the daemon's API all
-// pass through here, so a typo (1e9 retries, 100000 nodes at once) is refused with
-// the key and the range instead of becoming a run.
+// Package limits holds the checks of a run's policy that the CLI and the daemon
+// share: bounds of its numbers (the engine accepts any positive value; a typo such
+// as 1e9 retries is refused with the key and the range instead of becoming a run),
+// and the rule that a resumed run runs the config's commands, not the state
+// file's (CheckStoredPolicy).
 package limits

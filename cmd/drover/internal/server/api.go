@@ -159,8 +159,11 @@ func writeFailure(w http.ResponseWriter, err error) {
 		busy *BusyError
 		ue   *orchestrator.UnfinishedRunError
 		rl   *runs.RunLockedError
+		sp   *limits.StoredPolicyError
 	)
 	switch {
+	case errors.As(err, &sp):
+		writeError(w, http.StatusConflict, ErrorBody{Error: sp.Error(), RunID: sp.RunID})
 	case errors.As(err, &be):
 		writeError(w, be.Status, ErrorBody{Error: be.Error(), Field: be.Field})
 	case errors.As(err, &busy):
@@ -592,6 +595,10 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
 	}
 	if run.State.Terminal() {
 		writeError(w, http.StatusConflict, ErrorBody{Error: fmt.Sprintf("run %s has ended (%s): nothing to approve", run.ID, run.State), RunID: run.ID})
+		return
+	}
+	if err := s.checkStoredPolicy(c, run.ID); err != nil {
+		writeFailure(w, err)
 		return
 	}
 	if err := a.Approve(run.ID); err != nil {

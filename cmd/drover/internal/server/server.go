@@ -42,6 +42,10 @@ type Config struct {
 	// ShutdownGrace bounds the graceful shutdown of HTTP connections and webhook
 	// deliveries (default 10 s).
 	ShutdownGrace time.Duration
+	// AcceptStoredPolicy resumes runs whose stored hook or health-gate commands
+	// differ from the config's (serve --accept-stored-policy); otherwise they stay
+	// interrupted and the API refuses to resume them.
+	AcceptStoredPolicy bool
 }
 
 // ClusterConfig is one cluster the daemon runs, its driver and updater open.
