@@ -38,7 +38,7 @@ when its predicted time ends before the window closes (otherwise the run waits, 
 running, for the next window), and serve the HTTP API, live events and metrics.
 
 At start-up every interrupted run is resumed. One run per cluster at a time: a due time
-while a run is in progress is skipped and logged. SIGINT/SIGTERM shut down cleanly:
+while a run is in progress is skipped and logged. SIGINT, SIGTERM and SIGHUP shut down cleanly:
 migrations in flight are aborted, the state is journaled, and the runs resume at the
 next start.
 
