@@ -115,8 +115,17 @@ func Open(path string, opts Options) (*Store, error) {
 	case st.IsDir():
 		return nil, fmt.Errorf("open state file %s: it is a folder; set `state` to a file path such as %s", path, filepath.Join(path, "drover.db"))
 	}
+	if err := checkIntact(path); err != nil {
+		return nil, err
+	}
 
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
+	var db *bolt.DB
+	if gerr := guard(path, func() error {
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
+		return nil
+	}); gerr != nil {
+		return nil, gerr
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, bolterrors.ErrTimeout):
@@ -327,8 +336,10 @@ func (t *Tx) Runs(cluster string) ([]Run, error) {
 	var out []Run
 	err := t.tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
 		var r Run
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("decode run %s: %w", k, err)
+		if err := json.Unmarshal(v, &r); err != nil || r.ID != string(k) {
+			// One unreadable record must not hide every other run: it is left out
+			// here, and quarantined and reported by CheckRecords (check.go).
+			return nil
 		}
 		if cluster == "" || r.Cluster == cluster {
 			out = append(out, r)

@@ -134,6 +134,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	srv, err := server.New(server.Config{
 		Store: store, Owner: owner, Clusters: clusters, Tokens: tokens, Webhooks: hooks,
 		Logger: log, Version: opts.f.Version, AcceptStoredPolicy: opts.f.AcceptStoredPolicy,
+		ScanCache: sc.Server.ScanCache, MaxEventClients: sc.Server.MaxEventClients,
 	})
 	if err != nil {
 		return failedErr(err)

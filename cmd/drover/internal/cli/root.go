@@ -209,6 +209,7 @@ Exit status: 0 success, 1 a run or check failed, 2 a usage or config error.`,
 		NewCmdRuns(f),
 		NewCmdServe(f, nil),
 		NewCmdSim(f),
+		NewCmdState(f),
 		NewCmdVersion(f),
 	)
 	for _, c := range root.Commands() {

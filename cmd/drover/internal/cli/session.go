@@ -91,6 +91,8 @@ func (f *Factory) openSession(ctx context.Context, opts sessionOptions) (*sessio
 			if errors.Is(err, runs.ErrNoState) {
 				// Nothing has run yet: read commands show an empty history.
 				st = nil
+			} else if runs.IsDamaged(err) {
+				return nil, failedErr(err)
 			} else {
 				return nil, usageErr(fmt.Errorf("%w (config key state)", err))
 			}
@@ -162,6 +164,9 @@ func (s *session) writable() error {
 	}
 	st, err := runs.Open(s.statePath, runs.Options{Owner: s.owner})
 	if err != nil {
+		if runs.IsDamaged(err) {
+			return failedErr(err)
+		}
 		return usageErr(fmt.Errorf("%w (config key state)", err))
 	}
 	s.store, s.writing = st, true

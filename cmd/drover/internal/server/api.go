@@ -36,6 +36,7 @@ func (s *Server) routeTable() []route {
 	p := APIPrefix
 	return []route{
 		{Method: "GET", Path: "/metrics", Role: RoleViewer, Handler: s.metrics.handler.ServeHTTP},
+		{Method: "GET", Path: p + "/health", Role: RoleViewer, Handler: s.handleHealth},
 		{Method: "GET", Path: p + "/clusters", Role: RoleViewer, Handler: s.handleClusters},
 		{Method: "GET", Path: p + "/clusters/{cluster}", Role: RoleViewer, Handler: s.handleCluster},
 		{Method: "GET", Path: p + "/clusters/{cluster}/preview", Role: RoleViewer, Handler: s.handlePreview},
@@ -112,6 +113,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the connection (event streams clear
+// their write deadline).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
@@ -160,8 +165,11 @@ func writeFailure(w http.ResponseWriter, err error) {
 		ue   *orchestrator.UnfinishedRunError
 		rl   *runs.RunLockedError
 		sp   *limits.StoredPolicyError
+		sf   *StateFileError
 	)
 	switch {
+	case errors.As(err, &sf):
+		writeError(w, http.StatusServiceUnavailable, ErrorBody{Error: sf.Error()})
 	case errors.As(err, &sp):
 		writeError(w, http.StatusConflict, ErrorBody{Error: sp.Error(), RunID: sp.RunID})
 	case errors.As(err, &be):
@@ -263,7 +271,7 @@ func (s *Server) handlePreview(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, err)
 		return
 	}
-	prep, err := orchestrator.PlanRun(r.Context(), c.cfg.Driver, c.cfg.Updater, c.cfg.Policy, timings)
+	prep, err := s.planRun(r.Context(), c, timings)
 	if err != nil {
 		writeFailure(w, err)
 		return
@@ -303,10 +311,12 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a := orchestrator.Analyze(r.Context(), orchestrator.AnalyzeConfig{
-		Cluster: c.cfg.Name, Policy: c.cfg.Policy,
-		Driver: c.cfg.Driver, Updater: c.cfg.Updater,
-		Store: s.cfg.Store, Alive: s.cfg.Alive,
+	a, _ := scanned(s, c, "analyze", func() (orchestrator.Analysis, error) {
+		return orchestrator.Analyze(r.Context(), orchestrator.AnalyzeConfig{
+			Cluster: c.cfg.Name, Policy: c.cfg.Policy,
+			Driver: c.cfg.Driver, Updater: s.viewUpdater(c),
+			Store: s.cfg.Store, Alive: s.cfg.Alive,
+		}), nil
 	})
 	writeJSON(w, http.StatusOK, a)
 }
@@ -322,7 +332,7 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, err)
 		return
 	}
-	prep, err := orchestrator.PlanRun(r.Context(), c.cfg.Driver, c.cfg.Updater, c.cfg.Policy, timings)
+	prep, err := s.planRun(r.Context(), c, timings)
 	if err != nil {
 		writeFailure(w, err)
 		return

@@ -107,6 +107,10 @@ func (s *Server) execute(c *cluster, runID string) error {
 		c.mu.Unlock()
 		return errors.New("the daemon is shutting down")
 	}
+	if err := s.stateOK(); err != nil {
+		c.mu.Unlock()
+		return err
+	}
 	c.active = runID
 	c.mu.Unlock()
 	if err := s.checkStoredPolicy(c, runID); err != nil {
@@ -121,10 +125,12 @@ func (s *Server) execute(c *cluster, runID string) error {
 
 // executeActive executes the run marked active and clears the mark when it returns.
 func (s *Server) executeActive(c *cluster, runID string) {
+	s.scans.forget(c.cfg.Name)
 	defer func() {
 		c.mu.Lock()
 		c.active = ""
 		c.mu.Unlock()
+		s.scans.forget(c.cfg.Name) // the run changed the cluster
 	}()
 	r, err := c.eng.Execute(s.runCtx, runID)
 	switch {
@@ -162,6 +168,9 @@ func (s *Server) start(ctx context.Context, c *cluster, p orchestrator.Policy, w
 	}()
 	if s.runCtx.Err() != nil {
 		return "", errors.New("the daemon is shutting down")
+	}
+	if err := s.stateOK(); err != nil {
+		return "", err
 	}
 	prep, err := c.eng.Prepare(ctx, p)
 	if err != nil {

@@ -46,6 +46,13 @@ type Config struct {
 	// differ from the config's (serve --accept-stored-policy); otherwise they stay
 	// interrupted and the API refuses to resume them.
 	AcceptStoredPolicy bool
+	// StateCheckInterval is how often the daemon checks that its state file is
+	// still the one at its path (default 10 s); it also checks before any start.
+	StateCheckInterval time.Duration
+	// ScanCache is how long a viewer's plan, preview or analyze answer is reused
+	// (0: 60 s; negative: never); MaxEventClients caps live event streams (0: 64).
+	ScanCache       time.Duration
+	MaxEventClients int
 }
 
 // ClusterConfig is one cluster the daemon runs, its driver and updater open.
@@ -86,6 +93,15 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	started   bool
+
+	// watch tells when the state file is replaced; quarantined lists the run
+	// records moved aside.
+	watch       *stateWatch
+	quarMu      sync.Mutex
+	quarantined []string
+	// scans caches viewers' scans; streams counts live event streams.
+	scans   *scanCache
+	streams chan struct{}
 }
 
 // New builds the daemon without starting anything.
@@ -110,6 +126,19 @@ func New(cfg Config) (*Server, error) {
 		closing:  make(chan struct{}),
 	}
 	s.runCtx, s.cancelRuns = context.WithCancel(context.Background())
+	if cfg.StateCheckInterval <= 0 {
+		cfg.StateCheckInterval = 10 * time.Second
+		s.cfg.StateCheckInterval = cfg.StateCheckInterval
+	}
+	if cfg.ScanCache == 0 {
+		s.cfg.ScanCache = time.Minute
+	}
+	if cfg.MaxEventClients <= 0 {
+		s.cfg.MaxEventClients = 64
+	}
+	s.watch = newStateWatch(cfg.Store.Path())
+	s.scans = newScanCache(s.cfg.ScanCache)
+	s.streams = make(chan struct{}, s.cfg.MaxEventClients)
 	s.metrics = newMetrics(s)
 	s.notifier = newNotifier(cfg.Webhooks, cfg.WebhookHTTP, cfg.WebhookRetryWait, cfg.Version, cfg.Logger)
 	for _, cc := range cfg.Clusters {
@@ -142,6 +171,8 @@ func (s *Server) Start(ctx context.Context) {
 	}
 	s.started = true
 	s.loops.Go(func() { s.notifier.run(s.closing, s.cfg.ShutdownGrace) })
+	s.loops.Go(func() { s.watchLoop(s.cfg.StateCheckInterval) })
+	s.quarantine()
 	for _, name := range s.names {
 		c := s.clusters[name]
 		s.resumeUnfinished(c)
@@ -176,12 +207,7 @@ func (s *Server) resumeUnfinished(c *cluster) {
 // is done, then shuts down gracefully: runs are interrupted (migrations in flight
 // aborted, everything journaled; they resume at the next start).
 func (s *Server) Serve(ctx context.Context, ln net.Listener, cert *tls.Certificate) error {
-	hs := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	hs := s.httpServer()
 	if cert != nil {
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, hs.TLSConfig)
@@ -274,3 +300,25 @@ func (s *Server) resolveRun(id, cluster string) (runs.Run, error) {
 }
 
 var errAmbiguous = errors.New("ambiguous run ID")
+
+// HTTP timeouts: a client gets ReadTimeout to send a request (headers within
+// ReadHeaderTimeout), WriteTimeout for the answer (event streams clear it: they
+// last as long as their run), and an idle keep-alive connection is closed after
+// IdleTimeout. Slow clients cannot hold connections open for ever.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 2 * time.Minute
+	IdleTimeout       = 2 * time.Minute
+)
+
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
