@@ -201,7 +201,7 @@ func (s *Store) Path() string { return s.path }
 // Close closes the file and removes the owner sidecar.
 func (s *Store) Close() error {
 	if !s.readOnly {
-		_ = os.Remove(ownerPath(s.path))
+		removeOwnOwner(s.path)
 	}
 	return s.db.Close()
 }

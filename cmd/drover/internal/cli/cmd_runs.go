@@ -272,8 +272,18 @@ func runsStopRun(ctx context.Context, opts *RunsOptions) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	holder, herr := runs.HolderOf(path)
-	live := herr == nil && runs.CheckAlive(holder) == runs.Alive
+	// Only a drover that really holds the state file is signalled (SignalTarget
+	// says why not otherwise); nobody holding it means the run was interrupted, and
+	// it is finished here.
+	holder, herr := runs.SignalTarget(path)
+	var nd *runs.NotDroverError
+	switch {
+	case errors.As(herr, &nd):
+		return failedErr(fmt.Errorf("the state file %s is held by another process; %w; stop it yourself, then run `drover runs stop %s` again", path, herr, opts.ID))
+	case herr != nil && !errors.Is(herr, runs.ErrNotHeld):
+		return failedErr(herr)
+	}
+	live := herr == nil
 	if live && holder.Command == runs.DaemonCommand {
 		// The daemon holds the file as long as it runs and ignores SIGUSR1.
 		return usageErr(fmt.Errorf("the state file %s is held by the daemon, %s: stop the run through its API: drover runs stop %s --server URL", path, holder, opts.ID))
@@ -281,8 +291,8 @@ func runsStopRun(ctx context.Context, opts *RunsOptions) error {
 	// A live run holds the state file: signal its process and wait for the file.
 	if live && holder.PID != os.Getpid() {
 		fmt.Fprintf(opts.f.IO.ErrOut, "asking %s to stop the run\n", holder)
-		if err := syscall.Kill(holder.PID, syscall.SIGUSR1); err != nil {
-			return failedErr(fmt.Errorf("signal %s: %w", holder, err))
+		if err := runs.Signal(holder, syscall.SIGUSR1); err != nil {
+			return failedErr(err)
 		}
 		deadline := time.Now().Add(opts.Wait)
 		tick := time.NewTicker(200 * time.Millisecond)
