@@ -102,7 +102,11 @@ type Server struct {
 	// scans caches viewers' scans; streams counts live event streams.
 	scans   *scanCache
 	streams chan struct{}
+	// timeouts of the HTTP server (the constants below; tests shorten them).
+	timeouts httpTimeouts
 }
+
+type httpTimeouts struct{ readHeader, read, write, idle time.Duration }
 
 // New builds the daemon without starting anything.
 func New(cfg Config) (*Server, error) {
@@ -136,6 +140,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxEventClients <= 0 {
 		s.cfg.MaxEventClients = 64
 	}
+	s.timeouts = httpTimeouts{readHeader: ReadHeaderTimeout, read: ReadTimeout, write: WriteTimeout, idle: IdleTimeout}
 	s.watch = newStateWatch(cfg.Store.Path())
 	s.scans = newScanCache(s.cfg.ScanCache)
 	s.streams = make(chan struct{}, s.cfg.MaxEventClients)
@@ -315,10 +320,10 @@ const (
 func (s *Server) httpServer() *http.Server {
 	return &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      WriteTimeout,
-		IdleTimeout:       IdleTimeout,
+		ReadHeaderTimeout: s.timeouts.readHeader,
+		ReadTimeout:       s.timeouts.read,
+		WriteTimeout:      s.timeouts.write,
+		IdleTimeout:       s.timeouts.idle,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
