@@ -449,3 +449,39 @@ func TestRunsStop_SignalsOnlyADroverHoldingTheFile(t *testing.T) {
 		}
 	})
 }
+
+// TestCLI_RefusesAStateFileOthersCanWrite: the real binary refuses a state file of
+// another user and one in a world-writable folder, naming the path, the owner and
+// the fix, and changes nothing (issue 10, item 3).
+func TestCLI_RefusesAStateFileOthersCanWrite(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	bin := droverBinary(t)
+	dir := hardSetup(t, 1000, "")
+	storeRuns(t, dir)
+	path := filepath.Join(dir, "state.db")
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	for _, args := range [][]string{{"runs", "list"}, {"apply", "--yes"}, {"runs", "resume", "last"}} {
+		code, _, errOut := runDroverOut(t, bin, dir, nil, append([]string{"--config", "serve.yaml"}, args...)...)
+		if code != 2 || !strings.Contains(errOut, "state file "+path+": it belongs to") || !strings.Contains(errOut, "uid 65534") || !strings.Contains(errOut, "chown root") {
+			t.Errorf("%v on a state file of another user: exit %d\n%s", args, code, errOut)
+		}
+	}
+	if after := snapshot(t, dir); after != before {
+		t.Errorf("the folder changed:\n%s\n%s", before, after)
+	}
+	if err := os.Chown(path, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runDroverOut(t, bin, dir, nil, "--config", "serve.yaml", "runs", "list")
+	if code != 2 || !strings.Contains(errOut, "its folder "+dir+" is writable by everyone") || !strings.Contains(errOut, "chmod go-w") {
+		t.Errorf("state file in a world-writable folder: exit %d\n%s", code, errOut)
+	}
+}

@@ -47,6 +47,8 @@ Config keys (besides cluster/policy, or clusters: [...]):
                      server.tls.cert, server.tls.key and server.tokens)
   server.tokens      [{name, role: viewer|operator, sha256: hex digest of the token}]
   server.tls.cert, server.tls.key   PEM files
+  server.scan_cache  how long viewers' plan/preview/analyze reuse one scan (60s)
+  server.max_event_clients   live event streams at once (64; 429 beyond)
   schedule.cron      cron expression with optional CRON_TZ=, or @every/@daily...
   schedule.days/weeks/interval_weeks/start_date/at/tz   CAU forms ("3rd Tuesday")
   schedule.blackout, schedule.paused, windows: [{days, start, end, tz, weeks, blackout}]

@@ -29,7 +29,9 @@ const (
 func Policy(p orchestrator.Policy) error {
 	var errs []error
 	check := func(key string, v, lo, hi int64) {
-		if v < lo || v > hi {
+		// Lower bounds are the engine's own (Policy.Validate says them); only the
+		// upper ones are added here, so a value is never reported twice.
+		if v > hi {
 			errs = append(errs, drivers.Fieldf("policy."+key, rangeFix(lo, hi), "%d is out of range", v))
 		}
 	}

@@ -124,7 +124,9 @@ func (e *limitsEnv) do(t *testing.T, method, path, body string) (int, string) {
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, _ := http.NewRequest(method, e.url+path, rd)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, method, e.url+path, rd)
 	req.Header.Set("Authorization", "Bearer "+operatorSecret)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
