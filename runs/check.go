@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // bucketQuarantine holds run records that could not be read, moved aside so that
@@ -119,7 +120,7 @@ func Check(path string) (CheckReport, error) {
 	err := guard(path, func() error {
 		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
 		if err != nil {
-			if errors.Is(err, bolt.ErrTimeout) {
+			if errors.Is(err, bolterrors.ErrTimeout) {
 				le := &LockedError{Path: path}
 				if o, rerr := readOwner(path); rerr == nil {
 					le.Owner = &o
@@ -197,7 +198,7 @@ func Repair(path string, now time.Time) (RepairReport, error) {
 		return err
 	})
 	switch {
-	case errors.Is(openErr, bolt.ErrTimeout):
+	case errors.Is(openErr, bolterrors.ErrTimeout):
 		cleanup()
 		return rep, &LockedError{Path: path}
 	case openErr != nil:

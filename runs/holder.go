@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrNotHeld: no process holds the state file's lock (its owner side file, if
@@ -74,7 +75,7 @@ func lockHeld(path string) (bool, error) {
 	case err == nil:
 		db.Close()
 		return false, nil
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, bolterrors.ErrTimeout):
 		return true, nil
 	case errors.Is(err, fs.ErrNotExist):
 		return false, nil

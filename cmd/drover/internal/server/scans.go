@@ -29,7 +29,6 @@ type scanEntry struct {
 	at  time.Time
 	val any
 	err error
-	gen int
 }
 
 func newScanCache(ttl time.Duration) *scanCache {
