@@ -1,9 +1,13 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/runs"
 )
 
 // TestAPI_BodiesAreStrict: a repeated key, a key in the wrong case, and a body
@@ -46,5 +50,63 @@ func TestAPI_BodiesAreStrict(t *testing.T) {
 	rec := e.serve(newRequest("/api/v1/clusters/demo/pause", `{}`, "application/json"))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("pause with {}: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestAPI_OverridesAreBounded: an API start with a policy number beyond its bound
+// is refused, naming the key (issue 10, item 9).
+func TestAPI_OverridesAreBounded(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for body, field := range map[string]string{
+		`{"policy":{"retries_per_node":1000000000}}`: "policy.retries_per_node",
+		`{"policy":{"max_parallel_nodes":100000}}`:   "policy.max_parallel_nodes",
+	} {
+		rec := e.serve(newRequest("/api/v1/runs", body, "application/json"))
+		got := decode[ErrorBody](t, rec)
+		if rec.Code != 400 || got.Field != field || !strings.Contains(got.Error, "out of range") {
+			t.Errorf("%s: %d %+v, want 400 on %s", body, rec.Code, got, field)
+		}
+	}
+	if n := len(e.runsOf()); n != 0 {
+		t.Errorf("%d runs started", n)
+	}
+}
+
+// TestAPI_RefusesAStoredPolicyThatIsNotTheConfigs: a run stored with other hook
+// commands than the daemon's config is not resumed, at start-up nor through the
+// API (409 naming the key) (issue 10, item 3).
+func TestAPI_RefusesAStoredPolicyThatIsNotTheConfigs(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	p := orchestrator.DefaultPolicy()
+	p.PreHook.Command = []string{"/bin/true", "planted"}
+	eng, err := orchestrator.New(orchestrator.Config{Cluster: "demo", Driver: e.drv, Updater: e.drv, Store: e.store,
+		Owner: runs.Owner{PID: 1 << 30, Host: "gone"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prep, err := eng.Prepare(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := eng.Start(context.Background(), prep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.open(envOptions{}) // a daemon starting with this run interrupted
+	e.s.Start(context.Background())
+	t.Cleanup(e.s.Shutdown)
+	if !strings.Contains(e.logs.String(), "was started with another policy.pre_hook.command than the config has") {
+		t.Errorf("start-up did not refuse to resume:\n%s", e.logs.String())
+	}
+	for _, action := range []string{"resume", "stop"} {
+		rec := e.serve(newRequest("/api/v1/runs/"+id+"/"+action, "{}", "application/json"))
+		got := decode[ErrorBody](t, rec)
+		if rec.Code != http.StatusConflict || !strings.Contains(got.Error, "policy.pre_hook.command") || strings.Contains(got.Error, "planted") {
+			t.Errorf("%s: %d %+v, want 409 naming the key only", action, rec.Code, got)
+		}
+	}
+	r, err := e.store.Run(id)
+	if err != nil || r.State != runs.StateRunning || r.Resumes != 0 {
+		t.Errorf("run %+v %v, want it untouched", r, err)
 	}
 }
