@@ -338,7 +338,7 @@ func (t *Tx) Runs(cluster string) ([]Run, error) {
 		var r Run
 		if err := json.Unmarshal(v, &r); err != nil || r.ID != string(k) {
 			// One unreadable record must not hide every other run: it is left out
-			// here, and quarantined and reported by CheckRecords (check.go).
+			// here, moved aside by Store.Quarantine and reported by Check (check.go).
 			return nil
 		}
 		if cluster == "" || r.Cluster == cluster {
