@@ -111,6 +111,18 @@ func guard(path string, fn func() error) (err error) {
 	return fn()
 }
 
+// openGuard is guard for Open as a whole: defer openGuard(path, &err)() turns a
+// panic or fault of bbolt on a damaged file into a *DamagedError in err.
+func openGuard(path string, err *error) func() {
+	old := debug.SetPanicOnFault(true)
+	return func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			*err = &DamagedError{Path: path, Problem: fmt.Sprintf("reading it failed (%v)", r)}
+		}
+	}
+}
+
 // IsDamaged reports whether err says the state file is damaged.
 func IsDamaged(err error) bool {
 	var de *DamagedError

@@ -92,7 +92,8 @@ type Store struct {
 }
 
 // Open opens (or, unless read-only, creates with mode 0600) the state file at path.
-func Open(path string, opts Options) (*Store, error) {
+func Open(path string, opts Options) (_ *Store, err error) {
+	defer openGuard(path, &err)()
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
 	}
@@ -119,13 +120,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 
-	var db *bolt.DB
-	if gerr := guard(path, func() error {
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
-		return nil
-	}); gerr != nil {
-		return nil, gerr
-	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
 	if err != nil {
 		switch {
 		case errors.Is(err, bolterrors.ErrTimeout):
@@ -254,9 +249,10 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	return s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction. A page that cannot be read (a damaged
+// file) is a *DamagedError, not a panic.
 func (s *Store) View(fn func(tx *Tx) error) error {
-	return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	return guard(s.path, func() error { return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) }) })
 }
 
 func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
