@@ -9,14 +9,14 @@ import (
 
 func TestPrintable(t *testing.T) {
 	for in, want := range map[string]string{
-		"kernel 6.1":          "kernel 6.1",
-		"evil\x1b[2J":         `evil\x1b[2J`,
-		"a\rb":                `a\x0db`,
-		"rev\u202etxt":        `rev\u202etxt`,
-		"c1\u009bx":           `c1\u009bx`,
-		"bad\xffutf8":         `bad\xffutf8`,
-		"line\nnext\ttab":     "line\nnext\ttab",
-		"zero\u200bwidth":     `zero\u200bwidth`,
+		"kernel 6.1":         "kernel 6.1",
+		"evil\x1b[2J":        `evil\x1b[2J`,
+		"a\rb":               `a\x0db`,
+		"rev\u202etxt":       `rev\u202etxt`,
+		"c1\u009bx":          `c1\u009bx`,
+		"bad\xffutf8":        `bad\xffutf8`,
+		"line\nnext\ttab":    "line\nnext\ttab",
+		"zero\u200bwidth":    `zero\u200bwidth`,
 		"ünïcödé is fine 日本": "ünïcödé is fine 日本",
 	} {
 		if got := Printable(in); got != want {
