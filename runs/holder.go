@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -99,7 +100,8 @@ func isDrover(pid int) (bool, string) {
 	if aerr == nil && berr == nil && os.SameFile(a, b) {
 		return true, ""
 	}
-	if filepath.Base(exe) == filepath.Base(self) {
+	// A drover upgraded while it runs shows as "/usr/local/bin/drover (deleted)".
+	if filepath.Base(strings.TrimSuffix(exe, " (deleted)")) == filepath.Base(self) {
 		return true, ""
 	}
 	return false, fmt.Sprintf("it runs %s, not drover", exe)

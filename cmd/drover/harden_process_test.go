@@ -485,3 +485,53 @@ func TestCLI_RefusesAStateFileOthersCanWrite(t *testing.T) {
 		t.Errorf("state file in a world-writable folder: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestServe_ClusterPolicyIsItsOwn: with two clusters where only the first has
+// policy overrides, the daemon's /api/v1/clusters and `plan` (local and through the
+// daemon) show the second running the top-level policy (issue 10, item 1).
+func TestServe_ClusterPolicyIsItsOwn(t *testing.T) {
+	bin := droverBinary(t)
+	procs := &chaos.Procs{}
+	t.Cleanup(procs.KillAll)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "cluster.yaml"), hardCluster)
+	cfg := filepath.Join(dir, "serve.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`state: %s
+policy: {max_parallel_migrations: 3}
+clusters:
+  - {name: a, driver: sim, sim: {cluster_file: cluster.yaml}, policy: {canary: true, non_migratable: skip, override_reserve: true}}
+  - {name: b, driver: sim, sim: {cluster_file: cluster.yaml}}
+server:
+  listen: 127.0.0.1:0
+  tokens: [{name: v, role: viewer, sha256: %s}]
+`, filepath.Join(dir, "state.db"), sha(e2eViewer)))
+	d := startDaemon(t, procs, bin, cfg, filepath.Join(dir, "serve.log"))
+	var list []struct {
+		Name   string
+		Policy map[string]any
+	}
+	if code := d.get(t, "/api/v1/clusters", e2eViewer, &list); code != http.StatusOK || len(list) != 2 {
+		t.Fatalf("GET /api/v1/clusters: %d %+v", code, list)
+	}
+	for _, c := range list {
+		leaked := c.Policy["canary"] == true || c.Policy["non_migratable"] != "fail" || c.Policy["override_reserve"] == true
+		if c.Name == "b" && leaked {
+			t.Errorf("cluster b's policy has cluster a's overrides: %v", c.Policy)
+		}
+		if c.Name == "a" && (c.Policy["canary"] != true || c.Policy["non_migratable"] != "skip") {
+			t.Errorf("cluster a's policy lacks its overrides: %v", c.Policy)
+		}
+	}
+	for _, via := range [][]string{{"--config", cfg, "--state", "local.db"}, {"--server", d.url}} {
+		code, out, errOut := runDroverOut(t, bin, dir, []string{"DROVER_TOKEN=" + e2eViewer}, append(via, "--cluster-name", "b", "plan")...)
+		line := ""
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "Policy of cluster b: ") {
+				line = l
+			}
+		}
+		if code != 0 || line == "" || strings.Contains(line, "canary=true") || !strings.Contains(line, "non_migratable=fail") || !strings.Contains(line, "max_parallel_migrations=3") {
+			t.Errorf("%v --cluster-name b plan: exit %d, policy line %q\n%s", via, code, line, errOut)
+		}
+	}
+}

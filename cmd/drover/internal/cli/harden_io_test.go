@@ -73,9 +73,9 @@ func TestRemote_RefusesTokenOverPlainHTTPToTheNetwork(t *testing.T) {
 	t.Cleanup(ts.Close)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	t.Setenv("DROVER_TOKEN", remoteViewer)
-	// The refusal comes before any connection: 192.0.2.1 (TEST-NET-1) is never
-	// dialled. (--insecure-http would dial it, so that path is not run here.)
-	_, errOut, code := runCLI(t, "runs", "list", "--server", "http://192.0.2.1:"+port)
+	// The refusal comes before any connection. The host is under .invalid, which
+	// never resolves: a regression fails to resolve it rather than reach anything.
+	_, errOut, code := runCLI(t, "runs", "list", "--server", "http://drover-test.invalid:"+port)
 	if code != 2 || !strings.Contains(errOut, "plain http to a host that is not loopback would send the token in clear") || !strings.Contains(errOut, "--insecure-http") {
 		t.Errorf("http to a non-loopback host: exit %d, want 2 and the refusal\n%s", code, errOut)
 	}
