@@ -111,16 +111,13 @@ func guard(path string, fn func() error) (err error) {
 	return fn()
 }
 
-// openGuard is guard for Open as a whole: defer openGuard(path, &err)() turns a
-// panic or fault of bbolt on a damaged file into a *DamagedError in err.
-func openGuard(path string, err *error) func() {
-	old := debug.SetPanicOnFault(true)
-	return func() {
-		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			*err = &DamagedError{Path: path, Problem: fmt.Sprintf("reading it failed (%v)", r)}
-		}
+// checkFile is what Open checks before bbolt sees the file: who may write it
+// (trust.go), and whether it is whole.
+func checkFile(path string) error {
+	if err := CheckTrusted(path); err != nil {
+		return err
 	}
+	return checkIntact(path)
 }
 
 // IsDamaged reports whether err says the state file is damaged.

@@ -92,12 +92,11 @@ type Store struct {
 }
 
 // Open opens (or, unless read-only, creates with mode 0600) the state file at path.
-func Open(path string, opts Options) (_ *Store, err error) {
-	defer openGuard(path, &err)()
+func Open(path string, opts Options) (*Store, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
 	}
-	if err := CheckTrusted(path); err != nil {
+	if err := checkFile(path); err != nil {
 		return nil, err
 	}
 	st, err := os.Stat(path)
@@ -115,9 +114,6 @@ func Open(path string, opts Options) (_ *Store, err error) {
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	case st.IsDir():
 		return nil, fmt.Errorf("open state file %s: it is a folder; set `state` to a file path such as %s", path, filepath.Join(path, "drover.db"))
-	}
-	if err := checkIntact(path); err != nil {
-		return nil, err
 	}
 
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
@@ -141,7 +137,7 @@ func Open(path string, opts Options) (_ *Store, err error) {
 	}
 	s := &Store{db: db, path: path, readOnly: opts.ReadOnly}
 	if opts.ReadOnly {
-		if err := s.checkSchema(); err != nil {
+		if err := guard(path, s.checkSchema); err != nil {
 			db.Close()
 			return nil, err
 		}
@@ -249,8 +245,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	return s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
 }
 
-// View runs fn in a read-only transaction. A page that cannot be read (a damaged
-// file) is a *DamagedError, not a panic.
+// View runs fn in a read-only transaction (a damaged page: *DamagedError).
 func (s *Store) View(fn func(tx *Tx) error) error {
 	return guard(s.path, func() error { return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) }) })
 }
@@ -333,9 +328,7 @@ func (t *Tx) Runs(cluster string) ([]Run, error) {
 	err := t.tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
 		var r Run
 		if err := json.Unmarshal(v, &r); err != nil || r.ID != string(k) {
-			// One unreadable record must not hide every other run: it is left out
-			// here, moved aside by Store.Quarantine and reported by Check (check.go).
-			return nil
+			return nil // unreadable: left out, quarantined and reported (check.go)
 		}
 		if cluster == "" || r.Cluster == cluster {
 			out = append(out, r)
