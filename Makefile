@@ -48,7 +48,8 @@ FUZZ_TARGETS := \
 	./drivers/updaters:FuzzParseUpdateLines ./drivers/libvirt:FuzzJobStats \
 	./cmd/drover/internal/dashboard:FuzzOpenCookie \
 	./drivers/proxmox:FuzzParseUPID ./drivers/proxmox:FuzzParseProgress \
-	./drivers/updaters:FuzzParseJobState
+	./drivers/updaters:FuzzParseJobState \
+	./runs:FuzzOpen_StateFileBytes ./runs/report:FuzzPrintable
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz:

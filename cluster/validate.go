@@ -45,6 +45,7 @@ func (inv Inventory) Validate() error {
 			errs = append(errs, Fieldf(f, "report 0 or more", "vm %s has negative memory or vCPUs", v.Name))
 		}
 	}
+	errs = append(errs, inv.checkNames()...)
 	if len(errs) > maxValidateErrors {
 		more := len(errs) - maxValidateErrors
 		errs = append(errs[:maxValidateErrors], fmt.Errorf("and %d more problems", more))

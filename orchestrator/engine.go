@@ -61,6 +61,9 @@ type Config struct {
 	// StartGate holds queued nodes until they may start (the daemon's maintenance
 	// windows); nil lets every node start at once.
 	StartGate StartGate
+	// HealthGateURL is the config's policy.health_gate.url in full: the state file
+	// stores it with its secrets masked (secrets.go), and a run gets it back from here.
+	HealthGateURL string
 }
 
 // Engine runs rolling maintenance runs of one cluster. It is the only place where
@@ -293,7 +296,7 @@ func (e *Engine) Start(ctx context.Context, prep Prepared) (string, error) {
 	} else if ok {
 		return "", &UnfinishedRunError{Run: r, Live: e.cfg.Alive(r.Owner) == runs.Alive}
 	}
-	opts, err := json.Marshal(prep.Policy)
+	opts, err := json.Marshal(storedPolicy(prep.Policy))
 	if err != nil {
 		return "", fmt.Errorf("encode policy: %w", err)
 	}
@@ -519,6 +522,7 @@ func (e *Engine) claim(runID string) (*runState, bool, error) {
 			return nil, false, fmt.Errorf("run %s: decode its policy: %w", runID, err)
 		}
 	}
+	p = e.withSecrets(p)
 	rs := &runState{
 		id:      runID,
 		policy:  p,

@@ -283,7 +283,7 @@ func gateCheck(ctx context.Context, g HealthGate, env map[string]string, client 
 	if err != nil {
 		return errors.New("health_gate.url cannot be parsed")
 	}
-	shown := u.Redacted()
+	shown := RedactURL(u.String())
 	if client == nil {
 		client = &http.Client{}
 	}

@@ -306,7 +306,7 @@ func (p Policy) validateRunPolicies() []error {
 		case err != nil:
 			bad("health_gate.url", "give an http:// or https:// URL", "cannot parse it")
 		case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
-			bad("health_gate.url", "give an http:// or https:// URL with a host", "%q is not an http(s) URL", u.Redacted())
+			bad("health_gate.url", "give an http:// or https:// URL with a host", "%q is not an http(s) URL", RedactURL(u.String()))
 		}
 	}
 	if g.Timeout <= 0 {

@@ -96,6 +96,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
 	}
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -134,7 +137,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, path: path, readOnly: opts.ReadOnly}
 	if opts.ReadOnly {
-		if err := s.checkSchema(); err != nil {
+		if err := guard(path, s.checkSchema); err != nil {
 			db.Close()
 			return nil, err
 		}
@@ -189,7 +192,7 @@ func (s *Store) Path() string { return s.path }
 // Close closes the file and removes the owner sidecar.
 func (s *Store) Close() error {
 	if !s.readOnly {
-		_ = os.Remove(ownerPath(s.path))
+		removeOwnOwner(s.path)
 	}
 	return s.db.Close()
 }
@@ -242,9 +245,9 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	return s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction (a damaged page: *DamagedError).
 func (s *Store) View(fn func(tx *Tx) error) error {
-	return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	return guard(s.path, func() error { return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) }) })
 }
 
 func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
@@ -324,8 +327,8 @@ func (t *Tx) Runs(cluster string) ([]Run, error) {
 	var out []Run
 	err := t.tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
 		var r Run
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("decode run %s: %w", k, err)
+		if err := json.Unmarshal(v, &r); err != nil || r.ID != string(k) {
+			return nil // unreadable: left out, quarantined and reported (check.go)
 		}
 		if cluster == "" || r.Cluster == cluster {
 			out = append(out, r)

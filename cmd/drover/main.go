@@ -28,9 +28,12 @@ func run() int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// The first SIGINT/SIGTERM interrupts the run cleanly (migrations in flight are
-	// aborted, the journal is written); a second one exits at once.
+	// aborted, the journal is written); a second one exits at once. SIGHUP (a closed
+	// terminal, or `systemctl reload`/`kill -HUP` of the daemon) does what SIGTERM
+	// does: the daemon shuts down cleanly and, under systemd's Restart=always,
+	// starts again with the config as it is now; its runs resume.
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		<-sigs
 		cancel()

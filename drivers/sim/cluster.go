@@ -408,6 +408,8 @@ func (c *Cluster) Validate() error {
 			uf := fmt.Sprintf("%s.updates[%d]", f, j)
 			if strings.TrimSpace(u.Name) == "" {
 				add(uf+".name", "name the update, e.g. kernel", "is empty")
+			} else if fe := cluster.CheckName(uf+".name", u.Name); fe != nil {
+				errs = append(errs, fe)
 			} else if seen[u.Name] {
 				add(uf+".name", "list each update once per node", "duplicate update %q", u.Name)
 			}

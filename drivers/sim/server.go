@@ -498,7 +498,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	hs := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           guard(srv.Handler(), opts.AllowNonLoopback),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return runCtx },
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

@@ -33,9 +33,10 @@ func Render(w io.Writer, rep Report, format string) error {
 	case "html":
 		return RenderHTML(w, rep)
 	case "csv":
-		return RenderCSV(w, rep)
+		// Both end up in terminals, spreadsheets and tickets: no control characters.
+		return RenderCSV(SafeWriter(w), rep)
 	case "md":
-		return RenderMarkdown(w, rep)
+		return RenderMarkdown(SafeWriter(w), rep)
 	}
 	return fmt.Errorf("report format %q: use one of %s", format, strings.Join(Formats(), ", "))
 }

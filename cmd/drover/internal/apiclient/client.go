@@ -1,6 +1,6 @@
 // Package apiclient is the CLI's client of the daemon's HTTP API (`drover ... --server
 // URL`): typed calls for the runs and clusters routes and a reader of a run's live
-// events (Server-Sent Events). Wire types are the server package's.
+// events (Server-Sent Events). Wire types are package wire's.
 package apiclient
 
 import (
@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/droverhq/drover/cmd/drover/internal/server"
+	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/runs/report"
 )
@@ -52,7 +52,7 @@ func New(serverURL, token string, hc *http.Client) (*Client, error) {
 // APIError is an error answer of the daemon.
 type APIError struct {
 	Status int
-	Body   server.ErrorBody
+	Body   wire.ErrorBody
 }
 
 func (e *APIError) Error() string {
@@ -122,28 +122,41 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, bo
 }
 
 // Runs lists the runs, newest first (of cluster when given).
-func (c *Client) Runs(ctx context.Context, cluster string) ([]server.RunSummary, error) {
+func (c *Client) Runs(ctx context.Context, cluster string) ([]wire.RunSummary, error) {
 	q := url.Values{}
 	if cluster != "" {
 		q.Set("cluster", cluster)
 	}
-	var out []server.RunSummary
-	err := c.call(ctx, http.MethodGet, server.APIPrefix+"/runs", q, nil, &out)
+	var out []wire.RunSummary
+	err := c.call(ctx, http.MethodGet, wire.APIPrefix+"/runs", q, nil, &out)
 	return out, err
 }
 
-// Report returns the report of a run (an ID, a unique prefix, or "last").
-func (c *Client) Report(ctx context.Context, id string) (report.Report, error) {
+// clusterQuery names the cluster a run must belong to ("" = any).
+func clusterQuery(cluster string) url.Values {
+	q := url.Values{}
+	if cluster != "" {
+		q.Set("cluster", cluster)
+	}
+	return q
+}
+
+// Report returns the report of a run (an ID, a unique prefix, or "last": the
+// newest run of cluster). A run of another cluster than cluster (when given) is
+// refused.
+func (c *Client) Report(ctx context.Context, cluster, id string) (report.Report, error) {
 	var out report.Report
-	err := c.call(ctx, http.MethodGet, server.APIPrefix+"/runs/"+url.PathEscape(id), nil, nil, &out)
+	err := c.call(ctx, http.MethodGet, wire.APIPrefix+"/runs/"+url.PathEscape(id), clusterQuery(cluster), nil, &out)
 	return out, err
 }
 
 // RenderReport copies a run's report in format (json, html, csv, md) to w.
-func (c *Client) RenderReport(ctx context.Context, id, format string, w io.Writer) error {
+func (c *Client) RenderReport(ctx context.Context, cluster, id, format string, w io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	resp, err := c.request(ctx, http.MethodGet, server.APIPrefix+"/runs/"+url.PathEscape(id)+"/report", url.Values{"format": {format}}, nil)
+	q := clusterQuery(cluster)
+	q.Set("format", format)
+	resp, err := c.request(ctx, http.MethodGet, wire.APIPrefix+"/runs/"+url.PathEscape(id)+"/report", q, nil)
 	if err != nil {
 		return err
 	}
@@ -153,46 +166,54 @@ func (c *Client) RenderReport(ctx context.Context, id, format string, w io.Write
 }
 
 // Preview returns what a new run of cluster would do now.
-func (c *Client) Preview(ctx context.Context, cluster string) (server.Preview, error) {
-	var out server.Preview
-	err := c.call(ctx, http.MethodGet, server.APIPrefix+"/clusters/"+url.PathEscape(cluster)+"/preview", nil, nil, &out)
+func (c *Client) Preview(ctx context.Context, cluster string) (wire.Preview, error) {
+	var out wire.Preview
+	err := c.call(ctx, http.MethodGet, wire.APIPrefix+"/clusters/"+url.PathEscape(cluster)+"/preview", nil, nil, &out)
 	return out, err
 }
 
 // Analyze returns the readiness checks of cluster (`drover analyze --json`).
 func (c *Client) Analyze(ctx context.Context, cluster string) (orchestrator.Analysis, error) {
 	var out orchestrator.Analysis
-	err := c.call(ctx, http.MethodGet, server.APIPrefix+"/clusters/"+url.PathEscape(cluster)+"/analyze", nil, nil, &out)
+	err := c.call(ctx, http.MethodGet, wire.APIPrefix+"/clusters/"+url.PathEscape(cluster)+"/analyze", nil, nil, &out)
 	return out, err
 }
 
 // Plan returns the plan of a run of cluster started now (`drover plan --json`).
 func (c *Client) Plan(ctx context.Context, cluster string) (*orchestrator.RunPlan, error) {
 	var out orchestrator.RunPlan
-	if err := c.call(ctx, http.MethodGet, server.APIPrefix+"/clusters/"+url.PathEscape(cluster)+"/plan", nil, nil, &out); err != nil {
+	if err := c.call(ctx, http.MethodGet, wire.APIPrefix+"/clusters/"+url.PathEscape(cluster)+"/plan", nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
 // Clusters lists the daemon's clusters.
-func (c *Client) Clusters(ctx context.Context) ([]server.ClusterInfo, error) {
-	var out []server.ClusterInfo
-	err := c.call(ctx, http.MethodGet, server.APIPrefix+"/clusters", nil, nil, &out)
+func (c *Client) Clusters(ctx context.Context) ([]wire.ClusterInfo, error) {
+	var out []wire.ClusterInfo
+	err := c.call(ctx, http.MethodGet, wire.APIPrefix+"/clusters", nil, nil, &out)
+	return out, err
+}
+
+// Cluster returns one of the daemon's clusters, its effective policy included.
+func (c *Client) Cluster(ctx context.Context, name string) (wire.ClusterInfo, error) {
+	var out wire.ClusterInfo
+	err := c.call(ctx, http.MethodGet, wire.APIPrefix+"/clusters/"+url.PathEscape(name), nil, nil, &out)
 	return out, err
 }
 
 // Start starts a run now.
-func (c *Client) Start(ctx context.Context, req server.StartRequest) (server.RunAction, error) {
-	var out server.RunAction
-	err := c.call(ctx, http.MethodPost, server.APIPrefix+"/runs", nil, req, &out)
+func (c *Client) Start(ctx context.Context, req wire.StartRequest) (wire.RunAction, error) {
+	var out wire.RunAction
+	err := c.call(ctx, http.MethodPost, wire.APIPrefix+"/runs", nil, req, &out)
 	return out, err
 }
 
-// Act asks for a run action: stop, resume or approve.
-func (c *Client) Act(ctx context.Context, id, action string) (server.RunAction, error) {
-	var out server.RunAction
-	err := c.call(ctx, http.MethodPost, server.APIPrefix+"/runs/"+url.PathEscape(id)+"/"+action, nil, struct{}{}, &out)
+// Act asks for a run action: stop, resume or approve. The daemon refuses a run of
+// another cluster than cluster (when given).
+func (c *Client) Act(ctx context.Context, cluster, id, action string) (wire.RunAction, error) {
+	var out wire.RunAction
+	err := c.call(ctx, http.MethodPost, wire.APIPrefix+"/runs/"+url.PathEscape(id)+"/"+action, clusterQuery(cluster), struct{}{}, &out)
 	return out, err
 }
 
@@ -203,7 +224,7 @@ var ErrStreamEnded = errors.New("the daemon closed the event stream before the r
 // Events follows a run's live events until fn returns an error or stop, the run
 // finishes (after fn saw run_finished, Events returns nil), or ctx is done.
 func (c *Client) Events(ctx context.Context, id string, fn func(orchestrator.Event) (stop bool, err error)) error {
-	resp, err := c.request(ctx, http.MethodGet, server.APIPrefix+"/runs/"+url.PathEscape(id)+"/events", nil, nil)
+	resp, err := c.request(ctx, http.MethodGet, wire.APIPrefix+"/runs/"+url.PathEscape(id)+"/events", nil, nil)
 	if err != nil {
 		return err
 	}

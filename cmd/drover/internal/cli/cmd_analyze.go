@@ -14,6 +14,7 @@ import (
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/runs"
+	"github.com/droverhq/drover/runs/report"
 )
 
 // AnalyzeOptions are the options of `drover analyze`.
@@ -125,7 +126,7 @@ func analyzeRun(ctx context.Context, opts *AnalyzeOptions) error {
 // printAnalysis writes the checks for people: one line each, the remedy below a
 // check that did not pass.
 func printAnalysis(w io.Writer, a orchestrator.Analysis) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(report.SafeWriter(w), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATUS\tCHECK\tMESSAGE")
 	for _, c := range a.Checks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(string(c.Status)), c.Name, c.Message)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/droverhq/drover/cmd/drover/internal/server"
+	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/runs/report"
@@ -175,6 +175,7 @@ func confirm(io IOStreams, question string) bool {
 }
 
 func printPrepared(w io.Writer, prep orchestrator.Prepared) {
+	w = report.SafeWriter(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tNODE\tPENDING UPDATES\tACTION")
 	for i, r := range prep.Records {
@@ -211,7 +212,7 @@ func dryRun(ctx context.Context, s *session, opts *ApplyOptions) error {
 			id = unfinished.ID
 		}
 		// The daemon's preview is the same object: apply --dry-run --server prints it.
-		return printJSON(opts.f.IO.Out, server.NewPreview(s.cfg.Cluster.Name, prep, id))
+		return printJSON(opts.f.IO.Out, wire.NewPreview(s.cfg.Cluster.Name, prep, id))
 	}
 	if unfinished != nil {
 		fmt.Fprintf(opts.f.IO.Out, "Run %s is unfinished: apply would offer to resume it instead of starting this one.\n", unfinished.ID)
@@ -225,6 +226,9 @@ func dryRun(ctx context.Context, s *session, opts *ApplyOptions) error {
 // execute runs (or resumes) a run with a progress display and prints its report.
 func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID string, jsonOut bool) error {
 	io := s.io
+	if err := s.checkStoredPolicy(runID); err != nil {
+		return err
+	}
 	nodes, err := s.store.Nodes(runID)
 	if err != nil {
 		return failedErr(err)
@@ -293,6 +297,7 @@ func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID st
 
 // printReport writes a report for people.
 func printReport(w io.Writer, rep report.Report) {
+	w = report.SafeWriter(w)
 	fmt.Fprintf(w, "Run %s on cluster %s: %s", rep.ID, rep.Cluster, rep.State)
 	if rep.Error != "" {
 		fmt.Fprintf(w, " (%s)", rep.Error)

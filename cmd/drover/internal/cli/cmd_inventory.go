@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/droverhq/drover/cluster"
+	"github.com/droverhq/drover/runs/report"
 	"github.com/spf13/cobra"
 )
 
@@ -81,7 +82,7 @@ func inventoryRun(ctx context.Context, opts *InventoryOptions) error {
 	if opts.JSON {
 		return printJSON(out, map[string]any{"cluster": s.cfg.Cluster.Name, "nodes": nodes})
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(report.SafeWriter(out), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tMEMORY\tCPUS\tVMS\tMEMORY USED\tRUNNING")
 	for _, n := range nodes {
 		var used int64

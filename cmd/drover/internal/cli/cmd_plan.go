@@ -10,9 +10,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
+	"github.com/droverhq/drover/runs/report"
 )
 
 // PlanOptions are the options of `drover plan`.
@@ -77,8 +79,12 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 		if err := printJSON(out, prep.Plan); err != nil {
 			return err
 		}
-	} else if err := printPlan(out, s.cfg.Cluster.Name, prep.Plan); err != nil {
-		return err
+	} else {
+		if err := printPlan(out, s.cfg.Cluster.Name, prep.Plan); err != nil {
+			return err
+		}
+		// The policy this cluster runs with: the top-level one with its own overrides.
+		fmt.Fprintf(report.SafeWriter(out), "Policy of cluster %s: %s\n", s.cfg.Cluster.Name, wire.PolicyLine(wire.PublicPolicy(s.cfg.Policy)))
 	}
 	if prep.Plan.Blocked > 0 {
 		return failedErr(fmt.Errorf("%d node(s) cannot be maintained; see the plan", prep.Plan.Blocked))
@@ -102,6 +108,7 @@ func planOf(ctx context.Context, s *session) (orchestrator.Prepared, error) {
 // printPlan writes a plan for people: the order, then per node its VMs' targets and
 // predicted times, then totals.
 func printPlan(w io.Writer, cluster string, p *orchestrator.RunPlan) error {
+	w = report.SafeWriter(w)
 	basis := "model defaults (no earlier runs measured)"
 	if p.MeasuredTimings > 0 {
 		basis = fmt.Sprintf("%d measurements of earlier runs", p.MeasuredTimings)

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/droverhq/drover/cluster"
+	"github.com/droverhq/drover/runs/report"
 	"github.com/spf13/cobra"
 )
 
@@ -83,7 +84,7 @@ func previewRun(ctx context.Context, opts *PreviewOptions) error {
 			failed++
 		}
 	}
-	out := opts.f.IO.Out
+	out := report.SafeWriter(opts.f.IO.Out)
 	if opts.JSON {
 		if err := printJSON(out, map[string]any{"cluster": s.cfg.Cluster.Name, "nodes": nodes}); err != nil {
 			return err

@@ -89,7 +89,7 @@ func runsListRun(ctx context.Context, opts *RunsOptions) error {
 	if opts.JSON {
 		return printJSON(opts.f.IO.Out, list)
 	}
-	tw := tabwriter.NewWriter(opts.f.IO.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(report.SafeWriter(opts.f.IO.Out), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tSTARTED\tDURATION\tNODES\tERROR")
 	for _, r := range list {
 		dur := "-"
@@ -153,6 +153,10 @@ func findRun(st *runs.Store, cluster, id string) (runs.Run, error) {
 	}
 	switch len(found) {
 	case 0:
+		if other, err := st.Run(id); err == nil && other.Cluster != cluster {
+			// The ID is right, the cluster is not: never act on another cluster's run.
+			return runs.Run{}, usageErr(fmt.Errorf("run %s belongs to cluster %s, not %s: give --cluster-name %s", id, other.Cluster, cluster, other.Cluster))
+		}
 		return runs.Run{}, fmt.Errorf("run %s of cluster %s: %w; see `drover runs list`", id, cluster, runs.ErrNotFound)
 	case 1:
 		return found[0], nil
@@ -268,8 +272,18 @@ func runsStopRun(ctx context.Context, opts *RunsOptions) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	holder, herr := runs.HolderOf(path)
-	live := herr == nil && runs.CheckAlive(holder) == runs.Alive
+	// Only a drover that really holds the state file is signalled (SignalTarget
+	// says why not otherwise); nobody holding it means the run was interrupted, and
+	// it is finished here.
+	holder, herr := runs.SignalTarget(path)
+	var nd *runs.NotDroverError
+	switch {
+	case errors.As(herr, &nd):
+		return failedErr(fmt.Errorf("the state file %s is held by another process; %w; stop it yourself, then run `drover runs stop %s` again", path, herr, opts.ID))
+	case herr != nil && !errors.Is(herr, runs.ErrNotHeld):
+		return failedErr(herr)
+	}
+	live := herr == nil
 	if live && holder.Command == runs.DaemonCommand {
 		// The daemon holds the file as long as it runs and ignores SIGUSR1.
 		return usageErr(fmt.Errorf("the state file %s is held by the daemon, %s: stop the run through its API: drover runs stop %s --server URL", path, holder, opts.ID))
@@ -277,8 +291,8 @@ func runsStopRun(ctx context.Context, opts *RunsOptions) error {
 	// A live run holds the state file: signal its process and wait for the file.
 	if live && holder.PID != os.Getpid() {
 		fmt.Fprintf(opts.f.IO.ErrOut, "asking %s to stop the run\n", holder)
-		if err := syscall.Kill(holder.PID, syscall.SIGUSR1); err != nil {
-			return failedErr(fmt.Errorf("signal %s: %w", holder, err))
+		if err := runs.Signal(holder, syscall.SIGUSR1); err != nil {
+			return failedErr(err)
 		}
 		deadline := time.Now().Add(opts.Wait)
 		tick := time.NewTicker(200 * time.Millisecond)

@@ -42,6 +42,9 @@ func runsApproveRun(ctx context.Context, opts *RunsOptions) error {
 	if err != nil {
 		return failedErr(err)
 	}
+	if err := s.checkStoredPolicy(r.ID); err != nil {
+		return err
+	}
 	eng, err := s.engine(false)
 	if err != nil {
 		return failedErr(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -58,17 +59,36 @@ Exit status: 0 success, 1 no such run (or the daemon failed), 2 a usage or confi
 	return cmd
 }
 
-// output opens where the report goes; done closes it (and reports a failed close).
-func (o *RunsReportOptions) output() (io.Writer, func() error, error) {
+// output opens where the report goes; done finishes it (and reports a failure).
+// A file is written as a new private file (mode 0600) next to the target, then
+// renamed over it: a symlink planted at the target is replaced, never followed,
+// and a failed write leaves the old file as it was. done(false) discards it.
+func (o *RunsReportOptions) output() (io.Writer, func(ok bool) error, error) {
 	if o.Output == "" || o.Output == "-" {
-		return o.f.IO.Out, func() error { return nil }, nil
+		return o.f.IO.Out, func(bool) error { return nil }, nil
 	}
-	file, err := os.OpenFile(o.Output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if st, err := os.Lstat(o.Output); err == nil && st.IsDir() {
+		return nil, nil, usageErr(fmt.Errorf("--output %s is a folder: give a file path", o.Output))
+	}
+	dir := filepath.Dir(o.Output)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(o.Output)+".tmp-*")
 	if err != nil {
 		return nil, nil, usageErr(fmt.Errorf("--output: %w", err))
 	}
-	return file, func() error {
-		if err := file.Close(); err != nil {
+	return tmp, func(ok bool) error {
+		err := tmp.Sync()
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if !ok || err != nil {
+			_ = os.Remove(tmp.Name())
+			if err != nil {
+				return failedErr(fmt.Errorf("write %s: %w", o.Output, err))
+			}
+			return nil
+		}
+		if err := os.Rename(tmp.Name(), o.Output); err != nil {
+			_ = os.Remove(tmp.Name())
 			return failedErr(fmt.Errorf("write %s: %w", o.Output, err))
 		}
 		return nil
@@ -97,8 +117,8 @@ func runsReportRun(ctx context.Context, opts *RunsReportOptions) error {
 		return err
 	}
 	if err := report.Render(w, report.Build(r, nodes), opts.Format); err != nil {
-		done()
+		_ = done(false)
 		return failedErr(err)
 	}
-	return done()
+	return done(true)
 }

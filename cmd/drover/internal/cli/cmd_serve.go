@@ -18,6 +18,7 @@ import (
 	"github.com/droverhq/drover/cmd/drover/internal/server"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/runs"
+	"github.com/droverhq/drover/runs/report"
 )
 
 // ServeOptions are the options of `drover serve`.
@@ -37,7 +38,7 @@ when its predicted time ends before the window closes (otherwise the run waits, 
 running, for the next window), and serve the HTTP API, live events and metrics.
 
 At start-up every interrupted run is resumed. One run per cluster at a time: a due time
-while a run is in progress is skipped and logged. SIGINT/SIGTERM shut down cleanly:
+while a run is in progress is skipped and logged. SIGINT, SIGTERM and SIGHUP shut down cleanly:
 migrations in flight are aborted, the state is journaled, and the runs resume at the
 next start.
 
@@ -46,6 +47,8 @@ Config keys (besides cluster/policy, or clusters: [...]):
                      server.tls.cert, server.tls.key and server.tokens)
   server.tokens      [{name, role: viewer|operator, sha256: hex digest of the token}]
   server.tls.cert, server.tls.key   PEM files
+  server.scan_cache  how long viewers' plan/preview/analyze reuse one scan (60s)
+  server.max_event_clients   live event streams at once (64; 429 beyond)
   schedule.cron      cron expression with optional CRON_TZ=, or @every/@daily...
   schedule.days/weeks/interval_weeks/start_date/at/tz   CAU forms ("3rd Tuesday")
   schedule.blackout, schedule.paused, windows: [{days, start, end, tz, weeks, blackout}]
@@ -132,7 +135,8 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 	srv, err := server.New(server.Config{
 		Store: store, Owner: owner, Clusters: clusters, Tokens: tokens, Webhooks: hooks,
-		Logger: log, Version: opts.f.Version,
+		Logger: log, Version: opts.f.Version, AcceptStoredPolicy: opts.f.AcceptStoredPolicy,
+		ScanCache: sc.Server.ScanCache, MaxEventClients: sc.Server.MaxEventClients,
 	})
 	if err != nil {
 		return failedErr(err)
@@ -149,7 +153,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	for _, c := range clusters {
 		names = append(names, c.Name)
 	}
-	fmt.Fprintf(opts.f.IO.Out, "drover serve: API on %s://%s (clusters: %s)\n", scheme, ln.Addr(), strings.Join(names, ", "))
+	fmt.Fprintf(report.SafeWriter(opts.f.IO.Out), "drover serve: API on %s://%s (clusters: %s)\n", scheme, ln.Addr(), strings.Join(names, ", "))
 
 	// `drover runs stop` without --server signals the holder of the state file; the
 	// daemon is stopped through its API instead, and must not die of the signal.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -14,9 +16,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/droverhq/drover/cmd/drover/internal/apiclient"
-	"github.com/droverhq/drover/cmd/drover/internal/server"
+	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/runs"
+	"github.com/droverhq/drover/runs/report"
 )
 
 // This file is the CLI over a daemon's API (--server URL): apply, analyze, plan,
@@ -41,7 +44,20 @@ func (f *Factory) apiClient() (*apiclient.Client, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
+	if u, err := url.Parse(f.Server); err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()) && !f.InsecureHTTP {
+		return nil, usageErr(fmt.Errorf("--server %s: plain http to a host that is not loopback would send the token in clear: use https://, or --insecure-http if the network between you and the daemon is trusted", u.Host))
+	}
 	return c, nil
+}
+
+// loopbackHost tells whether host names this machine only: localhost or a
+// loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // remoteCluster is the cluster named by --cluster-name or DROVER_CLUSTER_NAME; ""
@@ -57,7 +73,7 @@ func (f *Factory) remoteCluster() string {
 
 // remotePolicy turns the policy flags given on the command line into the run's
 // overrides; flags the API does not take are usage errors.
-func (f *Factory) remotePolicy() (*server.PolicyOverrides, error) {
+func (f *Factory) remotePolicy() (*wire.PolicyOverrides, error) {
 	set := map[string]any{}
 	flags := map[string]string{}
 	for _, b := range f.Bindings {
@@ -90,7 +106,7 @@ func (f *Factory) remotePolicy() (*server.PolicyOverrides, error) {
 	if err != nil {
 		return nil, err
 	}
-	var o server.PolicyOverrides
+	var o wire.PolicyOverrides
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&o); err != nil {
@@ -198,6 +214,11 @@ func remotePlan(ctx context.Context, opts *PlanOptions) error {
 		err = printJSON(f.IO.Out, p)
 	} else {
 		err = printPlan(f.IO.Out, cluster, p)
+		if err == nil {
+			if info, ierr := c.Cluster(ctx, cluster); ierr == nil {
+				fmt.Fprintf(report.SafeWriter(f.IO.Out), "Policy of cluster %s: %s\n", cluster, wire.PolicyLine(info.Policy))
+			}
+		}
 	}
 	if err != nil {
 		return err
@@ -251,7 +272,7 @@ func remoteApply(ctx context.Context, opts *ApplyOptions) error {
 			return failedErr(errors.New("not started"))
 		}
 	}
-	act, err := c.Start(ctx, server.StartRequest{Cluster: cluster, Policy: pol})
+	act, err := c.Start(ctx, wire.StartRequest{Cluster: cluster, Policy: pol})
 	if err != nil {
 		var ae *apiclient.APIError
 		if errors.As(err, &ae) && ae.Status == 409 && ae.Body.RunID != "" {
@@ -268,7 +289,7 @@ func remoteApply(ctx context.Context, opts *ApplyOptions) error {
 // the wait.
 func followRemote(ctx context.Context, f *Factory, c *apiclient.Client, id string, jsonOut bool, wait time.Duration) error {
 	io := f.IO
-	rep, err := c.Report(ctx, id)
+	rep, err := c.Report(ctx, "", id)
 	if err != nil {
 		return remoteErr(err)
 	}
@@ -315,7 +336,7 @@ func followRemote(ctx context.Context, f *Factory, c *apiclient.Client, id strin
 	case streamErr != nil:
 		return remoteErr(streamErr)
 	}
-	rep, err = c.Report(ctx, id)
+	rep, err = c.Report(ctx, "", id)
 	if err != nil {
 		return remoteErr(err)
 	}
@@ -353,11 +374,11 @@ func remoteRunsList(ctx context.Context, opts *RunsOptions) error {
 	}
 	if opts.JSON {
 		if list == nil {
-			list = []server.RunSummary{}
+			list = []wire.RunSummary{}
 		}
 		return printJSON(opts.f.IO.Out, list)
 	}
-	tw := tabwriter.NewWriter(opts.f.IO.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(report.SafeWriter(opts.f.IO.Out), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCLUSTER\tSTATE\tSTARTED\tDURATION\tNODES\tERROR")
 	for _, r := range list {
 		dur := "-"
@@ -369,12 +390,25 @@ func remoteRunsList(ctx context.Context, opts *RunsOptions) error {
 	return tw.Flush()
 }
 
+// runCluster is the cluster a run named on the command line must belong to:
+// --cluster-name when given; for "last", else the daemon's only cluster.
+func (f *Factory) runCluster(ctx context.Context, c *apiclient.Client, id string) (string, error) {
+	if name := f.remoteCluster(); name != "" || id != "last" {
+		return name, nil
+	}
+	return f.daemonCluster(ctx, c)
+}
+
 func remoteRunsShow(ctx context.Context, opts *RunsOptions) error {
 	c, err := opts.f.apiClient()
 	if err != nil {
 		return err
 	}
-	rep, err := c.Report(ctx, opts.ID)
+	cluster, err := opts.f.runCluster(ctx, c, opts.ID)
+	if err != nil {
+		return err
+	}
+	rep, err := c.Report(ctx, cluster, opts.ID)
 	if err != nil {
 		return remoteErr(err)
 	}
@@ -392,7 +426,11 @@ func remoteRunAction(ctx context.Context, opts *RunsOptions, action string) erro
 	if err != nil {
 		return err
 	}
-	act, err := c.Act(ctx, opts.ID, action)
+	cluster, err := opts.f.runCluster(ctx, c, opts.ID)
+	if err != nil {
+		return err
+	}
+	act, err := c.Act(ctx, cluster, opts.ID, action)
 	if err != nil {
 		return remoteErr(err)
 	}
@@ -400,7 +438,7 @@ func remoteRunAction(ctx context.Context, opts *RunsOptions, action string) erro
 	err = followRemote(ctx, opts.f, c, act.ID, opts.JSON, opts.Wait)
 	if action == "stop" {
 		// A stop succeeds when the run ends stopped (or had ended anyway).
-		if rep, rerr := c.Report(ctx, act.ID); rerr == nil && rep.State == string(runs.StateStopped) {
+		if rep, rerr := c.Report(ctx, "", act.ID); rerr == nil && rep.State == string(runs.StateStopped) {
 			return nil
 		}
 	}
@@ -412,13 +450,17 @@ func remoteRunsReport(ctx context.Context, opts *RunsReportOptions) error {
 	if err != nil {
 		return err
 	}
+	cluster, err := opts.f.runCluster(ctx, c, opts.ID)
+	if err != nil {
+		return err
+	}
 	w, done, err := opts.output()
 	if err != nil {
 		return err
 	}
-	if err := c.RenderReport(ctx, opts.ID, opts.Format, w); err != nil {
-		done()
+	if err := c.RenderReport(ctx, cluster, opts.ID, opts.Format, w); err != nil {
+		_ = done(false)
 		return remoteErr(err)
 	}
-	return done()
+	return done(true)
 }

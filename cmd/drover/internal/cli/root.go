@@ -35,8 +35,16 @@ type ExitError struct {
 func (e *ExitError) Error() string { return e.Err.Error() }
 func (e *ExitError) Unwrap() error { return e.Err }
 
-func usageErr(err error) error  { return &ExitError{Code: ExitUsage, Err: err} }
-func failedErr(err error) error { return &ExitError{Code: ExitFailed, Err: err} }
+func usageErr(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
+
+// failedErr marks a runtime failure; an error that already carries its exit code
+// keeps it.
+func failedErr(err error) error {
+	if ee, ok := err.(*ExitError); ok {
+		return ee
+	}
+	return &ExitError{Code: ExitFailed, Err: err}
+}
 
 // ExitCode maps an error returned by Execute to the process exit code.
 func ExitCode(err error) int {
@@ -95,6 +103,12 @@ type Factory struct {
 	// support it work through a `drover serve` daemon's API; see remote.go.
 	Server string
 	Token  string
+	// InsecureHTTP allows sending the token over plain http to a daemon that is not
+	// on loopback (--insecure-http).
+	InsecureHTTP bool
+	// AcceptStoredPolicy resumes a run whose stored hooks or health gate differ from
+	// the config's (--accept-stored-policy).
+	AcceptStoredPolicy bool
 }
 
 // Config loads and validates the configuration.
@@ -182,6 +196,8 @@ Exit status: 0 success, 1 a run or check failed, 2 a usage or config error.`,
 	bind(pf, "log-level", "log.level")
 	pf.StringVar(&f.Server, "server", "", "URL of a `drover serve` daemon: apply, analyze, plan and runs work through its API")
 	pf.StringVar(&f.Token, "token", "", "API token for --server (prefer env DROVER_TOKEN: flags show in ps)")
+	pf.BoolVar(&f.AcceptStoredPolicy, "accept-stored-policy", false, "resume (or stop, approve) a run although its stored hook or health-gate commands differ from the config's")
+	pf.BoolVar(&f.InsecureHTTP, "insecure-http", false, "allow --server http:// to a daemon that is not on loopback (the token crosses the network in clear)")
 
 	root.AddCommand(
 		NewCmdAnalyze(f, nil),
@@ -193,6 +209,7 @@ Exit status: 0 success, 1 a run or check failed, 2 a usage or config error.`,
 		NewCmdRuns(f),
 		NewCmdServe(f, nil),
 		NewCmdSim(f),
+		NewCmdState(f),
 		NewCmdVersion(f),
 	)
 	for _, c := range root.Commands() {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/cmd/drover/internal/config"
+	"github.com/droverhq/drover/cmd/drover/internal/limits"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/runs"
@@ -51,6 +52,8 @@ type session struct {
 	statePath string
 	canWrite  bool
 	writing   bool
+	// acceptStored: --accept-stored-policy.
+	acceptStored bool
 }
 
 // openSession validates everything a command needs before it touches anything, so
@@ -60,7 +63,7 @@ func (f *Factory) openSession(ctx context.Context, opts sessionOptions) (*sessio
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cfg: cfg, log: f.Logger(cfg, opts.quiet), observers: &orchestrator.Observers{}, io: f.IO}
+	s := &session{cfg: cfg, log: f.Logger(cfg, opts.quiet), observers: &orchestrator.Observers{}, io: f.IO, acceptStored: f.AcceptStoredPolicy}
 	var (
 		dc    drivers.Config
 		uc    drivers.UpdaterConfig
@@ -88,6 +91,8 @@ func (f *Factory) openSession(ctx context.Context, opts sessionOptions) (*sessio
 			if errors.Is(err, runs.ErrNoState) {
 				// Nothing has run yet: read commands show an empty history.
 				st = nil
+			} else if runs.IsDamaged(err) {
+				return nil, failedErr(err)
 			} else {
 				return nil, usageErr(fmt.Errorf("%w (config key state)", err))
 			}
@@ -159,6 +164,9 @@ func (s *session) writable() error {
 	}
 	st, err := runs.Open(s.statePath, runs.Options{Owner: s.owner})
 	if err != nil {
+		if runs.IsDamaged(err) {
+			return failedErr(err)
+		}
 		return usageErr(fmt.Errorf("%w (config key state)", err))
 	}
 	s.store, s.writing = st, true
@@ -179,6 +187,7 @@ func (s *session) engine(forceRecovery bool) (*orchestrator.Engine, error) {
 		Observer:      s.observers,
 		Owner:         s.owner,
 		ForceRecovery: forceRecovery,
+		HealthGateURL: s.cfg.Policy.HealthGate.URL,
 	})
 }
 
@@ -194,4 +203,24 @@ func (s *session) Close() {
 			s.log.Warn("close state file", "error", err)
 		}
 	}
+}
+
+// checkStoredPolicy refuses to execute a run whose stored hook or health-gate
+// commands are not the config's, unless --accept-stored-policy: the run executes
+// what the state file says.
+func (s *session) checkStoredPolicy(runID string) error {
+	if s.acceptStored {
+		return nil
+	}
+	r, err := s.store.Run(runID)
+	if err != nil {
+		return failedErr(err)
+	}
+	if r.State.Terminal() {
+		return nil
+	}
+	if err := limits.CheckStoredPolicy(r, s.cfg.Policy); err != nil {
+		return failedErr(err)
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/droverhq/drover/cmd/drover/internal/limits"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/orchestrator/schedule"
@@ -52,8 +53,11 @@ type Config struct {
 	BaseDir string `mapstructure:"-"`
 	// File is the config file read, "" when none.
 	File string `mapstructure:"-"`
-	// rawPolicy is the policy section as read, the base of clusters' overrides.
+	// rawPolicy is the policy section as read, the base of clusters' overrides;
+	// topPolicy the top-level policy decoded, which a cluster without overrides
+	// runs with (Policy becomes the selected cluster's).
 	rawPolicy map[string]any
+	topPolicy orchestrator.Policy
 	// flagKeys are the keys set by flags or --set, which beat the environment.
 	flagKeys map[string]bool
 }
@@ -117,6 +121,8 @@ func defaults() map[string]any {
 		"server.listen":                  DefaultListen,
 		"server.tls.cert":                "",
 		"server.tls.key":                 "",
+		"server.scan_cache":              DefaultScanCache.String(),
+		"server.max_event_clients":       DefaultMaxEventClients,
 		"schedule.cron":                  "",
 		"schedule.days":                  []string{},
 		"schedule.weeks":                 []int{},
@@ -428,8 +434,8 @@ func (c *Config) Validate() error {
 	if c.Cluster.Name == "" {
 		c.Cluster.Name = "default"
 	}
-	if strings.ContainsAny(c.Cluster.Name, " \t\n/") {
-		errs = append(errs, drivers.Fieldf("cluster.name", "use letters, digits, '-' and '_'", "invalid name %q", c.Cluster.Name))
+	if err := checkName("cluster.name", c.Cluster.Name); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Cluster.Driver == "" {
 		errs = append(errs, drivers.Fieldf("cluster.driver", "set one of: "+strings.Join(drivers.Names(), ", "), "not set"))
@@ -452,6 +458,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, drivers.Fieldf("log.format", "use text or json", "unknown format %q", c.Log.Format))
 	}
 	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := limits.Policy(c.Policy); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -501,14 +510,4 @@ func (c *Config) UpdaterConfig() (string, drivers.UpdaterConfig, error) {
 		return "", nil, explain(drivers.PrefixFields("cluster.updater."+kind, err), c.fromFlag)
 	}
 	return kind, uc, nil
-}
-
-// Keys lists every known key with its default, sorted (for the README and tests).
-func Keys() []string {
-	var out []string
-	for k := range defaults() {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

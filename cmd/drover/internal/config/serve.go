@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/droverhq/drover/cmd/drover/internal/limits"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/orchestrator/schedule"
@@ -30,7 +31,18 @@ type Server struct {
 	// Tokens are the API's bearer tokens, stored as SHA-256 digests.
 	Tokens []Token `mapstructure:"tokens"`
 	TLS    TLS     `mapstructure:"tls"`
+	// ScanCache is how long a viewer's plan, preview or analyze answer is reused
+	// before the cluster is scanned again (0 = the default; negative = never reuse).
+	ScanCache time.Duration `mapstructure:"scan_cache"`
+	// MaxEventClients caps the live event streams open at once.
+	MaxEventClients int `mapstructure:"max_event_clients"`
 }
+
+// Defaults of the daemon's limits.
+const (
+	DefaultScanCache       = time.Minute
+	DefaultMaxEventClients = 64
+)
 
 // Token is one API token: `sha256` is the hex SHA-256 digest of the secret token
 // (printf %s "$TOKEN" | sha256sum), never the token itself.
@@ -213,19 +225,20 @@ func (c *Config) serveCluster(i int, cl Cluster, pol orchestrator.Policy, spec s
 	return sc, errors.Join(errs...)
 }
 
-// clusterPolicy is the top-level policy with cluster i's overrides, validated.
+// clusterPolicy is the top-level policy with cluster i's overrides (and no other
+// cluster's), validated.
 func (c *Config) clusterPolicy(i int) (orchestrator.Policy, error) {
 	over := c.Clusters[i].Policy
-	if len(over) == 0 {
-		return c.Policy, nil
-	}
-	merged := mergeMaps(c.rawPolicy, over)
-	p := orchestrator.DefaultPolicy()
-	if err := drivers.Decode(merged, &p); err != nil {
-		return p, drivers.PrefixFields(c.clusterPrefix(i)+".policy", err)
-	}
-	if err := p.Validate(); err != nil {
-		return p, renameFields(err, "policy", c.clusterPrefix(i)+".policy")
+	p := clonePolicy(c.topPolicy)
+	if len(over) > 0 {
+		merged := mergeMaps(c.rawPolicy, over)
+		p = orchestrator.DefaultPolicy()
+		if err := drivers.Decode(merged, &p); err != nil {
+			return p, drivers.PrefixFields(c.clusterPrefix(i)+".policy", err)
+		}
+		if err := errors.Join(p.Validate(), limits.Policy(p)); err != nil {
+			return p, renameFields(err, "policy", c.clusterPrefix(i)+".policy")
+		}
 	}
 	// Programs given by a relative path in the file live next to it, as for the
 	// top-level policy (resolvePaths).
@@ -235,6 +248,16 @@ func (c *Config) clusterPolicy(i int) (orchestrator.Policy, error) {
 		}
 	}
 	return p, nil
+}
+
+// clonePolicy copies p with its own lists, so that changing one cluster's policy
+// (resolving a hook's path) never changes another's.
+func clonePolicy(p orchestrator.Policy) orchestrator.Policy {
+	p.Nodes = slices.Clone(p.Nodes)
+	p.PreHook.Command = slices.Clone(p.PreHook.Command)
+	p.PostHook.Command = slices.Clone(p.PostHook.Command)
+	p.HealthGate.Command = slices.Clone(p.HealthGate.Command)
+	return p
 }
 
 // mergeMaps returns base with over's keys on top; nested maps merge, other values
@@ -332,6 +355,18 @@ func (c *Config) validateServer(out *Serve) error {
 		digests[d] = true
 		s.Tokens[i].SHA256 = d
 	}
+	switch {
+	case s.ScanCache == 0:
+		s.ScanCache = DefaultScanCache
+	case s.ScanCache > time.Hour:
+		bad("server.scan_cache", "give a duration up to 1h, e.g. 60s, or -1s to scan on every request", "%s is longer than 1h: answers would describe a cluster long gone", s.ScanCache)
+	}
+	switch {
+	case s.MaxEventClients == 0:
+		s.MaxEventClients = DefaultMaxEventClients
+	case s.MaxEventClients < 1 || s.MaxEventClients > 10000:
+		bad("server.max_event_clients", "give 1 to 10000", "%d out of range", s.MaxEventClients)
+	}
 	if (s.TLS.Cert == "") != (s.TLS.Key == "") {
 		bad("server.tls", "set both server.tls.cert and server.tls.key (PEM files), or neither", "only one of cert and key is set")
 	} else if s.TLS.Cert != "" {
@@ -405,8 +440,8 @@ func (c *Config) selectCluster(hasCluster bool) error {
 	for i, e := range c.Clusters {
 		if e.Name == "" {
 			errs = append(errs, drivers.Fieldf(c.clusterPrefix(i)+".name", "name every cluster (letters, digits, '-' and '_')", "not set"))
-		} else if strings.ContainsAny(e.Name, " \t\n/") {
-			errs = append(errs, drivers.Fieldf(c.clusterPrefix(i)+".name", "use letters, digits, '-' and '_'", "invalid name %q", e.Name))
+		} else if err := checkName(c.clusterPrefix(i)+".name", e.Name); err != nil {
+			errs = append(errs, err)
 		}
 		names = append(names, e.Name)
 	}
@@ -416,6 +451,7 @@ func (c *Config) selectCluster(hasCluster bool) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
+	c.topPolicy = clonePolicy(c.Policy)
 	i := 0
 	if want := c.Cluster.Name; want != "" {
 		i = slices.Index(names, want)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/droverhq/drover/cmd/drover/internal/limits"
+	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/orchestrator/schedule"
@@ -34,6 +36,7 @@ func (s *Server) routeTable() []route {
 	p := APIPrefix
 	return []route{
 		{Method: "GET", Path: "/metrics", Role: RoleViewer, Handler: s.metrics.handler.ServeHTTP},
+		{Method: "GET", Path: p + "/health", Role: RoleViewer, Handler: s.handleHealth},
 		{Method: "GET", Path: p + "/clusters", Role: RoleViewer, Handler: s.handleClusters},
 		{Method: "GET", Path: p + "/clusters/{cluster}", Role: RoleViewer, Handler: s.handleCluster},
 		{Method: "GET", Path: p + "/clusters/{cluster}/preview", Role: RoleViewer, Handler: s.handlePreview},
@@ -113,6 +116,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the connection (event streams clear
+// their write deadline).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
@@ -160,8 +167,14 @@ func writeFailure(w http.ResponseWriter, err error) {
 		busy *BusyError
 		ue   *orchestrator.UnfinishedRunError
 		rl   *runs.RunLockedError
+		sp   *limits.StoredPolicyError
+		sf   *StateFileError
 	)
 	switch {
+	case errors.As(err, &sf):
+		writeError(w, http.StatusServiceUnavailable, ErrorBody{Error: sf.Error()})
+	case errors.As(err, &sp):
+		writeError(w, http.StatusConflict, ErrorBody{Error: sp.Error(), RunID: sp.RunID})
 	case errors.As(err, &be):
 		writeError(w, be.Status, ErrorBody{Error: be.Error(), Field: be.Field})
 	case errors.As(err, &busy):
@@ -205,28 +218,8 @@ func (s *Server) clusterInfo(c *cluster) ClusterInfo {
 	return ClusterInfo{
 		Name: c.cfg.Name, Driver: c.cfg.DriverName, Schedule: c.cfg.Schedule.String(),
 		Paused: c.isPaused(), NextRun: c.nextRun(), Windows: specs,
-		WindowOpen: c.cfg.Windows.Contains(time.Now()), ActiveRun: c.activeRun(), Policy: publicPolicy(c.cfg.Policy),
+		WindowOpen: c.cfg.Windows.Contains(time.Now()), ActiveRun: c.activeRun(), Policy: wire.PublicPolicy(c.cfg.Policy),
 	}
-}
-
-// publicPolicy is the policy without the keys that run commands or reach URLs.
-func publicPolicy(p orchestrator.Policy) json.RawMessage {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return json.RawMessage("{}")
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return json.RawMessage("{}")
-	}
-	for _, k := range []string{"pre_hook", "post_hook", "health_gate"} {
-		delete(m, k)
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return json.RawMessage("{}")
-	}
-	return out
 }
 
 func (s *Server) handleClusters(w http.ResponseWriter, _ *http.Request) {
@@ -281,7 +274,7 @@ func (s *Server) handlePreview(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, err)
 		return
 	}
-	prep, err := orchestrator.PlanRun(r.Context(), c.cfg.Driver, c.cfg.Updater, c.cfg.Policy, timings)
+	prep, err := s.planRun(r.Context(), c, timings)
 	if err != nil {
 		writeFailure(w, err)
 		return
@@ -290,7 +283,7 @@ func (s *Server) handlePreview(w http.ResponseWriter, r *http.Request) {
 	if r, ok, err := c.eng.Unfinished(); err == nil && ok {
 		unfinished = r.ID
 	}
-	out := NewPreview(c.cfg.Name, prep, unfinished)
+	out := wire.NewPreview(c.cfg.Name, prep, unfinished)
 	out.Predictions = map[string]NodeSlot{}
 	plan, err := json.Marshal(prep.Plan)
 	if err != nil {
@@ -321,10 +314,12 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a := orchestrator.Analyze(r.Context(), orchestrator.AnalyzeConfig{
-		Cluster: c.cfg.Name, Policy: c.cfg.Policy,
-		Driver: c.cfg.Driver, Updater: c.cfg.Updater,
-		Store: s.cfg.Store, Alive: s.cfg.Alive,
+	a, _ := scanned(s, c, "analyze", func() (orchestrator.Analysis, error) {
+		return orchestrator.Analyze(r.Context(), orchestrator.AnalyzeConfig{
+			Cluster: c.cfg.Name, Policy: c.cfg.Policy,
+			Driver: c.cfg.Driver, Updater: s.viewUpdater(c),
+			Store: s.cfg.Store, Alive: s.cfg.Alive,
+		}), nil
 	})
 	writeJSON(w, http.StatusOK, a)
 }
@@ -340,7 +335,7 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, err)
 		return
 	}
-	prep, err := orchestrator.PlanRun(r.Context(), c.cfg.Driver, c.cfg.Updater, c.cfg.Policy, timings)
+	prep, err := s.planRun(r.Context(), c, timings)
 	if err != nil {
 		writeFailure(w, err)
 		return
@@ -435,12 +430,12 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	p := c.cfg.Policy
 	if req.Policy != nil {
-		if err := req.Policy.apply(&p); err != nil {
+		if err := applyOverrides(*req.Policy, &p); err != nil {
 			writeFailure(w, err)
 			return
 		}
 	}
-	if err := p.Validate(); err != nil {
+	if err := errors.Join(p.Validate(), limits.Policy(p)); err != nil {
 		var fe *drivers.FieldError
 		field := ""
 		if errors.As(err, &fe) {
@@ -460,7 +455,13 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) runOf(w http.ResponseWriter, r *http.Request) (runs.Run, *cluster, bool) {
-	run, err := s.resolveRun(r.PathValue("id"), r.URL.Query().Get("cluster"))
+	id, cl := r.PathValue("id"), r.URL.Query().Get("cluster")
+	if id == "last" && cl == "" && len(s.names) > 1 && r.Method == http.MethodPost {
+		// "last" of which cluster? A stop, resume or approval must not guess.
+		writeError(w, http.StatusBadRequest, ErrorBody{Error: fmt.Sprintf("run \"last\" of which cluster? add ?cluster=NAME, one of %v", s.names), Field: "cluster"})
+		return runs.Run{}, nil, false
+	}
+	run, err := s.resolveRun(id, cl)
 	if err != nil {
 		writeRunError(w, err)
 		return run, nil, false
@@ -532,94 +533,4 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="drover-run-%s.%s"`, run.ID, format))
 	}
 	_, _ = w.Write(buf.Bytes())
-}
-
-func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
-	if err := decodeRequest(r, &emptyRequest{}); err != nil {
-		writeFailure(w, err)
-		return
-	}
-	run, c, ok := s.runOf(w, r)
-	if !ok {
-		return
-	}
-	if run.State.Terminal() {
-		writeError(w, http.StatusConflict, ErrorBody{Error: fmt.Sprintf("run %s has already ended (%s)", run.ID, run.State), RunID: run.ID})
-		return
-	}
-	c.eng.Stop(run.ID)
-	if c.activeRun() != run.ID {
-		// Not executing here (interrupted, or parked for approval): execute it so the
-		// stop takes effect and the nodes are left explicit.
-		if err := s.execute(c, run.ID); err != nil {
-			writeFailure(w, err)
-			return
-		}
-	}
-	writeJSON(w, http.StatusAccepted, RunAction{ID: run.ID, Cluster: run.Cluster, State: run.State, Action: "stopping"})
-}
-
-func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
-	if err := decodeRequest(r, &emptyRequest{}); err != nil {
-		writeFailure(w, err)
-		return
-	}
-	run, c, ok := s.runOf(w, r)
-	if !ok {
-		return
-	}
-	switch {
-	case run.State.Terminal():
-		writeError(w, http.StatusConflict, ErrorBody{Error: fmt.Sprintf("run %s has already ended (%s); nothing to resume", run.ID, run.State), RunID: run.ID})
-		return
-	case run.State == runs.StateWaitingApproval && !run.Approved:
-		writeError(w, http.StatusConflict, ErrorBody{Error: fmt.Sprintf("run %s waits for approval: approve it to continue", run.ID), RunID: run.ID})
-		return
-	case c.activeRun() == run.ID:
-		writeError(w, http.StatusConflict, ErrorBody{Error: fmt.Sprintf("run %s is already running", run.ID), RunID: run.ID})
-		return
-	}
-	if err := s.execute(c, run.ID); err != nil {
-		writeFailure(w, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, RunAction{ID: run.ID, Cluster: run.Cluster, State: runs.StateRunning, Action: "resumed"})
-}
-
-// approver is the engine's approval of a canary run.
-type approver interface {
-	Approve(runID string) error
-}
-
-func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
-	if err := decodeRequest(r, &emptyRequest{}); err != nil {
-		writeFailure(w, err)
-		return
-	}
-	run, c, ok := s.runOf(w, r)
-	if !ok {
-		return
-	}
-	a, ok := any(c.eng).(approver)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, ErrorBody{Error: "this build cannot approve runs"})
-		return
-	}
-	if run.State.Terminal() {
-		writeError(w, http.StatusConflict, ErrorBody{Error: fmt.Sprintf("run %s has ended (%s): nothing to approve", run.ID, run.State), RunID: run.ID})
-		return
-	}
-	if err := a.Approve(run.ID); err != nil {
-		writeFailure(w, err)
-		return
-	}
-	action := "approved"
-	if c.activeRun() != run.ID {
-		if err := s.execute(c, run.ID); err != nil {
-			writeFailure(w, err)
-			return
-		}
-		action = "approved and resumed"
-	}
-	writeJSON(w, http.StatusAccepted, RunAction{ID: run.ID, Cluster: run.Cluster, State: runs.StateRunning, Action: action})
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/droverhq/drover/cmd/drover/internal/limits"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/orchestrator/schedule"
 	"github.com/droverhq/drover/runs"
@@ -76,6 +77,8 @@ func (s *Server) newCluster(cc ClusterConfig) (*cluster, error) {
 		Owner:     s.cfg.Owner,
 		Alive:     s.cfg.Alive,
 		StartGate: c,
+		// The state file keeps the gate's URL without its secrets; runs get it here.
+		HealthGateURL: cc.Policy.HealthGate.URL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: cluster %s: %w", cc.Name, err)
@@ -104,18 +107,30 @@ func (s *Server) execute(c *cluster, runID string) error {
 		c.mu.Unlock()
 		return errors.New("the daemon is shutting down")
 	}
+	if err := s.stateOK(); err != nil {
+		c.mu.Unlock()
+		return err
+	}
 	c.active = runID
 	c.mu.Unlock()
+	if err := s.checkStoredPolicy(c, runID); err != nil {
+		c.mu.Lock()
+		c.active = ""
+		c.mu.Unlock()
+		return err
+	}
 	s.runs.Go(func() { s.executeActive(c, runID) })
 	return nil
 }
 
 // executeActive executes the run marked active and clears the mark when it returns.
 func (s *Server) executeActive(c *cluster, runID string) {
+	s.scans.forget(c.cfg.Name)
 	defer func() {
 		c.mu.Lock()
 		c.active = ""
 		c.mu.Unlock()
+		s.scans.forget(c.cfg.Name) // the run changed the cluster
 	}()
 	r, err := c.eng.Execute(s.runCtx, runID)
 	switch {
@@ -153,6 +168,9 @@ func (s *Server) start(ctx context.Context, c *cluster, p orchestrator.Policy, w
 	}()
 	if s.runCtx.Err() != nil {
 		return "", errors.New("the daemon is shutting down")
+	}
+	if err := s.stateOK(); err != nil {
+		return "", err
 	}
 	prep, err := c.eng.Prepare(ctx, p)
 	if err != nil {
@@ -342,4 +360,18 @@ func holdDecision(ws schedule.Windows, now time.Time, d time.Duration, source st
 		return slot.Start, "outside the maintenance windows"
 	}
 	return time.Time{}, ""
+}
+
+// checkStoredPolicy refuses to execute a run whose stored hook or health-gate
+// commands are not the config's, unless serve --accept-stored-policy: the run
+// executes what the state file says.
+func (s *Server) checkStoredPolicy(c *cluster, runID string) error {
+	if s.cfg.AcceptStoredPolicy {
+		return nil
+	}
+	r, err := s.cfg.Store.Run(runID)
+	if err != nil {
+		return err
+	}
+	return limits.CheckStoredPolicy(r, c.cfg.Policy)
 }

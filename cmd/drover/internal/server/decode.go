@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 )
 
@@ -30,15 +31,21 @@ func (e *BodyError) Error() string {
 	return "request body: " + e.Msg
 }
 
-// readBody reads a request body up to MaxBodyBytes and checks its media type.
+// readBody reads a request body up to MaxBodyBytes and checks its media type: a
+// body must come as Content-Type: application/json (a browser cannot send that
+// cross-site without asking first); a request without a body needs none.
 func readBody(r *http.Request) ([]byte, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	ct := r.Header.Get("Content-Type")
+	if ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
 			return nil, &BodyError{Status: http.StatusUnsupportedMediaType, Msg: "send Content-Type: application/json"}
 		}
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err == nil && ct == "" && len(b) > 0 {
+		return nil, &BodyError{Status: http.StatusUnsupportedMediaType, Msg: "a body needs Content-Type: application/json"}
+	}
 	if err != nil {
 		return nil, &BodyError{Status: http.StatusBadRequest, Msg: "cannot read the body"}
 	}
@@ -56,6 +63,9 @@ func decodeStrict(b []byte, v any) error { return decodeStrictAt(b, v, "") }
 func decodeStrictAt(b []byte, v any, prefix string) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		b = []byte("{}")
+	}
+	if err := checkKeys(b, reflect.TypeOf(v), prefix); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

@@ -91,7 +91,7 @@ func FuzzDecodeStart(f *testing.F) {
 		}
 		if req.Policy != nil {
 			var p = testPolicyForFuzz()
-			if err := req.Policy.apply(&p); err != nil {
+			if err := applyOverrides(*req.Policy, &p); err != nil {
 				var be *BodyError
 				if !errors.As(err, &be) || !strings.HasPrefix(be.Field, "policy.") {
 					t.Fatalf("apply error %#v does not name a policy field", err)

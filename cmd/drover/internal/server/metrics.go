@@ -20,6 +20,7 @@ type metrics struct {
 	failed      *prometheus.CounterVec
 	migDuration *prometheus.HistogramVec
 	bytes       *prometheus.CounterVec
+	quarantined prometheus.Gauge
 	handler     http.Handler
 }
 
@@ -48,8 +49,12 @@ func newMetrics(s *Server) *metrics {
 			Name: "drover_migrated_bytes_total",
 			Help: "Memory moved by finished live migrations, counted when their node finishes.",
 		}, []string{"cluster"}),
+		quarantined: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "drover_state_records_quarantined",
+			Help: "Unreadable run records moved aside in the state file (see `drover state check`).",
+		}),
 	}
-	m.reg.MustRegister(m.phase, m.migrations, m.failed, m.migDuration, m.bytes,
+	m.reg.MustRegister(m.phase, m.migrations, m.failed, m.migDuration, m.bytes, m.quarantined, s.watch.gauge,
 		&stateCollector{s: s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -41,6 +42,17 @@ type Config struct {
 	// ShutdownGrace bounds the graceful shutdown of HTTP connections and webhook
 	// deliveries (default 10 s).
 	ShutdownGrace time.Duration
+	// AcceptStoredPolicy resumes runs whose stored hook or health-gate commands
+	// differ from the config's (serve --accept-stored-policy); otherwise they stay
+	// interrupted and the API refuses to resume them.
+	AcceptStoredPolicy bool
+	// StateCheckInterval is how often the daemon checks that its state file is
+	// still the one at its path (default 10 s); it also checks before any start.
+	StateCheckInterval time.Duration
+	// ScanCache is how long a viewer's plan, preview or analyze answer is reused
+	// (0: 60 s; negative: never); MaxEventClients caps live event streams (0: 64).
+	ScanCache       time.Duration
+	MaxEventClients int
 }
 
 // ClusterConfig is one cluster the daemon runs, its driver and updater open.
@@ -81,7 +93,20 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	started   bool
+
+	// watch tells when the state file is replaced; quarantined lists the run
+	// records moved aside.
+	watch       *stateWatch
+	quarMu      sync.Mutex
+	quarantined []string
+	// scans caches viewers' scans; streams counts live event streams.
+	scans   *scanCache
+	streams chan struct{}
+	// timeouts of the HTTP server (the constants below; tests shorten them).
+	timeouts httpTimeouts
 }
+
+type httpTimeouts struct{ readHeader, read, write, idle time.Duration }
 
 // New builds the daemon without starting anything.
 func New(cfg Config) (*Server, error) {
@@ -105,6 +130,20 @@ func New(cfg Config) (*Server, error) {
 		closing:  make(chan struct{}),
 	}
 	s.runCtx, s.cancelRuns = context.WithCancel(context.Background())
+	if cfg.StateCheckInterval <= 0 {
+		cfg.StateCheckInterval = 10 * time.Second
+		s.cfg.StateCheckInterval = cfg.StateCheckInterval
+	}
+	if cfg.ScanCache == 0 {
+		s.cfg.ScanCache = time.Minute
+	}
+	if cfg.MaxEventClients <= 0 {
+		s.cfg.MaxEventClients = 64
+	}
+	s.timeouts = httpTimeouts{readHeader: ReadHeaderTimeout, read: ReadTimeout, write: WriteTimeout, idle: IdleTimeout}
+	s.watch = newStateWatch(cfg.Store.Path())
+	s.scans = newScanCache(s.cfg.ScanCache)
+	s.streams = make(chan struct{}, s.cfg.MaxEventClients)
 	s.metrics = newMetrics(s)
 	s.notifier = newNotifier(cfg.Webhooks, cfg.WebhookHTTP, cfg.WebhookRetryWait, cfg.Version, cfg.Logger)
 	for _, cc := range cfg.Clusters {
@@ -137,6 +176,8 @@ func (s *Server) Start(ctx context.Context) {
 	}
 	s.started = true
 	s.loops.Go(func() { s.notifier.run(s.closing, s.cfg.ShutdownGrace) })
+	s.loops.Go(func() { s.watchLoop(s.cfg.StateCheckInterval) })
+	s.quarantine()
 	for _, name := range s.names {
 		c := s.clusters[name]
 		s.resumeUnfinished(c)
@@ -171,12 +212,7 @@ func (s *Server) resumeUnfinished(c *cluster) {
 // is done, then shuts down gracefully: runs are interrupted (migrations in flight
 // aborted, everything journaled; they resume at the next start).
 func (s *Server) Serve(ctx context.Context, ln net.Listener, cert *tls.Certificate) error {
-	hs := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	hs := s.httpServer()
 	if cert != nil {
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, hs.TLSConfig)
@@ -232,12 +268,23 @@ func (s *Server) cluster(name string) (*cluster, error) {
 // resolveRun finds a run by ID, unique ID prefix, or "last" (newest, of cluster when
 // given), as the CLI does.
 func (s *Server) resolveRun(id, cluster string) (runs.Run, error) {
+	if cluster != "" {
+		if _, ok := s.clusters[cluster]; !ok {
+			return runs.Run{}, &BodyError{Status: http.StatusBadRequest, Field: "cluster", Msg: fmt.Sprintf("no cluster %q: use one of %v", cluster, s.names)}
+		}
+	}
 	rs, err := s.cfg.Store.Runs(cluster)
 	if err != nil {
 		return runs.Run{}, err
 	}
 	if id == "last" && len(rs) > 0 {
 		return rs[0], nil
+	}
+	if cluster != "" && !slices.ContainsFunc(rs, func(r runs.Run) bool { return r.ID == id }) {
+		if other, err := s.cfg.Store.Run(id); err == nil {
+			// The ID is right, the cluster is not: never act on another cluster's run.
+			return runs.Run{}, &BodyError{Status: http.StatusBadRequest, Field: "cluster", Msg: fmt.Sprintf("run %s belongs to cluster %s, not %s", id, other.Cluster, cluster)}
+		}
 	}
 	var found []runs.Run
 	for _, r := range rs {
@@ -258,3 +305,25 @@ func (s *Server) resolveRun(id, cluster string) (runs.Run, error) {
 }
 
 var errAmbiguous = errors.New("ambiguous run ID")
+
+// HTTP timeouts: a client gets ReadTimeout to send a request (headers within
+// ReadHeaderTimeout), WriteTimeout for the answer (event streams clear it: they
+// last as long as their run), and an idle keep-alive connection is closed after
+// IdleTimeout. Slow clients cannot hold connections open for ever.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 2 * time.Minute
+	IdleTimeout       = 2 * time.Minute
+)
+
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.timeouts.readHeader,
+		ReadTimeout:       s.timeouts.read,
+		WriteTimeout:      s.timeouts.write,
+		IdleTimeout:       s.timeouts.idle,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}

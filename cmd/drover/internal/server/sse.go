@@ -22,7 +22,7 @@ const sseBuffer = 512
 // with "data: {orchestrator.Event JSON}" per event. The stream ends after
 // run_finished; for a run that has already ended it sends one run_finished at once.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	run, err := s.resolveRun(r.PathValue("id"), "")
+	run, err := s.resolveRun(r.PathValue("id"), r.URL.Query().Get("cluster"))
 	if err != nil {
 		writeRunError(w, err)
 		return
@@ -37,6 +37,19 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, ErrorBody{Error: "streaming unsupported"})
 		return
 	}
+	// At most server.max_event_clients streams at once: each holds a connection
+	// and a goroutine for as long as the run lasts.
+	select {
+	case s.streams <- struct{}{}:
+		defer func() { <-s.streams }()
+	default:
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusTooManyRequests, ErrorBody{Error: fmt.Sprintf("%d event streams are open, the most server.max_event_clients allows: close one, or follow the run with GET %s/runs/%s", cap(s.streams), APIPrefix, run.ID)})
+		return
+	}
+	// A stream lasts as long as its run: the server's write timeout is for the
+	// other routes.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	sub := &subscriber{runID: run.ID, ch: make(chan orchestrator.Event, sseBuffer), lagged: make(chan struct{}, 1)}
 	defer c.obs.Add(sub)()
 
