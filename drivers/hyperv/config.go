@@ -24,7 +24,7 @@ type Config struct {
 	// Nodes are the nodes' management addresses (host or host:port).
 	Nodes []string `mapstructure:"nodes"`
 	// Transport is winrm (default) or ssh.
-	Transport string     `mapstructure:"transport"`
+	Transport string      `mapstructure:"transport"`
 	WinRM     WinRMConfig `mapstructure:"winrm"`
 	SSH       SSHConfig   `mapstructure:"ssh"`
 	// Drain is drover (Drover's own bounded moves, default) or cluster

@@ -7,9 +7,9 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"regexp"
@@ -98,7 +98,7 @@ func (e *Endpoint) Start(listenAddr string) error {
 	if e.counts == nil {
 		e.counts = map[string]int{}
 	}
-	e.srv = &http.Server{Handler: http.HandlerFunc(e.serve), ReadHeaderTimeout: 10 * time.Second}
+	e.srv = &http.Server{Handler: http.HandlerFunc(e.serve), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	srv := e.srv
 	if e.TLS != nil {
 		ln = tls.NewListener(ln, e.TLS)
@@ -423,7 +423,3 @@ func xmlEsc(s string) string {
 	_ = xml.EscapeText(&b, []byte(s))
 	return b.String()
 }
-
-var errStopped = errors.New("endpoint stopped")
-
-var _ = errStopped
