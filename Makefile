@@ -8,7 +8,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 # Fuzz smoke: each target briefly; FUZZTIME=5m for a longer hunt.
 FUZZTIME    ?= 10s
 
-.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt clean
+.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt e2e-hyperv clean
 
 all: build
 
@@ -45,7 +45,8 @@ FUZZ_TARGETS := \
 	./drivers/updaters:FuzzParseAptUpgradable \
 	./cmd/drover/internal/server:FuzzDecodeStart \
 	./cmd/drover/internal/config:FuzzLoad ./drivers/sim:FuzzDriver_Answers \
-	./drivers/updaters:FuzzParseUpdateLines ./drivers/libvirt:FuzzJobStats
+	./drivers/updaters:FuzzParseUpdateLines ./drivers/libvirt:FuzzJobStats \
+	./drivers/hyperv:FuzzParseEnvelope ./drivers/hyperv/scripts:FuzzParse
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz:
@@ -68,6 +69,12 @@ chaos: build
 e2e-libvirt: build
 	./drivers/libvirt/lab/lab.sh deps
 	DROVER_LIBVIRT_LAB=1 DROVER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v -run '^TestLab' ./drivers/libvirt/
+
+## e2e-hyperv: bin/drover patches a 3-node model Hyper-V cluster over WinRM (and SSH):
+## apply, kill -9 mid-drain + runs resume; each node's endpoint in its own network
+## namespace when run as root (hv-*), on loopback otherwise. Prints its figures.
+e2e-hyperv: build
+	DROVER_HYPERV_E2E=1 DROVER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m -v -run '^TestE2E' ./drivers/hyperv/
 
 clean:
 	rm -rf bin
