@@ -59,13 +59,13 @@ func newDriver(_ context.Context, cfg Config, env drivers.Env) (*Driver, error) 
 		port = cfg.SSH.Port
 		r, err := newSSHRunner(cfg.SSH, env.BaseDir)
 		if err != nil {
-			return nil, err
+			return nil, drivers.PrefixFields("cluster.hyperv", err)
 		}
 		d.run = r
 	default:
 		r, err := newWinRMRunner(cfg.WinRM, env.BaseDir)
 		if err != nil {
-			return nil, err
+			return nil, drivers.PrefixFields("cluster.hyperv", err)
 		}
 		d.run = r
 	}
