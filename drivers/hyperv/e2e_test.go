@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/droverhq/drover/drivers/hyperv"
 	"github.com/droverhq/drover/drivers/hyperv/wsmantest"
 	"github.com/droverhq/drover/runs/report"
 )
@@ -46,7 +47,7 @@ func e2eModel() *wsmantest.Model {
 	upd := func(kb string) []wsmantest.Update {
 		return []wsmantest.Update{{Title: "2026-11 Cumulative Update (KB" + kb + ")", KB: kb, ID: "cu-" + kb}}
 	}
-	return wsmantest.NewModel("HVCLUSTER01", 2, wsmantest.Timing{Migration: 700 * time.Millisecond, Down: 1500 * time.Millisecond, ServiceStart: 400 * time.Millisecond, Install: 400 * time.Millisecond},
+	return wsmantest.NewModel("HVCLUSTER01", 2, wsmantest.Timing{Migration: 700 * time.Millisecond, Down: 1500 * time.Millisecond, ServiceStart: 400 * time.Millisecond, Install: 1500 * time.Millisecond},
 		[]wsmantest.NodeSpec{{Name: "HV1", MemoryMiB: 65536, CPUs: 32, Updates: upd("5070001")}, {Name: "HV2", MemoryMiB: 65536, CPUs: 32, Updates: upd("5070001"), RefuseNetworkWU: true}, {Name: "HV3", MemoryMiB: 65536, CPUs: 32, Updates: upd("5070001")}},
 		[]wsmantest.VMSpec{
 			{Name: "sql01", Node: "HV1", MemoryMiB: 8192, CPUs: 4, AntiAffinity: []string{"SQL"}},
@@ -170,7 +171,7 @@ func (r *droverRun) report() report.Report {
 // checkCluster checks the end state on the model and over the wire: every VM role
 // online on exactly one node and never failed over, every node rebooted once, none
 // left paused or marked, no update pending, no foreign command.
-func checkCluster(t *testing.T, c *wsmantest.Cluster) {
+func checkCluster(t *testing.T, c *wsmantest.Cluster, d *hyperv.Driver) {
 	t.Helper()
 	m := c.Model
 	for _, n := range m.Nodes() {
@@ -183,7 +184,6 @@ func checkCluster(t *testing.T, c *wsmantest.Cluster) {
 			t.Errorf("role %s: %s on %s, %d failovers; want Online, none", g.Name, g.State, g.Owner, g.Failovers)
 		}
 	}
-	d := mustDriver(t, c, nil)
 	inv, err := d.Inventory(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -204,45 +204,93 @@ func checkCluster(t *testing.T, c *wsmantest.Cluster) {
 		t.Errorf("%d VMs over the wire, %d roles in the model", len(seen), len(m.Groups()))
 	}
 	noRejected(t, m)
+	if errs := c.RestartErrors(); len(errs) > 0 {
+		t.Errorf("endpoints that did not come back: %v", errs)
+	}
 }
 
 func figures(t *testing.T, name string, c *wsmantest.Cluster, rep report.Report, wall time.Duration) {
 	st := c.Model.Stats()
-	var creates, receives, timedOut int
+	var creates, receives, timedOut, sshRuns int
 	for _, e := range c.Endpoints {
 		creates += e.Count("Create")
 		receives += e.Count("Receive")
 		timedOut += e.Count("w:TimedOut")
 	}
-	line := fmt.Sprintf("e2e-hyperv %s: %s in %.1fs wall; %d nodes done, %d reboots, %d migrations started / %d completed / %d cancelled, peak %d parallel (cluster limit 2), %d updates installed, resumes %d; %d shells, %d receives, %d w:TimedOut",
-		name, rep.State, wall.Seconds(), rep.Summary.NodesDone, st.Reboots, st.MigrationsStarted, st.MigrationsCompleted, st.MigrationsCancelled, st.PeakParallel, rep.Summary.UpdatesInstalled, rep.Resumes, creates, receives, timedOut)
+	for _, e := range c.SSH {
+		sshRuns += e.Runs()
+	}
+	wire := fmt.Sprintf("%d WinRM shells, %d receives, %d w:TimedOut", creates, receives, timedOut)
+	if c.SSH != nil {
+		wire = fmt.Sprintf("%d SSH commands", sshRuns)
+	}
+	line := fmt.Sprintf("e2e-hyperv %s: %s in %.1fs wall; %d nodes done, %d reboots, %d migrations started / %d completed / %d cancelled, peak %d parallel (cluster limit 2), %d updates installed, %d resumes; %s",
+		name, rep.State, wall.Seconds(), rep.Summary.NodesDone, st.Reboots, st.MigrationsStarted, st.MigrationsCompleted, st.MigrationsCancelled, st.PeakParallel, rep.Summary.UpdatesInstalled, rep.Resumes, wire)
 	t.Log(line)
 	fmt.Println(line)
 }
 
-func TestE2EApplyOverWinRM(t *testing.T) {
-	bin := e2eBinary(t)
-	for _, kill := range []bool{false, true} {
-		name := "apply"
-		if kill {
-			name = "kill-9-mid-drain-then-resume"
-		}
-		t.Run(name, func(t *testing.T) {
-			m := e2eModel()
-			c := startCluster(t, m)
-			dir := t.TempDir()
-			ca, err := c.CA.WriteCAFile(dir)
+// e2eLab is one model cluster reached over one transport.
+type e2eLab struct {
+	c *wsmantest.Cluster
+	// transport is the hyperv section's transport lines for drover.yaml.
+	transport string
+	// driver opens a driver over the same transport, for the checks.
+	driver func(t *testing.T) *hyperv.Driver
+}
+
+func winrmLab(t *testing.T, dir string) e2eLab {
+	c := startCluster(t, e2eModel())
+	ca, err := c.CA.WriteCAFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e2eLab{c: c, transport: fmt.Sprintf(`    transport: winrm
+    winrm: {https: true, auth: basic, username: 'HV\drover', password_env: DROVER_HYPERV_PASSWORD, ca_file: %s, operation_timeout: 1s}`, ca),
+		driver: func(t *testing.T) *hyperv.Driver { return mustDriver(t, c, nil) }}
+}
+
+func sshE2ELab(t *testing.T, dir string) e2eLab {
+	c, key, kh := sshLab(t, e2eModel(), dir)
+	return e2eLab{c: c, transport: fmt.Sprintf(`    transport: ssh
+    ssh: {user: 'HV\drover', key_file: %s, known_hosts: %s}`, key, kh),
+		driver: func(t *testing.T) *hyperv.Driver {
+			nodes := []any{}
+			for _, a := range c.Addrs() {
+				nodes = append(nodes, a)
+			}
+			d, err := openDriver(t, map[string]any{"nodes": nodes, "transport": "ssh", "ssh": map[string]any{"user": `HV\drover`, "key_file": key, "known_hosts": kh}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg := writeConfig(t, dir, c.Addrs(), fmt.Sprintf(`    transport: winrm
-    winrm: {https: true, auth: basic, username: 'HV\drover', password_env: DROVER_HYPERV_PASSWORD, ca_file: %s, operation_timeout: 5s}`, ca))
+			return d
+		}}
+}
+
+// TestE2E runs drover apply end to end over WinRM, the same with kill -9 in the
+// middle of a drain and runs resume, and once over SSH.
+func TestE2E(t *testing.T) {
+	bin := e2eBinary(t)
+	for _, tc := range []struct {
+		name string
+		lab  func(*testing.T, string) e2eLab
+		kill bool
+	}{
+		{"winrm-apply", winrmLab, false},
+		{"winrm-kill-9-mid-drain-then-resume", winrmLab, true},
+		{"ssh-apply", sshE2ELab, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			lab := tc.lab(t, dir)
+			m := lab.c.Model
+			cfg := writeConfig(t, dir, lab.c.Addrs(), lab.transport)
 			db := filepath.Join(dir, "drover.db")
 			env := []string{"DROVER_HYPERV_PASSWORD=" + testPW}
 			began := time.Now()
 			run := startDrover(t, bin, cfg, db, env, "apply", "--yes", "--json")
 			var rep report.Report
-			if !kill {
+			if !tc.kill {
 				if code := run.wait(3 * time.Minute); code != 0 {
 					t.Fatalf("drover apply: exit %d\n%s", code, run.stderr.String())
 				}
@@ -260,7 +308,13 @@ func TestE2EApplyOverWinRM(t *testing.T) {
 					t.Fatal(err)
 				}
 				run.wait(10 * time.Second)
-				t.Logf("killed drover -9 with a migration in flight after %s", time.Since(began).Round(time.Millisecond))
+				inFlight := 0
+				for _, mg := range m.Migrations() {
+					if mg.State == "Running" || mg.State == "New" {
+						inFlight++
+					}
+				}
+				t.Logf("killed drover -9 after %s with %d live migrations in flight", time.Since(began).Round(time.Millisecond), inFlight)
 				list := startDrover(t, bin, cfg, db, env, "runs", "list", "--json")
 				if code := list.wait(time.Minute); code != 0 {
 					t.Fatalf("runs list: exit %d", code)
@@ -290,8 +344,11 @@ func TestE2EApplyOverWinRM(t *testing.T) {
 					t.Errorf("report node %s: rebooted %v, %d updates, left paused %q", n.Name, n.Rebooted, n.UpdatesInstalled, n.LeftPaused)
 				}
 			}
-			checkCluster(t, c)
-			figures(t, "winrm "+name, c, rep, wall)
+			if st := m.Stats(); st.MigrationsStarted != st.MigrationsCompleted+st.MigrationsCancelled+st.MigrationsFailed {
+				t.Errorf("migrations: %d started, %d completed, %d cancelled, %d failed: some never ended", st.MigrationsStarted, st.MigrationsCompleted, st.MigrationsCancelled, st.MigrationsFailed)
+			}
+			checkCluster(t, lab.c, lab.driver(t))
+			figures(t, tc.name, lab.c, rep, wall)
 		})
 	}
 }

@@ -13,7 +13,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // CA is a test certificate authority and one server certificate it signed for
@@ -68,7 +71,27 @@ type Cluster struct {
 	Model     *Model
 	CA        *CA
 	Endpoints map[string]*Endpoint
-	order     []string
+	// SSH are the nodes' SSH servers (StartSSHCluster).
+	SSH     map[string]*SSHEndpoint
+	order   []string
+	hostKey ssh.PublicKey
+
+	mu sync.Mutex
+	// RestartErrors lists endpoints that could not listen again after a reboot.
+	restartErrs []string
+}
+
+func (c *Cluster) restartErr(node string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.restartErrs = append(c.restartErrs, node+": "+err.Error())
+}
+
+// RestartErrors lists endpoints that could not listen again after their node's reboot.
+func (c *Cluster) RestartErrors() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.restartErrs...)
 }
 
 // StartCluster starts an endpoint for every node of m, accepting user/password.
@@ -89,7 +112,7 @@ func StartCluster(m *Model, user, password string) (*Cluster, error) {
 	}
 	m.SetHooks(func(node string) { c.Endpoints[node].Stop() }, func(node string) {
 		if err := c.Endpoints[node].Start(""); err != nil {
-			panic(fmt.Sprintf("restart endpoint of %s: %v", node, err))
+			c.restartErr(node, err)
 		}
 	})
 	return c, nil
@@ -99,7 +122,11 @@ func StartCluster(m *Model, user, password string) (*Cluster, error) {
 func (c *Cluster) Addrs() []string {
 	var out []string
 	for _, n := range c.order {
-		out = append(out, c.Endpoints[n].Addr())
+		if e, ok := c.Endpoints[n]; ok {
+			out = append(out, e.Addr())
+		} else {
+			out = append(out, c.SSH[n].Addr())
+		}
 	}
 	return out
 }
@@ -108,6 +135,9 @@ func (c *Cluster) Addrs() []string {
 func (c *Cluster) Close() {
 	c.Model.Close()
 	for _, e := range c.Endpoints {
+		e.Stop()
+	}
+	for _, e := range c.SSH {
 		e.Stop()
 	}
 }
