@@ -68,6 +68,9 @@ type WinRMConfig struct {
 	SPN       string `mapstructure:"spn"`
 	// OperationTimeout is the WS-Man OperationTimeout of a Receive long poll (default 60s).
 	OperationTimeout time.Duration `mapstructure:"operation_timeout"`
+	// ConnectTimeout bounds a TCP connect (default 10s): a rebooting host does not
+	// answer at all, and readiness is polled.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 }
 
 // SSHConfig is how Drover reaches the nodes' Windows OpenSSH servers. Host keys are
@@ -86,7 +89,7 @@ type SSHConfig struct {
 func NewConfig() *Config {
 	return &Config{
 		Transport:        "winrm",
-		WinRM:            WinRMConfig{Port: 5986, HTTPS: true, Auth: "ntlm", OperationTimeout: 60 * time.Second},
+		WinRM:            WinRMConfig{Port: 5986, HTTPS: true, Auth: "ntlm", OperationTimeout: 60 * time.Second, ConnectTimeout: 10 * time.Second},
 		SSH:              SSHConfig{Port: 22, ConnectTimeout: 15 * time.Second},
 		Drain:            "drover",
 		Failback:         "NoFailback",
@@ -193,6 +196,9 @@ func (w WinRMConfig) validate() error {
 	}
 	if w.CAFile != "" && !w.HTTPS {
 		add("ca_file", "remove ca_file or set https: true", "ca_file without https")
+	}
+	if w.ConnectTimeout <= 0 {
+		add("connect_timeout", "use a positive duration such as 10s", "must be positive, got %s", w.ConnectTimeout)
 	}
 	if w.OperationTimeout < time.Second {
 		add("operation_timeout", "use a duration such as 60s", "must be at least 1s, got %s", w.OperationTimeout)

@@ -224,8 +224,12 @@ func figures(t *testing.T, name string, c *wsmantest.Cluster, rep report.Report,
 	if c.SSH != nil {
 		wire = fmt.Sprintf("%d SSH commands", sshRuns)
 	}
-	line := fmt.Sprintf("e2e-hyperv %s: %s in %.1fs wall; %d nodes done, %d reboots, %d migrations started / %d completed / %d cancelled, peak %d parallel (cluster limit 2), %d updates installed, %d resumes; %s",
-		name, rep.State, wall.Seconds(), rep.Summary.NodesDone, st.Reboots, st.MigrationsStarted, st.MigrationsCompleted, st.MigrationsCancelled, st.PeakParallel, rep.Summary.UpdatesInstalled, rep.Resumes, wire)
+	where := "loopback"
+	if c.InNetns() {
+		where = "one network namespace per node"
+	}
+	line := fmt.Sprintf("e2e-hyperv %s (%s): %s in %.1fs wall; %d nodes done, %d reboots, %d migrations started / %d completed / %d cancelled, peak %d parallel (cluster limit 2), %d updates installed, %d resumes; %s",
+		name, where, rep.State, wall.Seconds(), rep.Summary.NodesDone, st.Reboots, st.MigrationsStarted, st.MigrationsCompleted, st.MigrationsCancelled, st.PeakParallel, rep.Summary.UpdatesInstalled, rep.Resumes, wire)
 	t.Log(line)
 	fmt.Println(line)
 }
@@ -239,21 +243,51 @@ type e2eLab struct {
 	driver func(t *testing.T) *hyperv.Driver
 }
 
+// labNetns returns network namespaces for the model's nodes when the test runs as
+// root with iproute2 (each node's endpoint a host of its own), nil otherwise (loopback).
+func labNetns(t *testing.T, m *wsmantest.Model) *wsmantest.Netns {
+	t.Helper()
+	if os.Getenv("DROVER_HYPERV_NETNS") == "0" {
+		return nil
+	}
+	var names []string
+	for _, n := range m.Nodes() {
+		names = append(names, n.Name)
+	}
+	ns, err := wsmantest.NewNetns(names)
+	if err != nil {
+		if os.Getenv("DROVER_HYPERV_NETNS") == "1" {
+			t.Fatalf("network namespaces: %v", err)
+		}
+		t.Logf("endpoints on loopback: %v", err)
+		return nil
+	}
+	t.Cleanup(ns.Close)
+	return ns
+}
+
 func winrmLab(t *testing.T, dir string) e2eLab {
-	c := startCluster(t, e2eModel())
+	m := e2eModel()
+	ns := labNetns(t, m)
+	c, err := wsmantest.StartClusterIn(m, testUser, testPW, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
 	ca, err := c.CA.WriteCAFile(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e2eLab{c: c, transport: fmt.Sprintf(`    transport: winrm
-    winrm: {https: true, auth: basic, username: 'HV\drover', password_env: DROVER_HYPERV_PASSWORD, ca_file: %s, operation_timeout: 1s}`, ca),
+    winrm: {https: true, auth: basic, username: 'HV\drover', password_env: DROVER_HYPERV_PASSWORD, ca_file: %s, operation_timeout: 1s, connect_timeout: 1s}`, ca),
 		driver: func(t *testing.T) *hyperv.Driver { return mustDriver(t, c, nil) }}
 }
 
 func sshE2ELab(t *testing.T, dir string) e2eLab {
-	c, key, kh := sshLab(t, e2eModel(), dir)
+	m := e2eModel()
+	c, key, kh := sshLab(t, m, dir, labNetns(t, m))
 	return e2eLab{c: c, transport: fmt.Sprintf(`    transport: ssh
-    ssh: {user: 'HV\drover', key_file: %s, known_hosts: %s}`, key, kh),
+    ssh: {user: 'HV\drover', key_file: %s, known_hosts: %s, connect_timeout: 1s}`, key, kh),
 		driver: func(t *testing.T) *hyperv.Driver {
 			nodes := []any{}
 			for _, a := range c.Addrs() {

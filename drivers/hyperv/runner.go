@@ -108,10 +108,12 @@ func (r *winrmRunner) client(addr string) (*winrm.Client, error) {
 	}
 	params := *winrm.DefaultParameters
 	params.Timeout = "PT" + strconv.Itoa(int(r.cfg.OperationTimeout/time.Second)) + "S"
+	dial := (&net.Dialer{Timeout: r.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).Dial
+	params.Dial = dial
 	switch r.cfg.Auth {
 	case "ntlm":
 		if r.cfg.HTTPS {
-			params.TransportDecorator = func() winrm.Transporter { return &winrm.ClientNTLM{} }
+			params.TransportDecorator = func() winrm.Transporter { return winrm.NewClientNTLMWithDial(dial) }
 		} else {
 			enc, err := winrm.NewEncryption("ntlm")
 			if err != nil {
@@ -127,7 +129,7 @@ func (r *winrmRunner) client(addr string) (*winrm.Client, error) {
 			})
 		}
 	case "certificate":
-		params.TransportDecorator = func() winrm.Transporter { return &winrm.ClientAuthRequest{} }
+		params.TransportDecorator = func() winrm.Transporter { return winrm.NewClientAuthRequestWithDial(dial) }
 	}
 	c, err := winrm.NewClientWithParameters(ep, r.cfg.Username, r.password, &params)
 	if err != nil {

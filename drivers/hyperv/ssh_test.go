@@ -15,7 +15,7 @@ import (
 )
 
 // sshLab serves m over SSH and writes the client key and known_hosts into dir.
-func sshLab(t *testing.T, m *wsmantest.Model, dir string) (c *wsmantest.Cluster, keyFile, knownHosts string) {
+func sshLab(t *testing.T, m *wsmantest.Model, dir string, ns *wsmantest.Netns) (c *wsmantest.Cluster, keyFile, knownHosts string) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -33,7 +33,7 @@ func sshLab(t *testing.T, m *wsmantest.Model, dir string) (c *wsmantest.Cluster,
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err = wsmantest.StartSSHCluster(m, signer.PublicKey())
+	c, err = wsmantest.StartSSHCluster(m, signer.PublicKey(), ns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func sshLab(t *testing.T, m *wsmantest.Model, dir string) (c *wsmantest.Cluster,
 func TestInventoryAndPauseOverSSH(t *testing.T) {
 	m := threeNodes(2, wsmantest.Timing{})
 	dir := t.TempDir()
-	c, key, kh := sshLab(t, m, dir)
+	c, key, kh := sshLab(t, m, dir, nil)
 	nodes := []any{}
 	for _, a := range c.Addrs() {
 		nodes = append(nodes, a)

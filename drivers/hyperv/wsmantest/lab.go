@@ -75,6 +75,8 @@ type Cluster struct {
 	SSH     map[string]*SSHEndpoint
 	order   []string
 	hostKey ssh.PublicKey
+	// ns, when set, puts each node's endpoint into a network namespace of its own.
+	ns *Netns
 
 	mu sync.Mutex
 	// RestartErrors lists endpoints that could not listen again after a reboot.
@@ -94,28 +96,66 @@ func (c *Cluster) RestartErrors() []string {
 	return append([]string(nil), c.restartErrs...)
 }
 
-// StartCluster starts an endpoint for every node of m, accepting user/password.
+// StartCluster starts an endpoint for every node of m on loopback, accepting
+// user/password.
 func StartCluster(m *Model, user, password string) (*Cluster, error) {
-	ca, err := NewCA()
+	return StartClusterIn(m, user, password, nil)
+}
+
+// StartClusterIn is StartCluster with each node's endpoint on port 5986 in its own
+// network namespace of ns (loopback when ns is nil).
+func StartClusterIn(m *Model, user, password string, ns *Netns) (*Cluster, error) {
+	var ips []net.IP
+	if ns != nil {
+		ips = ns.IPs()
+	}
+	ca, err := NewCA(ips...)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Model: m, CA: ca, Endpoints: map[string]*Endpoint{}}
+	c := &Cluster{Model: m, CA: ca, Endpoints: map[string]*Endpoint{}, ns: ns}
 	for _, n := range m.Nodes() {
 		e := &Endpoint{Node: n.Name, Model: m, TLS: ca.Server, Users: map[string]string{user: password}}
-		if err := e.Start(""); err != nil {
+		first := ""
+		if ns != nil {
+			first = net.JoinHostPort(ns.IP(n.Name).String(), "5986")
+			e.Listen = func(a string) (net.Listener, error) { return ns.Listen(n.Name, a) }
+		}
+		if err := e.Start(first); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("start endpoint of %s: %w", n.Name, err)
 		}
 		c.Endpoints[n.Name] = e
 		c.order = append(c.order, n.Name)
 	}
-	m.SetHooks(func(node string) { c.Endpoints[node].Stop() }, func(node string) {
+	m.SetHooks(func(node string) {
+		c.Endpoints[node].Stop()
+		c.linkDown(node)
+	}, func(node string) {
+		c.linkUp(node)
 		if err := c.Endpoints[node].Start(""); err != nil {
 			c.restartErr(node, err)
 		}
 	})
 	return c, nil
+}
+
+// linkDown takes a node's network away (namespaces only): the host is gone, not
+// just its listener.
+func (c *Cluster) linkDown(node string) {
+	if c.ns != nil {
+		if err := c.ns.SetLink(node, false); err != nil {
+			c.restartErr(node, err)
+		}
+	}
+}
+
+func (c *Cluster) linkUp(node string) {
+	if c.ns != nil {
+		if err := c.ns.SetLink(node, true); err != nil {
+			c.restartErr(node, err)
+		}
+	}
 }
 
 // Addrs are the endpoints' addresses in node order, what cluster.hyperv.nodes lists.
@@ -141,3 +181,6 @@ func (c *Cluster) Close() {
 		e.Stop()
 	}
 }
+
+// InNetns reports whether the endpoints live in network namespaces.
+func (c *Cluster) InNetns() bool { return c.ns != nil }

@@ -46,6 +46,9 @@ type Endpoint struct {
 	Users map[string]string
 	// MaxEnvelope is the largest request accepted (default DefaultMaxEnvelope).
 	MaxEnvelope int
+	// Listen opens the listener (default net.Listen on loopback; Netns.Listen in a
+	// node's namespace).
+	Listen func(addr string) (net.Listener, error)
 
 	mu     sync.Mutex
 	addr   string
@@ -82,10 +85,14 @@ func (e *Endpoint) Start(listenAddr string) error {
 	if listenAddr == "" {
 		listenAddr = "127.0.0.1:0"
 	}
+	listen := e.Listen
+	if listen == nil {
+		listen = func(a string) (net.Listener, error) { return net.Listen("tcp", a) }
+	}
 	var ln net.Listener
 	var err error
 	for i := 0; i < 50; i++ { // the old socket may linger for a moment after a reboot
-		if ln, err = net.Listen("tcp", listenAddr); err == nil {
+		if ln, err = listen(listenAddr); err == nil {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -22,6 +22,10 @@ type SSHEndpoint struct {
 	Model     *Model
 	HostKey   ssh.Signer
 	ClientKey ssh.PublicKey
+	// Listen opens the listener (default net.Listen).
+	Listen func(addr string) (net.Listener, error)
+	// FirstAddr is where the first Start listens (default 127.0.0.1:0).
+	FirstAddr string
 
 	mu   sync.Mutex
 	addr string
@@ -38,12 +42,19 @@ func (e *SSHEndpoint) Start() error {
 	}
 	addr := e.addr
 	if addr == "" {
+		addr = e.FirstAddr
+	}
+	if addr == "" {
 		addr = "127.0.0.1:0"
+	}
+	listen := e.Listen
+	if listen == nil {
+		listen = func(a string) (net.Listener, error) { return net.Listen("tcp", a) }
 	}
 	var ln net.Listener
 	var err error
 	for i := 0; i < 50; i++ {
-		if ln, err = net.Listen("tcp", addr); err == nil {
+		if ln, err = listen(addr); err == nil {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -110,14 +121,19 @@ func NewKey() (ssh.Signer, error) {
 
 // StartSSHCluster serves every node of m over SSH, accepting clientKey; all nodes
 // share one host key, which KnownHosts lists for each address.
-func StartSSHCluster(m *Model, clientKey ssh.PublicKey) (*Cluster, error) {
+// With ns, each node's server listens on port 22 in the node's namespace.
+func StartSSHCluster(m *Model, clientKey ssh.PublicKey, ns *Netns) (*Cluster, error) {
 	hostKey, err := NewKey()
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Model: m, SSH: map[string]*SSHEndpoint{}, hostKey: hostKey.PublicKey()}
+	c := &Cluster{Model: m, SSH: map[string]*SSHEndpoint{}, hostKey: hostKey.PublicKey(), ns: ns}
 	for _, n := range m.Nodes() {
 		e := &SSHEndpoint{Node: n.Name, Model: m, HostKey: hostKey, ClientKey: clientKey}
+		if ns != nil {
+			e.FirstAddr = net.JoinHostPort(ns.IP(n.Name).String(), "22")
+			e.Listen = func(a string) (net.Listener, error) { return ns.Listen(n.Name, a) }
+		}
 		if err := e.Start(); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("start ssh endpoint of %s: %w", n.Name, err)
@@ -125,7 +141,11 @@ func StartSSHCluster(m *Model, clientKey ssh.PublicKey) (*Cluster, error) {
 		c.SSH[n.Name] = e
 		c.order = append(c.order, n.Name)
 	}
-	m.SetHooks(func(node string) { c.SSH[node].Stop() }, func(node string) {
+	m.SetHooks(func(node string) {
+		c.SSH[node].Stop()
+		c.linkDown(node)
+	}, func(node string) {
+		c.linkUp(node)
 		if err := c.SSH[node].Start(); err != nil {
 			c.restartErr(node, err)
 		}
