@@ -266,5 +266,5 @@ func (c *Config) Open(ctx context.Context, env drivers.Env) (drivers.Driver, err
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return newDriver(ctx, *c, env)
+	return newDriver(ctx, *c, env, nil)
 }

@@ -47,16 +47,20 @@ var (
 	_ drivers.Config        = (*Config)(nil)
 )
 
-func newDriver(_ context.Context, cfg Config, env drivers.Env) (*Driver, error) {
+func newDriver(_ context.Context, cfg Config, env drivers.Env, run Runner) (*Driver, error) {
 	log := env.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Driver{cfg: cfg, log: log, names: map[string]string{}, bootBefore: map[string]string{}, memMiB: map[string]int64{}, flights: map[string]*flight{}}
 	port := cfg.WinRM.Port
-	switch cfg.Transport {
-	case "ssh":
+	if cfg.Transport == "ssh" {
 		port = cfg.SSH.Port
+	}
+	switch {
+	case run != nil:
+		d.run = run
+	case cfg.Transport == "ssh":
 		r, err := newSSHRunner(cfg.SSH, env.BaseDir)
 		if err != nil {
 			return nil, drivers.PrefixFields("cluster.hyperv", err)
@@ -92,12 +96,7 @@ func NewWithRunner(cfg Config, r Runner, log *slog.Logger) (*Driver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d, err := newDriver(context.Background(), cfg, drivers.Env{Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	d.run = r
-	return d, nil
+	return newDriver(context.Background(), cfg, drivers.Env{Logger: log}, r)
 }
 
 // Capabilities: boot IDs (LastBootUpTime), the owner mark (the node's Description),
