@@ -166,7 +166,7 @@ func Parse(cmdline string) (op string, params json.RawMessage, err error) {
 		return "", nil, fmt.Errorf("not a powershell.exe -EncodedCommand line: %.80q", cmdline)
 	}
 	if len(cmdline) > MaxCommandLine {
-		return "", nil, fmt.Errorf("The filename or extension is too long (%d characters)", len(cmdline))
+		return "", nil, fmt.Errorf("the filename or extension is too long (%d characters)", len(cmdline))
 	}
 	s, err := Decode(enc)
 	if err != nil {

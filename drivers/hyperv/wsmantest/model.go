@@ -347,16 +347,16 @@ func (m *Model) startMigration(g *Group, to string, now time.Time) error {
 	t := m.node(to)
 	switch {
 	case t == nil:
-		return fmt.Errorf("The cluster node '%s' was not found.", to)
+		return psErrorf("The cluster node '%s' was not found.", to)
 	case t.State != "Up":
-		return fmt.Errorf("Move-ClusterVirtualMachineRole: The operation failed because node '%s' is %s: a node that is not up is not a possible owner.", to, strings.ToLower(t.State))
+		return psErrorf("Move-ClusterVirtualMachineRole: The operation failed because node '%s' is %s: a node that is not up is not a possible owner.", to, strings.ToLower(t.State))
 	case len(g.Possible) > 0 && !contains(g.Possible, to):
-		return fmt.Errorf("Move-ClusterVirtualMachineRole: node '%s' is not a possible owner of '%s'.", to, g.Name)
+		return psErrorf("Move-ClusterVirtualMachineRole: node '%s' is not a possible owner of '%s'.", to, g.Name)
 	case len(g.LocalDisks) > 0:
-		return fmt.Errorf("Move-ClusterVirtualMachineRole: virtual machine '%s' has storage that is not cluster storage; live migration failed.", g.Name)
+		return psErrorf("Move-ClusterVirtualMachineRole: virtual machine '%s' has storage that is not cluster storage; live migration failed.", g.Name)
 	}
 	if mg := m.migs[g.Name]; mg != nil && (mg.State == "Running" || mg.State == "New") {
-		return fmt.Errorf("Move-ClusterVirtualMachineRole: a migration of '%s' is already in progress.", g.Name)
+		return psErrorf("Move-ClusterVirtualMachineRole: a migration of '%s' is already in progress.", g.Name)
 	}
 	if strings.EqualFold(g.Owner, to) {
 		return nil
@@ -449,3 +449,11 @@ func (m *Model) comeBack(name string) {
 		up(name)
 	}
 }
+
+// psError is an error as Windows PowerShell words it (capitals, full stops): the
+// model answers with the cmdlets' own messages.
+type psError string
+
+func (e psError) Error() string { return string(e) }
+
+func psErrorf(format string, args ...any) error { return psError(fmt.Sprintf(format, args...)) }

@@ -22,7 +22,6 @@ type Netns struct {
 	id     string
 	subnet string // 10.98.<x>
 	nodes  map[string]int
-	cmds   []string
 }
 
 // NewNetns creates the namespaces and links for nodes (in order: .1, .2, ...).

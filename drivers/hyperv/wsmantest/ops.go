@@ -3,7 +3,6 @@ package wsmantest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -44,7 +43,7 @@ type params struct {
 func (m *Model) run(ctx context.Context, on, op string, raw json.RawMessage) (any, error) {
 	var p params
 	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("ConvertFrom-Json: %v", err)
+		return nil, psErrorf("ConvertFrom-Json: %v", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -52,12 +51,12 @@ func (m *Model) run(ctx context.Context, on, op string, raw json.RawMessage) (an
 	m.advance(now)
 	self := m.node(on)
 	if self == nil {
-		return nil, fmt.Errorf("no such computer %s", on)
+		return nil, psErrorf("no such computer %s", on)
 	}
 	clusterUp := self.ClusterService == "Running"
 	needCluster := func() error {
 		if !clusterUp {
-			return errors.New("Get-Cluster: The cluster service is not running. Make sure that the service is running on all nodes in the cluster.")
+			return psError("Get-Cluster: The cluster service is not running. Make sure that the service is running on all nodes in the cluster.")
 		}
 		return nil
 	}
@@ -88,10 +87,10 @@ func (m *Model) run(ctx context.Context, on, op string, raw json.RawMessage) (an
 		}
 		n := m.node(p.Node)
 		if n == nil {
-			return nil, fmt.Errorf("Get-ClusterNode: The cluster node '%s' was not found.", p.Node)
+			return nil, psErrorf("Get-ClusterNode: The cluster node '%s' was not found.", p.Node)
 		}
 		if n.State == "Paused" && strings.HasPrefix(n.Description, "drover-run:") && n.Description != p.Owner && (p.Owner != "" || op == scripts.Pause) {
-			return nil, fmt.Errorf("drover:paused_by_other:%s", n.Description)
+			return nil, psErrorf("drover:paused_by_other:%s", n.Description)
 		}
 		if n.State == "Up" {
 			n.State = "Paused"
@@ -110,12 +109,12 @@ func (m *Model) run(ctx context.Context, on, op string, raw json.RawMessage) (an
 		}
 		n := m.node(p.Node)
 		if n == nil {
-			return nil, fmt.Errorf("Get-ClusterNode: The cluster node '%s' was not found.", p.Node)
+			return nil, psErrorf("Get-ClusterNode: The cluster node '%s' was not found.", p.Node)
 		}
 		switch p.Failback {
 		case "NoFailback", "Immediate", "Policy":
 		default:
-			return nil, fmt.Errorf("Resume-ClusterNode: Cannot bind parameter 'Failback' to the value %q", p.Failback)
+			return nil, psErrorf("Resume-ClusterNode: Cannot bind parameter 'Failback' to the value %q", p.Failback)
 		}
 		if n.State == "Paused" {
 			n.State, n.DrainStatus = "Up", "NotInitiated"
@@ -130,7 +129,7 @@ func (m *Model) run(ctx context.Context, on, op string, raw json.RawMessage) (an
 		}
 		g := m.group(p.VM)
 		if g == nil {
-			return nil, fmt.Errorf("Move-ClusterVirtualMachineRole: The cluster group '%s' was not found.", p.VM)
+			return nil, psErrorf("Move-ClusterVirtualMachineRole: The cluster group '%s' was not found.", p.VM)
 		}
 		if err := m.startMigration(g, p.Node, now); err != nil {
 			return nil, err
@@ -142,7 +141,7 @@ func (m *Model) run(ctx context.Context, on, op string, raw json.RawMessage) (an
 		}
 		g := m.group(p.VM)
 		if g == nil {
-			return nil, fmt.Errorf("Get-ClusterGroup: The cluster group '%s' was not found.", p.VM)
+			return nil, psErrorf("Get-ClusterGroup: The cluster group '%s' was not found.", p.VM)
 		}
 		r := map[string]any{"owner": g.Owner, "state": g.State}
 		// The job lives on the source host: Get-VM finds the VM only there.
@@ -171,19 +170,19 @@ func (m *Model) run(ctx context.Context, on, op string, raw json.RawMessage) (an
 		return map[string]any{"boot": b}, nil
 	case scripts.WUScan:
 		if p.Criteria == "" {
-			return nil, errors.New("drover:wu_error:0x80240032") // WU_E_INVALID_CRITERIA
+			return nil, psError("drover:wu_error:0x80240032") // WU_E_INVALID_CRITERIA
 		}
 		return map[string]any{"updates": updatesOrEmpty(self.Pending)}, nil
 	case scripts.WUInstall:
 		if len(self.Pending) > 0 && self.refuseWU {
-			return nil, errors.New("drover:wu_denied")
+			return nil, psError("drover:wu_denied")
 		}
 		return m.install(ctx, self)
 	case scripts.WUTask:
 		op, inner, err := scripts.ParseBound(p.Script)
 		if err != nil || op != scripts.WUInstall {
 			m.stats.Rejected = append(m.stats.Rejected, fmt.Sprintf("%s: SYSTEM task script: %v (op %q)", on, err, op))
-			return nil, errors.New("the task's script is not the shipped wuinstall script")
+			return nil, psError("the task's script is not the shipped wuinstall script")
 		}
 		var ip params
 		_ = json.Unmarshal(inner, &ip)
@@ -204,7 +203,7 @@ func (m *Model) run(ctx context.Context, on, op string, raw json.RawMessage) (an
 		delete(self.tasks, p.ID)
 		return map[string]any{"done": true, "result": json.RawMessage(t.result)}, nil
 	}
-	return nil, fmt.Errorf("the model has no answer for script %s", op)
+	return nil, psErrorf("the model has no answer for script %s", op)
 }
 
 // install takes Timing.Install (a long poll for the client), then installs.
@@ -217,7 +216,7 @@ func (m *Model) install(ctx context.Context, n *Node) (any, error) {
 	case <-time.After(m.timing.Install):
 	case <-ctx.Done():
 		m.mu.Lock()
-		return nil, errors.New("The pipeline has been stopped.")
+		return nil, psError("The pipeline has been stopped.")
 	}
 	m.mu.Lock()
 	return m.installNow(n), nil
