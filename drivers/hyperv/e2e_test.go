@@ -211,8 +211,9 @@ func checkCluster(t *testing.T, c *wsmantest.Cluster, d *hyperv.Driver) {
 
 func figures(t *testing.T, name string, c *wsmantest.Cluster, rep report.Report, wall time.Duration) {
 	st := c.Model.Stats()
-	var creates, receives, timedOut, sshRuns int
+	var creates, receives, timedOut, sshRuns, ntlm int
 	for _, e := range c.Endpoints {
+		ntlm += e.Count("ntlm-ok")
 		creates += e.Count("Create")
 		receives += e.Count("Receive")
 		timedOut += e.Count("w:TimedOut")
@@ -220,7 +221,7 @@ func figures(t *testing.T, name string, c *wsmantest.Cluster, rep report.Report,
 	for _, e := range c.SSH {
 		sshRuns += e.Runs()
 	}
-	wire := fmt.Sprintf("%d WinRM shells, %d receives, %d w:TimedOut", creates, receives, timedOut)
+	wire := fmt.Sprintf("%d WinRM shells, %d receives, %d w:TimedOut, %d NTLMv2 logons", creates, receives, timedOut, ntlm)
 	if c.SSH != nil {
 		wire = fmt.Sprintf("%d SSH commands", sshRuns)
 	}
@@ -274,13 +275,16 @@ func winrmLab(t *testing.T, dir string) e2eLab {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
+	ntlmOnly(c) // auth: ntlm, as the issue's config, with Basic refused
 	ca, err := c.CA.WriteCAFile(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e2eLab{c: c, transport: fmt.Sprintf(`    transport: winrm
-    winrm: {https: true, auth: basic, username: 'HV\drover', password_env: DROVER_HYPERV_PASSWORD, ca_file: %s, operation_timeout: 1s, connect_timeout: 1s}`, ca),
-		driver: func(t *testing.T) *hyperv.Driver { return mustDriver(t, c, nil) }}
+    winrm: {https: true, auth: ntlm, username: 'HV\drover', password_env: DROVER_HYPERV_PASSWORD, ca_file: %s, operation_timeout: 1s, connect_timeout: 1s}`, ca),
+		driver: func(t *testing.T) *hyperv.Driver {
+			return mustDriver(t, c, func(_, w map[string]any) { w["auth"] = "ntlm" })
+		}}
 }
 
 func sshE2ELab(t *testing.T, dir string) e2eLab {
@@ -331,6 +335,11 @@ func TestE2E(t *testing.T) {
 				rep = run.report()
 			} else {
 				waitFor(t, time.Minute, "a live migration in flight", func() bool {
+					select {
+					case <-run.done:
+						t.Fatalf("drover apply ended before any migration: %s", run.stderr.String())
+					default:
+					}
 					for _, mg := range m.Migrations() {
 						if mg.State == "Running" {
 							return true

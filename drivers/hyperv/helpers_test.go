@@ -104,3 +104,17 @@ func noRejected(t *testing.T, m *wsmantest.Model) {
 		t.Errorf("the server refused commands that are not shipped scripts: %q", r)
 	}
 }
+
+// openWithCurrentEnv opens a driver with whatever password the environment holds.
+func openWithCurrentEnv(t *testing.T, raw map[string]any) drivers.Driver {
+	t.Helper()
+	cfg := hyperv.NewConfig()
+	if err := drivers.Decode(raw, cfg); err != nil {
+		t.Fatal(err)
+	}
+	d, err := cfg.Open(t.Context(), drivers.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

@@ -27,13 +27,17 @@ type pyResult struct {
 }
 
 func pywinrm(t *testing.T, c *wsmantest.Cluster, node, password, opTimeout, cmdline string) pyResult {
+	return pywinrmWith(t, c, "basic", node, password, opTimeout, cmdline)
+}
+
+func pywinrmWith(t *testing.T, c *wsmantest.Cluster, transport, node, password, opTimeout, cmdline string) pyResult {
 	t.Helper()
 	ca, err := c.CA.WriteCAFile(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(debianPython, "testdata/pywinrm_run.py", "https://"+c.Endpoints[node].Addr()+"/wsman", testUser, ca, opTimeout, cmdline)
-	cmd.Env = append(os.Environ(), "PYWINRM_PASSWORD="+password)
+	cmd.Env = append(os.Environ(), "PYWINRM_PASSWORD="+password, "PYWINRM_TRANSPORT="+transport)
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr string
@@ -79,6 +83,16 @@ func TestPyWinRM(t *testing.T) {
 	}
 	if r := pywinrm(t, c, "HV1", "wrong", "5", inv); r.Error != "InvalidCredentialsError" {
 		t.Errorf("pywinrm with a wrong password: %+v", r)
+	}
+	// NTLMv2 (requests_ntlm), with Basic refused: the server verifies pywinrm's
+	// AUTHENTICATE message against the password.
+	c.Endpoints["HV3"].SetAuth(true, true)
+	r = pywinrmWith(t, c, "ntlm", "HV3", testPW, "5", inv)
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"name":"HVCLUSTER01"`) || c.Endpoints["HV3"].Count("ntlm-ok") == 0 {
+		t.Errorf("pywinrm over NTLM: %+v, %d verified", r, c.Endpoints["HV3"].Count("ntlm-ok"))
+	}
+	if r := pywinrmWith(t, c, "ntlm", "HV3", "wrong", "5", inv); r.Error != "InvalidCredentialsError" {
+		t.Errorf("pywinrm over NTLM with a wrong password: %+v", r)
 	}
 	noRejected(t, m)
 }

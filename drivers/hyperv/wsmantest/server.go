@@ -42,8 +42,10 @@ type Endpoint struct {
 	Model *Model
 	// TLS is the listener's configuration (a test CA's server certificate).
 	TLS *tls.Config
-	// Users maps accepted user names to passwords (Basic over HTTPS).
+	// Users maps accepted user names (DOMAIN\user) to passwords.
 	Users map[string]string
+	// NTLM offers Negotiate (NTLMv2) authentication; NoBasic refuses Basic.
+	NTLM, NoBasic bool
 	// MaxEnvelope is the largest request accepted (default DefaultMaxEnvelope).
 	MaxEnvelope int
 	// Listen opens the listener (default net.Listen on loopback; Netns.Listen in a
@@ -105,13 +107,20 @@ func (e *Endpoint) Start(listenAddr string) error {
 	if e.counts == nil {
 		e.counts = map[string]int{}
 	}
-	e.srv = &http.Server{Handler: http.HandlerFunc(e.serve), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	e.srv = &http.Server{Handler: http.HandlerFunc(e.serve), ReadHeaderTimeout: 10 * time.Second, ConnContext: connContext, ErrorLog: log.New(io.Discard, "", 0)}
 	srv := e.srv
 	if e.TLS != nil {
 		ln = tls.NewListener(ln, e.TLS)
 	}
 	go func() { _ = srv.Serve(ln) }()
 	return nil
+}
+
+// SetAuth offers NTLM (Negotiate) and refuses or accepts Basic.
+func (e *Endpoint) SetAuth(ntlm, noBasic bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.NTLM, e.NoBasic = ntlm, noBasic
 }
 
 // Addr is where the endpoint listens.
@@ -196,12 +205,19 @@ func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	user, pass, ok := r.BasicAuth()
-	want, known := e.Users[user]
-	if !ok || !known || subtle.ConstantTimeCompare([]byte(pass), []byte(want)) != 1 {
-		e.count("401")
-		w.Header().Set("WWW-Authenticate", `Basic realm="WSMAN"`)
-		w.WriteHeader(http.StatusUnauthorized)
+	e.mu.Lock()
+	useNTLM, noBasic := e.NTLM, e.NoBasic
+	e.mu.Unlock()
+	if user, pass, ok := r.BasicAuth(); ok && !noBasic {
+		want, known := e.Users[user]
+		if !known || subtle.ConstantTimeCompare([]byte(pass), []byte(want)) != 1 {
+			e.unauthorized(w)
+			return
+		}
+	} else if !useNTLM || !e.authNTLM(w, r) {
+		if !useNTLM {
+			e.unauthorized(w)
+		}
 		return
 	}
 	limit := e.MaxEnvelope
