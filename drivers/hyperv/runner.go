@@ -147,6 +147,15 @@ func (r *winrmRunner) Run(ctx context.Context, addr, cmdline string) (Output, er
 	}
 	var stdout, stderr bytes.Buffer
 	code, err := c.RunWithContextWithInput(ctx, cmdline, &stdout, &stderr, nil)
+	// NTLM authenticates a connection, not a request: when Go's HTTP transport sends
+	// the AUTHENTICATE message on another connection than the NEGOTIATE (the first
+	// one was not back in its idle pool yet), the listener answers 401 although the
+	// password is right. Try again before calling the credentials wrong.
+	for try := 0; try < 2 && err != nil && r.cfg.Auth == "ntlm" && is401(err) && ctx.Err() == nil; try++ {
+		stdout.Reset()
+		stderr.Reset()
+		code, err = c.RunWithContextWithInput(ctx, cmdline, &stdout, &stderr, nil)
+	}
 	out := Output{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: code}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -167,7 +176,7 @@ func (r *winrmRunner) explain(addr string, err error) error {
 	var ua x509.UnknownAuthorityError
 	var hn x509.HostnameError
 	switch {
-	case strings.Contains(msg, "http error 401") || strings.Contains(msg, "401 - "):
+	case is401(err):
 		return fmt.Errorf("winrm %s: %w", addr, drivers.Fieldf("cluster.hyperv.winrm.username", "check username and the password in $"+r.cfg.PasswordEnv+" (and auth: "+r.cfg.Auth+")", "the node refused the credentials (HTTP 401)"))
 	case errors.As(err, &ua), strings.Contains(msg, "certificate signed by unknown authority"):
 		return fmt.Errorf("winrm %s: %w", addr, drivers.Fieldf("cluster.hyperv.winrm.ca_file", "set ca_file to the PEM of the CA that signed the node's WinRM certificate", "TLS: the node's certificate is not trusted"))
@@ -179,6 +188,11 @@ func (r *winrmRunner) explain(addr string, err error) error {
 		return fmt.Errorf("winrm %s: %w (check cluster.hyperv.nodes and winrm.port: is WinRM listening? winrm quickconfig -transport:https): %s", addr, drivers.ErrUnavailable, msg)
 	}
 	return fmt.Errorf("winrm %s: %w: %s", addr, drivers.ErrUnavailable, msg)
+}
+
+func is401(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "http error 401") || strings.Contains(msg, "401 - ")
 }
 
 // sshRunner runs commands through Windows OpenSSH; the argv has no character a shell

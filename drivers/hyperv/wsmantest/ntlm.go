@@ -194,6 +194,8 @@ func (e *Endpoint) authNTLM(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	case 3:
 		if cs.challenge == nil {
+			// The AUTHENTICATE came on another connection than its NEGOTIATE.
+			e.count("ntlm-no-challenge")
 			e.unauthorized(w)
 			return false
 		}
