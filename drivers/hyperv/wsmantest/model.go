@@ -394,7 +394,15 @@ func (m *Model) after(d time.Duration, f func()) {
 }
 
 func (m *Model) goDown(name string) {
+	// The host leaves the network first; the cluster notices afterwards.
 	m.mu.Lock()
+	down := m.onDown
+	m.mu.Unlock()
+	if down != nil {
+		down(name)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	n := m.node(name)
 	now := time.Now()
 	m.advance(now)
@@ -417,12 +425,7 @@ func (m *Model) goDown(name string) {
 			}
 		}
 	}
-	down := m.onDown
 	m.after(m.timing.Down, func() { m.comeBack(name) })
-	m.mu.Unlock()
-	if down != nil {
-		down(name)
-	}
 }
 
 func (m *Model) comeBack(name string) {

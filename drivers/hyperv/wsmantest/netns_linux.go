@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +25,9 @@ type Netns struct {
 	nodes  map[string]int
 }
 
+// netnsSeq tells apart the labs of one process.
+var netnsSeq atomic.Int32
+
 // NewNetns creates the namespaces and links for nodes (in order: .1, .2, ...).
 func NewNetns(nodes []string) (*Netns, error) {
 	if os.Geteuid() != 0 {
@@ -33,7 +37,8 @@ func NewNetns(nodes []string) (*Netns, error) {
 		return nil, fmt.Errorf("network namespaces need iproute2: %w", err)
 	}
 	pid := os.Getpid()
-	n := &Netns{id: strconv.Itoa(pid % 100000), subnet: fmt.Sprintf("10.98.%d", pid%250), nodes: map[string]int{}}
+	seq := int(netnsSeq.Add(1))
+	n := &Netns{id: fmt.Sprintf("%d%d", pid%100000, seq%10), subnet: fmt.Sprintf("10.98.%d", (pid+seq)%250), nodes: map[string]int{}}
 	br, host, peer := n.ns("br"), "hvh"+n.id, "hvb"+n.id
 	steps := [][]string{
 		{"netns", "add", br},
