@@ -46,7 +46,8 @@ FUZZ_TARGETS := \
 	./cmd/drover/internal/server:FuzzDecodeStart \
 	./cmd/drover/internal/config:FuzzLoad ./drivers/sim:FuzzDriver_Answers \
 	./drivers/updaters:FuzzParseUpdateLines ./drivers/libvirt:FuzzJobStats \
-	./drivers/hyperv:FuzzParseEnvelope ./drivers/hyperv/scripts:FuzzParse
+	./drivers/hyperv:FuzzParseEnvelope ./drivers/hyperv/scripts:FuzzParse \
+	./drivers/hyperv/wsmantest:FuzzVerifyAuthenticate
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz:
