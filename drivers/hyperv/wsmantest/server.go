@@ -116,6 +116,24 @@ func (e *Endpoint) Start(listenAddr string) error {
 	return nil
 }
 
+// mutualProfile is the Authorization header of WS-Man's HTTPS mutual (client
+// certificate) security profile.
+const mutualProfile = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+
+// knownUser reports whether cn names one of the users (DOMAIN\user or user).
+func (e *Endpoint) knownUser(cn string) bool {
+	for name := range e.Users {
+		_, u, ok := strings.Cut(name, `\`)
+		if !ok {
+			u = name
+		}
+		if strings.EqualFold(u, cn) || strings.EqualFold(name, cn) {
+			return true
+		}
+	}
+	return false
+}
+
 // SetAuth offers NTLM (Negotiate) and refuses or accepts Basic.
 func (e *Endpoint) SetAuth(ntlm, noBasic bool) {
 	e.mu.Lock()
@@ -208,7 +226,15 @@ func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	useNTLM, noBasic := e.NTLM, e.NoBasic
 	e.mu.Unlock()
-	if user, pass, ok := r.BasicAuth(); ok && !noBasic {
+	if r.Header.Get("Authorization") == mutualProfile {
+		// Certificate authentication: the TLS handshake verified the chain; the
+		// certificate's subject must be one of the users.
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || !e.knownUser(r.TLS.VerifiedChains[0][0].Subject.CommonName) {
+			e.unauthorized(w)
+			return
+		}
+		e.count("cert-ok")
+	} else if user, pass, ok := r.BasicAuth(); ok && !noBasic {
 		want, known := e.Users[user]
 		if !known || subtle.ConstantTimeCompare([]byte(pass), []byte(want)) != 1 {
 			e.unauthorized(w)
