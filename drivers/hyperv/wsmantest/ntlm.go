@@ -16,7 +16,8 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"golang.org/x/crypto/md4" //nolint:staticcheck // NTLM is built on MD4 (MS-NLMP 3.3.2)
+	//lint:ignore SA1019 NTLM is built on MD4 (MS-NLMP 3.3.2): compatibility is the point here
+	"golang.org/x/crypto/md4"
 )
 
 // The server side of NTLMv2 over HTTP (MS-NLMP, MS-NTHT): the client's NEGOTIATE
