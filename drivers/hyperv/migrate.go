@@ -125,6 +125,11 @@ func (d *Driver) migrate(ctx context.Context, req drivers.MigrateRequest, progre
 			return drivers.MigrationResult{}, fmt.Errorf("migrate %s to %s: %w: a migration to %s is in flight", req.VM, req.To, drivers.ErrRejected, st.Job.Target)
 		}
 		if err := d.call(ctx, srcAddr, scripts.Migrate, map[string]string{"vm": req.VM, "node": req.To}, nil); err != nil {
+			if ctx.Err() != nil {
+				// Cancelled while the start was on the wire: the move may have
+				// started on the cluster all the same.
+				d.cancel(srcAddr, req.VM)
+			}
 			return drivers.MigrationResult{}, fmt.Errorf("migrate %s from %s to %s: %w", req.VM, src, req.To, err)
 		}
 		log.Info("live migration started", "from", src)
