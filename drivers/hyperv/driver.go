@@ -271,7 +271,14 @@ func (d *Driver) RebootNode(ctx context.Context, node string) error {
 	var r struct {
 		Boot string `json:"boot"`
 	}
-	if err := d.call(ctx, addr, scripts.Reboot, map[string]int{"delay_seconds": int(d.cfg.RebootDelay / time.Second)}, &r); err != nil {
+	err = d.call(ctx, addr, scripts.Reboot, map[string]int{"delay_seconds": int(d.cfg.RebootDelay / time.Second)}, &r)
+	var se *ScriptError
+	if errors.As(err, &se) && strings.Contains(se.Message, "exit 1190") {
+		// A restart is already scheduled (a repeated call): it is under way.
+		d.log.Info("node reboot already scheduled", "node", node)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("reboot node %s: %w", node, err)
 	}
 	d.mu.Lock()

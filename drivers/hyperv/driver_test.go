@@ -197,6 +197,10 @@ func TestRebootComesBackPausedWithNewBootTime(t *testing.T) {
 	if err := d.RebootNode(ctx, "HV3"); err != nil {
 		t.Fatal(err)
 	}
+	// A repeated call (a resumed run) finds the restart scheduled: success, no second reboot.
+	if err := d.RebootNode(ctx, "HV3"); err != nil {
+		t.Errorf("reboot again while scheduled: %v", err)
+	}
 	// The command returned before the host went down: it still answers.
 	if ok, err := d.NodeReady(ctx, "HV3"); ok || err != nil {
 		t.Errorf("ready right after the reboot command: %v, %v; want not ready (boot time unchanged), no error", ok, err)

@@ -72,7 +72,9 @@ type Node struct {
 	RebootPending  bool
 	refuseWU       bool
 	pausedAtDown   bool
-	tasks          map[string]*wuTask
+	// rebootScheduled is set from shutdown /r until the node is back.
+	rebootScheduled bool
+	tasks           map[string]*wuTask
 }
 
 type wuTask struct {
@@ -380,6 +382,7 @@ func contains(list []string, s string) bool {
 
 // scheduleReboot takes node down after delay, and brings it back.
 func (m *Model) scheduleReboot(n *Node, delay time.Duration) {
+	n.rebootScheduled = true
 	if m.timing.RebootDelay > 0 {
 		delay = m.timing.RebootDelay
 	}
@@ -435,7 +438,7 @@ func (m *Model) comeBack(name string) {
 	n.Reboots++
 	m.stats.Reboots++
 	n.State, n.ClusterService = "Joining", "StartPending"
-	n.RebootPending = false
+	n.RebootPending, n.rebootScheduled = false, false
 	up := m.onUp
 	m.after(m.timing.ServiceStart, func() {
 		m.mu.Lock()

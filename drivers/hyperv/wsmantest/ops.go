@@ -165,6 +165,10 @@ func (m *Model) run(ctx context.Context, on, op string, raw json.RawMessage) (an
 		}
 		return map[string]any{"cancelled": true}, nil
 	case scripts.Reboot:
+		if self.rebootScheduled {
+			// What shutdown.exe answers (exit 1190) when a restart is already pending.
+			return nil, psError("shutdown.exe exit 1190: A system shutdown has already been scheduled.")
+		}
 		b := iso(self.Boot)
 		m.scheduleReboot(self, time.Duration(p.DelaySeconds)*time.Second)
 		return map[string]any{"boot": b}, nil
