@@ -8,7 +8,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 # Fuzz smoke: each target briefly; FUZZTIME=5m for a longer hunt.
 FUZZTIME    ?= 10s
 
-.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt clean dashboard-shots e2e-proxmox
+.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt clean dashboard-shots e2e-proxmox e2e-hyperv
 
 all: build
 
@@ -49,7 +49,9 @@ FUZZ_TARGETS := \
 	./cmd/drover/internal/dashboard:FuzzOpenCookie \
 	./drivers/proxmox:FuzzParseUPID ./drivers/proxmox:FuzzParseProgress \
 	./drivers/updaters:FuzzParseJobState \
-	./runs:FuzzOpen_StateFileBytes ./runs/report:FuzzPrintable
+	./runs:FuzzOpen_StateFileBytes ./runs/report:FuzzPrintable \
+	./drivers/hyperv:FuzzParseEnvelope ./drivers/hyperv/scripts:FuzzParse \
+	./drivers/hyperv/wsmantest:FuzzVerifyAuthenticate
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz:
@@ -88,6 +90,12 @@ e2e-proxmox: build
 	$(GO) build -o bin/drover-pvesim ./cmd/drover-pvesim
 	DROVER_PROXMOX_E2E=1 DROVER_BIN=$(CURDIR)/$(BIN) DROVER_PVESIM_BIN=$(CURDIR)/bin/drover-pvesim \
 		$(GO) test -count=1 -timeout 15m -v -run '^TestE2E' ./drivers/proxmox/
+
+## e2e-hyperv: bin/drover patches a 3-node model Hyper-V cluster over WinRM (and SSH):
+## apply, kill -9 mid-drain + runs resume; each node's endpoint in its own network
+## namespace when run as root (hv-*), on loopback otherwise. Prints its figures.
+e2e-hyperv: build
+	DROVER_HYPERV_E2E=1 DROVER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m -v -run '^TestE2E' ./drivers/hyperv/
 
 clean:
 	rm -rf bin

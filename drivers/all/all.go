@@ -3,6 +3,7 @@
 package all
 
 import (
+	_ "github.com/droverhq/drover/drivers/hyperv"
 	_ "github.com/droverhq/drover/drivers/libvirt"
 	_ "github.com/droverhq/drover/drivers/proxmox"
 	_ "github.com/droverhq/drover/drivers/sim"
