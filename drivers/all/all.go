@@ -6,4 +6,5 @@ import (
 	_ "github.com/droverhq/drover/drivers/libvirt"
 	_ "github.com/droverhq/drover/drivers/sim"
 	_ "github.com/droverhq/drover/drivers/updaters"
+	_ "github.com/droverhq/drover/drivers/vsphere"
 )

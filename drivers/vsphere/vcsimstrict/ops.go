@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"time"
 
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
+	vimxml "github.com/vmware/govmomi/vim25/xml"
 )
 
 const tick = 25 * time.Millisecond
@@ -97,6 +101,8 @@ func (s *Sim) checkRelocate(ctx *simulator.Context, vm vmFacts, target types.Man
 		return &types.InvalidHostState{Host: &target}, fmt.Sprintf("host %s is in maintenance mode", hf.name)
 	case hs != nil && hs.entering:
 		return &types.InvalidHostState{Host: &target}, fmt.Sprintf("host %s is entering maintenance mode", hf.name)
+	case vm.on && vm.hostDevice != "" && vm.host != target.Value:
+		return &types.DisallowedMigrationDeviceAttached{}, fmt.Sprintf("vm %s has the %s connected", vm.name, vm.hostDevice)
 	}
 	if vm.host == target.Value || !vm.on {
 		return nil, ""
@@ -147,6 +153,9 @@ func (s *Sim) forwardAndWait(ctx *simulator.Context, header http.Header, body []
 	rec := httptest.NewRecorder()
 	s.mux.ServeHTTP(rec, req)
 	m := returnvalRE.FindSubmatch(rec.Body.Bytes())
+	if f := soapFault(rec.Body.Bytes()); f != nil {
+		return f
+	}
 	if rec.Code != http.StatusOK || m == nil {
 		return &types.SystemError{Reason: fmt.Sprintf("vcsim answered the relocation with %d", rec.Code)}
 	}
@@ -314,4 +323,29 @@ func (s *Sim) reboot(req *types.RebootHost_Task) types.ManagedObjectReference {
 		}()
 		return nil, nil
 	})
+}
+
+// soapFault decodes the fault of a SOAP answer (fault injection answers the call
+// itself); nil when the answer is no fault.
+func soapFault(b []byte) types.BaseMethodFault {
+	body := &methods.RelocateVM_TaskBody{}
+	env := soap.Envelope{Body: body}
+	dec := vimxml.NewDecoder(bytes.NewReader(b))
+	dec.TypeFunc = types.TypeFunc()
+	if err := dec.Decode(&env); err != nil || body.Fault_ == nil {
+		return nil
+	}
+	v := body.Fault_.VimFault()
+	if f, ok := v.(types.BaseMethodFault); ok {
+		return f
+	}
+	// The decoder gives the fault as a value; its methods are on the pointer.
+	if rv := reflect.ValueOf(v); rv.IsValid() && rv.Kind() == reflect.Struct {
+		p := reflect.New(rv.Type())
+		p.Elem().Set(rv)
+		if f, ok := p.Interface().(types.BaseMethodFault); ok {
+			return f
+		}
+	}
+	return &types.SystemError{Reason: body.Fault_.String}
 }

@@ -247,6 +247,13 @@ func (s *Sim) arrange() error {
 	for i, vm := range vms {
 		host := hosts[i%len(hosts)].Self
 		ctx.WithLock(vm, func() {
+			// vcsim gives every VM the host's CD drive, connected; admins disconnect it
+			// before vMotion (the strict checks refuse it connected).
+			for _, dev := range vm.Config.Hardware.Device {
+				if cd, ok := dev.(*types.VirtualCdrom); ok && cd.Connectable != nil {
+					cd.Connectable.Connected = false
+				}
+			}
 			ctx.Update(vm, []types.PropertyChange{
 				{Name: "runtime.host", Val: host},
 				{Name: "summary.runtime.host", Val: host},
@@ -289,6 +296,8 @@ type vmFacts struct {
 	host   string
 	on     bool
 	memMiB int64
+	// hostDevice names a connected device backed by the host (blocks vMotion).
+	hostDevice string
 }
 
 func (s *Sim) readVM(ctx *simulator.Context, vm *simulator.VirtualMachine) vmFacts {
@@ -300,6 +309,15 @@ func (s *Sim) readVM(ctx *simulator.Context, vm *simulator.VirtualMachine) vmFac
 		}
 		if vm.Config != nil {
 			f.memMiB = int64(vm.Config.Hardware.MemoryMB)
+			for _, dev := range vm.Config.Hardware.Device {
+				cd, ok := dev.(*types.VirtualCdrom)
+				if !ok || cd.Connectable == nil || !cd.Connectable.Connected {
+					continue
+				}
+				if _, host := cd.Backing.(*types.VirtualCdromAtapiBackingInfo); host {
+					f.hostDevice = "CD/DVD drive of the host"
+				}
+			}
 		}
 	})
 	return f
