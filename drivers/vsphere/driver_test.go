@@ -399,4 +399,3 @@ func TestOpenErrors(t *testing.T) {
 		})
 	}
 }
-

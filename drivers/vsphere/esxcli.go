@@ -160,4 +160,3 @@ func ParseVIBID(id string) (cluster.Update, bool) {
 	}
 	return cluster.Update{Name: name, Version: version}, true
 }
-
