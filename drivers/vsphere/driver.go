@@ -109,7 +109,7 @@ func (d *Driver) snapshot(ctx context.Context) (snapshot, error) {
 	for _, h := range s.hosts {
 		inCluster[h.Self.Value] = true
 	}
-	vms, err := d.allVMs(ctx, []string{"name", "config.hardware", "config.template", "runtime", "network", "datastore"})
+	vms, err := d.allVMs(ctx, []string{"name", "config.hardware", "config.template", "runtime", "network", "datastore", "customValue", "recentTask"})
 	if err != nil {
 		return s, err
 	}
@@ -159,6 +159,9 @@ func (d *Driver) snapshot(ctx context.Context) (snapshot, error) {
 		return s, err
 	}
 	s.pauseKey = key
+	if s.migrating, err = d.relocationsInFlight(ctx, s.vms); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 
@@ -331,4 +334,28 @@ func (d *Driver) runningTask(ctx context.Context, refs []types.ManagedObjectRefe
 		}
 	}
 	return nil, nil
+}
+
+// relocationsInFlight finds the VMs Drover marked as moving whose relocation task
+// still runs, with their target.
+func (d *Driver) relocationsInFlight(ctx context.Context, vms []mo.VirtualMachine) (map[string]string, error) {
+	out := map[string]string{}
+	key, err := d.fieldKey(ctx, migrateField, "VirtualMachine", false)
+	if err != nil || key == noField {
+		return out, err
+	}
+	for _, vm := range vms {
+		to := fieldValue(vm.CustomValue, key)
+		if to == "" {
+			continue
+		}
+		running, err := d.runningTask(ctx, vm.RecentTask, relocateTaskPrefix)
+		if err != nil {
+			return nil, err
+		}
+		if running != nil {
+			out[vm.Self.Value] = to
+		}
+	}
+	return out, nil
 }

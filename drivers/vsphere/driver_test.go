@@ -338,8 +338,10 @@ func TestMigrateJoinsARelocationInFlight(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _, _ = first.Migrate(ctx, req, nil) }()
 	waitUntil(t, "relocation in flight", 2*time.Second, func() bool { return sim.Stats().MaxInFlightTotal == 1 })
-	// The first process is gone without cancelling (kill -9): its task runs on.
-	first.cfg.CallTimeout = 0
+	// Another process sees the relocation in flight, with its target.
+	if now, _ := inventory(t, second).VM(vm.Name); now.MigratingTo != req.To || now.Node != vm.Node {
+		t.Fatalf("vm in flight reported as %+v, want on %s migrating to %s", now, vm.Node, req.To)
+	}
 	res, err := second.Migrate(context.Background(), req, nil)
 	cancel()
 	if err != nil || !res.AlreadyThere {

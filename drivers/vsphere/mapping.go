@@ -20,6 +20,9 @@ const (
 	// drsField on the cluster holds the DRS automation level Drover replaced while
 	// it holds hosts paused ("" when Drover holds nothing).
 	drsField = "drover.drs-saved"
+	// migrateField on a VM names the target host of Drover's relocation in flight,
+	// so that a Drover restarted after a crash finds it (vCenter's task does not say).
+	migrateField = "drover.migrating-to"
 	// noField is the key of an attribute that is not defined.
 	noField int32 = -1
 )
@@ -32,6 +35,7 @@ type snapshot struct {
 	datastores map[string]mo.Datastore // by moid
 	networks   map[string]string       // network moid -> name
 	pauseKey   int32                   // key of pauseField, noField when undefined
+	migrating  map[string]string       // vm moid -> target host of a relocation in flight
 }
 
 // fieldValue is the value of the custom attribute key among values.
@@ -259,6 +263,9 @@ func mapInventory(s snapshot) cluster.Inventory {
 		v.NotMigratableReason = reason
 		v.AntiAffinity = r.antiAffinity[vm.Self.Value]
 		v.AntiAffinityHard = r.hard[vm.Self.Value]
+		if to := s.migrating[vm.Self.Value]; to != node {
+			v.MigratingTo = to
+		}
 		for _, ref := range vm.Network {
 			if name, ok := s.networks[ref.Value]; ok {
 				v.Networks = append(v.Networks, cluster.Network{Name: name})

@@ -112,10 +112,32 @@ func (d *Driver) migrate(ctx context.Context, req drivers.MigrateRequest, progre
 		if where, _, err = d.findVM(ctx, req.VM); err != nil {
 			return drivers.MigrationResult{}, fmt.Errorf("migrate: %w", err)
 		}
+		// The process that started it is gone: its mark is ours to clear.
+		if key, err := d.fieldKey(ctx, migrateField, "VirtualMachine", false); err == nil && key != noField {
+			if err := d.setField(ctx, where.vm.Self, key, ""); err != nil {
+				d.log.Warn("clear the relocation mark", "vm", req.VM, "error", err)
+			}
+		}
 	}
 	if where.host == req.To {
 		return drivers.MigrationResult{AlreadyThere: true}, nil
 	}
+	// Note the target on the VM before the relocation starts: a Drover restarted after
+	// a crash finds the relocation in flight and where it goes.
+	key, err := d.fieldKey(ctx, migrateField, "VirtualMachine", true)
+	if err != nil {
+		return drivers.MigrationResult{}, fmt.Errorf("migrate %s: %w", req.VM, err)
+	}
+	if err := d.setField(ctx, where.vm.Self, key, req.To); err != nil {
+		return drivers.MigrationResult{}, fmt.Errorf("migrate %s: %w", req.VM, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.CallTimeout)
+		defer cancel()
+		if err := d.setField(cctx, where.vm.Self, key, ""); err != nil {
+			d.log.Warn("clear the relocation mark", "vm", req.VM, "error", err)
+		}
+	}()
 	spec := types.VirtualMachineRelocateSpec{Host: &target, Pool: where.vm.ResourcePool}
 	vm := object.NewVirtualMachine(d.c, where.vm.Self)
 	mctx, cancel := context.WithTimeout(ctx, d.cfg.MigrationTimeout)

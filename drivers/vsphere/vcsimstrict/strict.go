@@ -101,6 +101,8 @@ type Stats struct {
 	// or target); MaxInFlightTotal across the cluster.
 	MaxInFlight      map[string]int `json:"max_in_flight"`
 	MaxInFlightTotal int            `json:"max_in_flight_total"`
+	// InFlight is the number of relocations in flight now.
+	InFlight int `json:"in_flight"`
 	// DrainSeconds per host: from EnterMaintenanceMode_Task to maintenance reached.
 	DrainSeconds map[string][]float64 `json:"drain_seconds"`
 	// Reboots, Installs per host name; PowerOffs per VM name (API calls and lost).
@@ -369,6 +371,7 @@ func (s *Sim) refuse(method, object string, fault types.BaseMethodFault, reason 
 func (s *Sim) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stats.InFlight = s.inFlight
 	b, _ := json.Marshal(s.stats)
 	var out Stats
 	_ = json.Unmarshal(b, &out)
