@@ -66,7 +66,7 @@ func open(ctx context.Context, cfg Config, env drivers.Env) (*Driver, error) {
 	finder := find.NewFinder(vc, false)
 	dc, err := finder.Datacenter(cctx, cfg.Datacenter)
 	if err != nil {
-		_ = sm.Logout(context.WithoutCancel(ctx))
+		defer func() { _ = sm.Logout(context.WithoutCancel(ctx)) }()
 		var nf *find.NotFoundError
 		if errors.As(err, &nf) {
 			return nil, drivers.Fieldf(section+"datacenter", "use one of: "+names(cctx, finder.DatacenterList, "*"), "no datacenter %q in this vCenter", cfg.Datacenter)
@@ -76,7 +76,7 @@ func open(ctx context.Context, cfg Config, env drivers.Env) (*Driver, error) {
 	finder.SetDatacenter(dc)
 	cl, err := finder.ClusterComputeResource(cctx, cfg.Cluster)
 	if err != nil {
-		_ = sm.Logout(context.WithoutCancel(ctx))
+		defer func() { _ = sm.Logout(context.WithoutCancel(ctx)) }()
 		var nf *find.NotFoundError
 		if errors.As(err, &nf) {
 			list := func(ctx context.Context, p string) ([]*object.ClusterComputeResource, error) {

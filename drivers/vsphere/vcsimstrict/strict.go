@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -183,6 +184,7 @@ func Start(opts Options) (*Sim, error) {
 		return nil, fmt.Errorf("listen %s: %w", opts.Listen, err)
 	}
 	s.front = httptest.NewUnstartedServer(s)
+	s.front.Config.ErrorLog = log.New(io.Discard, "", 0) // refused TLS handshakes are tested on purpose
 	s.front.Listener.Close()
 	s.front.Listener = ln
 	scheme := "http"
