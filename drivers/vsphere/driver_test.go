@@ -401,3 +401,97 @@ func TestOpenErrors(t *testing.T) {
 		})
 	}
 }
+
+// Drover journals on vCenter before it acts (the saved DRS level, the pause mark, the
+// relocation mark). A crash between the note and the action must leave nothing a
+// repeated call cannot finish, and no note that misleads the next run.
+func TestCrashBetweenJournalAndAction(t *testing.T) {
+	ctx := context.Background()
+	t.Run("drs-saved-then-crash-before-manual", func(t *testing.T) {
+		sim := startSim(t, vcsimstrict.Options{RelocateDuration: 20 * time.Millisecond})
+		setDRS(t, sim, types.DrsBehaviorFullyAutomated)
+		d := openSim(t, sim)
+		_, _, key, err := d.drsConfig(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.setField(ctx, d.cluster.Reference(), key, string(types.DrsBehaviorFullyAutomated)); err != nil {
+			t.Fatal(err)
+		}
+		// The process died here. The next one pauses and resumes as usual.
+		node := inventory(t, d).Nodes[0].Name
+		if err := d.PauseNode(ctx, node, "drover-run:r2"); err != nil {
+			t.Fatal(err)
+		}
+		if b := drsBehavior(t, d); b != types.DrsBehaviorManual {
+			t.Fatalf("DRS %s", b)
+		}
+		if err := d.ResumeNode(ctx, node); err != nil {
+			t.Fatal(err)
+		}
+		if b := drsBehavior(t, d); b != types.DrsBehaviorFullyAutomated {
+			t.Fatalf("DRS %s after resume, want the saved level back", b)
+		}
+	})
+	t.Run("relocation-marked-then-crash-before-relocate", func(t *testing.T) {
+		sim := startSim(t, vcsimstrict.Options{RelocateDuration: 20 * time.Millisecond})
+		d := openSim(t, sim)
+		inv := inventory(t, d)
+		vm := inv.VMsOn(inv.Nodes[0].Name)[0]
+		where, _, err := d.findVM(ctx, vm.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := d.fieldKey(ctx, migrateField, "VirtualMachine", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.setField(ctx, where.vm.Self, key, inv.Nodes[1].Name); err != nil {
+			t.Fatal(err)
+		}
+		// The process died before RelocateVM_Task: no relocation runs, so none is
+		// reported, and a new migration goes ahead.
+		if now, _ := inventory(t, d).VM(vm.Name); now.MigratingTo != "" {
+			t.Fatalf("a mark without a task reported as in flight: %+v", now)
+		}
+		if _, err := d.Migrate(ctx, drivers.MigrateRequest{VM: vm.Name, From: vm.Node, To: inv.Nodes[2].Name}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if now, _ := inventory(t, d).VM(vm.Name); now.Node != inv.Nodes[2].Name || now.MigratingTo != "" {
+			t.Fatalf("vm %+v", now)
+		}
+	})
+	t.Run("reboot-issued-then-crash", func(t *testing.T) {
+		sim := startSim(t, vcsimstrict.Options{RelocateDuration: 20 * time.Millisecond, RebootDuration: 3 * time.Second})
+		d := openSim(t, sim)
+		node := inventory(t, d).Nodes[3].Name
+		if err := d.PauseNode(ctx, node, "drover-run:r3"); err != nil {
+			t.Fatal(err)
+		}
+		drain(t, d, node)
+		before, _ := inventory(t, d).Node(node)
+		if err := d.RebootNode(ctx, node); err != nil {
+			t.Fatal(err)
+		}
+		// A new process finds the host down (the orchestrator then does not reboot
+		// again) and later back with a new boot ID, still paused under its mark.
+		d2 := openSim(t, sim)
+		if n, _ := inventory(t, d2).Node(node); n.Ready() {
+			t.Fatalf("host right after its reboot: %+v", n)
+		}
+		if err := d2.RebootNode(ctx, node); !errors.Is(err, drivers.ErrRejected) {
+			t.Fatalf("a second reboot of a host that is down: %v", err)
+		}
+		waitUntil(t, "host back", 10*time.Second, func() bool {
+			n, _ := inventory(t, d2).Node(node)
+			return n.Ready() && n.BootID != before.BootID
+		})
+		n, _ := inventory(t, d2).Node(node)
+		if !n.Paused || n.PausedBy != "drover-run:r3" {
+			t.Fatalf("host after its reboot: %+v", n)
+		}
+		if st := sim.Stats(); st.Reboots[node] != 1 {
+			t.Fatalf("reboots %v", st.Reboots)
+		}
+	})
+}
