@@ -16,6 +16,9 @@ import (
 // password, and writes no file.
 func TestCLI_BadInputVSphere(t *testing.T) {
 	bin := droverBinary(t)
+	if code, stdout, _ := runDroverOut(t, bin, t.TempDir(), nil, "version", "--json"); code != 0 || !strings.Contains(stdout, `"vsphere"`) || !strings.Contains(stdout, `"esxcli"`) {
+		t.Fatalf("version --json does not list vsphere and esxcli: exit %d, %s", code, stdout)
+	}
 	plain, err := vcsimstrict.Start(vcsimstrict.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -260,7 +260,7 @@ func TestMigrateFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sim := startSim(t, vcsimstrict.Options{RelocateDuration: 20 * time.Millisecond})
 			d := openSim(t, sim)
-			sim.Model().Service.AddFaultRule(&simulator.FaultInjectionRule{
+			sim.AddFaultRule(&simulator.FaultInjectionRule{
 				MethodName: "RelocateVM_Task", ObjectType: "VirtualMachine", ObjectName: "*", FaultType: simulator.FaultTypeCustom,
 				Probability: 1, Fault: tt.fault, MaxCount: tt.maxCount, Enabled: true,
 			})
@@ -329,7 +329,7 @@ func TestMigrateCancelAndProgress(t *testing.T) {
 
 // A Drover process that died while a relocation ran: the next one joins it.
 func TestMigrateJoinsARelocationInFlight(t *testing.T) {
-	sim := startSim(t, vcsimstrict.Options{RelocateDuration: 500 * time.Millisecond})
+	sim := startSim(t, vcsimstrict.Options{RelocateDuration: 5 * time.Second})
 	first := openSim(t, sim)
 	second := openSim(t, sim)
 	inv := inventory(t, first)

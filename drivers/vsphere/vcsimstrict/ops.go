@@ -22,7 +22,7 @@ const tick = 25 * time.Millisecond
 // relocate answers RelocateVM_Task with a host in the spec: refused as vCenter
 // refuses, or run as a task that takes RelocateDuration, reports progress, honours
 // CancelTask, and then lets vcsim move the VM.
-func (s *Sim) relocate(w http.ResponseWriter, r *http.Request, body []byte, req *types.RelocateVM_Task) bool {
+func (s *Sim) relocate(w http.ResponseWriter, r *http.Request, body []byte, method *simulator.Method, req *types.RelocateVM_Task) bool {
 	if req.Spec.Host == nil {
 		return false
 	}
@@ -30,6 +30,10 @@ func (s *Sim) relocate(w http.ResponseWriter, r *http.Request, body []byte, req 
 	vmObj, ok := s.model.Map().Get(req.This).(*simulator.VirtualMachine)
 	if !ok {
 		return false
+	}
+	if f := s.injected(method, vmObj); f != nil {
+		writeTask(w, "RelocateVM_Task", s.failedTask(req.This, "relocateVm", f))
+		return true
 	}
 	target := *req.Spec.Host
 	hf, ok := s.readHost(ctx, target)
@@ -335,11 +339,18 @@ func soapFault(b []byte) types.BaseMethodFault {
 	if err := dec.Decode(&env); err != nil || body.Fault_ == nil {
 		return nil
 	}
-	v := body.Fault_.VimFault()
+	if f := asFault(body.Fault_.VimFault()); f != nil {
+		return f
+	}
+	return &types.SystemError{Reason: body.Fault_.String}
+}
+
+// asFault turns a decoded fault into a types.BaseMethodFault: the decoder gives some
+// faults as values, whose methods are on the pointer.
+func asFault(v any) types.BaseMethodFault {
 	if f, ok := v.(types.BaseMethodFault); ok {
 		return f
 	}
-	// The decoder gives the fault as a value; its methods are on the pointer.
 	if rv := reflect.ValueOf(v); rv.IsValid() && rv.Kind() == reflect.Struct {
 		p := reflect.New(rv.Type())
 		p.Elem().Set(rv)
@@ -347,5 +358,5 @@ func soapFault(b []byte) types.BaseMethodFault {
 			return f
 		}
 	}
-	return &types.SystemError{Reason: body.Fault_.String}
+	return nil
 }

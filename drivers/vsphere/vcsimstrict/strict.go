@@ -110,6 +110,8 @@ type Stats struct {
 	Reboots   map[string]int `json:"reboots"`
 	Installs  map[string]int `json:"installs"`
 	PowerOffs map[string]int `json:"power_offs"`
+	// Injected counts faults injected by AddFaultRule.
+	Injected int `json:"injected"`
 	// LostVMs were powered on on a host when it rebooted.
 	LostVMs []string `json:"lost_vms"`
 }
@@ -140,6 +142,11 @@ type Sim struct {
 	incoming  map[string]int64      // MiB on the way to a host moid
 	inFlight  int
 	stats     Stats
+	// faults are rules injected into the calls answered here. vcsim's own injector
+	// counts hits under a read lock (a data race under concurrent calls), so these are
+	// evaluated under faultMu.
+	faults    *simulator.FaultInjector
+	faultMu   sync.Mutex
 	wg        sync.WaitGroup
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -169,6 +176,7 @@ func Start(opts Options) (*Sim, error) {
 		moving:   map[string]bool{},
 		incoming: map[string]int64{},
 		closed:   make(chan struct{}),
+		faults:   simulator.NewFaultInjector(),
 		stats: Stats{
 			Relocations: map[string]int{}, MaxInFlight: map[string]int{}, DrainSeconds: map[string][]float64{},
 			Reboots: map[string]int{}, Installs: map[string]int{}, PowerOffs: map[string]int{},
@@ -369,6 +377,25 @@ func (s *Sim) refuse(method, object string, fault types.BaseMethodFault, reason 
 	return fault
 }
 
+// AddFaultRule injects faults into RelocateVM_Task (answered by the strict
+// simulator): a matching call returns a task that fails with the rule's fault.
+func (s *Sim) AddFaultRule(rule *simulator.FaultInjectionRule) { s.faults.AddRule(rule) }
+
+// injected is the fault a rule injects into method, or nil.
+func (s *Sim) injected(method *simulator.Method, obj mo.Reference) types.BaseMethodFault {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	rule := s.faults.ShouldInjectFault(method, obj)
+	if rule == nil {
+		return nil
+	}
+	if f := asFault(s.faults.CreateFault(rule, method).Fault().Detail.Fault); f != nil {
+		s.stats.Injected++
+		return f
+	}
+	return &types.SystemError{Reason: "injected fault"}
+}
+
 // Stats returns a copy of the counters.
 func (s *Sim) Stats() Stats {
 	s.mu.Lock()
@@ -421,7 +448,7 @@ func (s *Sim) intercept(w http.ResponseWriter, r *http.Request, body []byte) boo
 	}
 	switch req := method.Body.(type) {
 	case *types.RelocateVM_Task:
-		return s.relocate(w, r, body, req)
+		return s.relocate(w, r, body, method, req)
 	case *types.EnterMaintenanceMode_Task:
 		writeTask(w, name, s.enterMaintenance(req))
 		return true
