@@ -136,12 +136,12 @@ type Sim struct {
 	// URL is the SDK endpoint (https://127.0.0.1:PORT/sdk), without user info.
 	URL *url.URL
 
-	mu        sync.Mutex
-	hosts     map[string]*hostState // by host moid
-	moving    map[string]bool       // VM moids with a relocation in flight
-	incoming  map[string]int64      // MiB on the way to a host moid
-	inFlight  int
-	stats     Stats
+	mu       sync.Mutex
+	hosts    map[string]*hostState // by host moid
+	moving   map[string]bool       // VM moids with a relocation in flight
+	incoming map[string]int64      // MiB on the way to a host moid
+	inFlight int
+	stats    Stats
 	// faults are rules injected into the calls answered here. vcsim's own injector
 	// counts hits under a read lock (a data race under concurrent calls), so these are
 	// evaluated under faultMu.
