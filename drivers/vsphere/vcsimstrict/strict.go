@@ -389,8 +389,10 @@ func (s *Sim) injected(method *simulator.Method, obj mo.Reference) types.BaseMet
 	if rule == nil {
 		return nil
 	}
+	s.mu.Lock()
+	s.stats.Injected++
+	s.mu.Unlock()
 	if f := asFault(s.faults.CreateFault(rule, method).Fault().Detail.Fault); f != nil {
-		s.stats.Injected++
 		return f
 	}
 	return &types.SystemError{Reason: "injected fault"}
