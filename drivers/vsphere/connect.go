@@ -10,10 +10,12 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/session"
+	"github.com/vmware/govmomi/session/keepalive"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
@@ -56,6 +58,9 @@ func open(ctx context.Context, cfg Config, env drivers.Env) (*Driver, error) {
 	if err != nil {
 		return nil, connectError(cfg, err)
 	}
+	// vCenter ends idle sessions (30 minutes by default); a daemon holds the driver
+	// open between runs. The keep-alive runs from Login until Logout (Close).
+	vc.RoundTripper = keepalive.NewHandlerSOAP(vc.RoundTripper, 5*time.Minute, nil)
 	sm := session.NewManager(vc)
 	if err := sm.Login(cctx, url.UserPassword(cfg.Username, password)); err != nil {
 		if isFault[*types.InvalidLogin](err) {
