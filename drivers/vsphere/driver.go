@@ -52,10 +52,11 @@ func newDriver(cfg Config, c *vim25.Client, sm *session.Manager, dc *object.Data
 func (d *Driver) Client() *vim25.Client { return d.c }
 
 // Capabilities: hosts report a boot time (BootID), the pause mark lives in a custom
-// attribute on the host. vCenter can drain a host itself (maintenance mode with
-// DRS), but Drover places VMs itself: no NativeDrain.
+// attribute on the host, VMs can be shut down and started (guest shutdown through
+// VMware Tools). vCenter can drain a host itself (maintenance mode with DRS), but
+// Drover places VMs itself: no NativeDrain.
 func (d *Driver) Capabilities() drivers.Capabilities {
-	return drivers.Capabilities{BootID: true, PauseOwner: true}
+	return drivers.Capabilities{BootID: true, PauseOwner: true, PowerControl: true}
 }
 
 // Close logs out.
@@ -358,4 +359,15 @@ func (d *Driver) relocationsInFlight(ctx context.Context, vms []mo.VirtualMachin
 		}
 	}
 	return out, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -495,3 +495,28 @@ func TestCrashBetweenJournalAndAction(t *testing.T) {
 		}
 	})
 }
+
+func TestShutdownAndStart(t *testing.T) {
+	sim := startSim(t, vcsimstrict.Options{})
+	d := openSim(t, sim)
+	ctx := context.Background()
+	vm := inventory(t, d).VMs[0]
+	if err := d.ShutdownVM(ctx, vm.Name); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := inventory(t, d).VM(vm.Name); now.Power != cluster.PowerStopped {
+		t.Fatalf("after shutdown: %s", now.Power)
+	}
+	if err := d.ShutdownVM(ctx, vm.Name); err != nil {
+		t.Fatalf("second shutdown: %v", err)
+	}
+	if err := d.StartVM(ctx, vm.Name); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := inventory(t, d).VM(vm.Name); now.Power != cluster.PowerRunning {
+		t.Fatalf("after start: %s", now.Power)
+	}
+	if sim.Stats().PowerOffs[vm.Name] != 1 {
+		t.Fatalf("power-offs %v", sim.Stats().PowerOffs)
+	}
+}
