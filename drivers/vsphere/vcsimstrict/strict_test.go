@@ -174,14 +174,14 @@ func TestRelocationWithoutMemoryIsRefused(t *testing.T) {
 }
 
 func TestRelocationTakesTimeAndCancels(t *testing.T) {
-	l := startLab(t, Options{RelocateDuration: 400 * time.Millisecond})
+	l := startLab(t, Options{RelocateDuration: 10 * time.Second})
 	ctx := context.Background()
 	vm := l.vmsOn(t, l.hosts[0])[0]
 	task, err := vm.Relocate(ctx, types.VirtualMachineRelocateSpec{Host: types.NewReference(l.hosts[1].Reference())}, types.VirtualMachineMovePriorityDefaultPriority)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "one relocation in flight", time.Second, func() bool { return l.sim.Stats().MaxInFlightTotal == 1 })
+	waitFor(t, "one relocation in flight", 30*time.Second, func() bool { return l.sim.Stats().MaxInFlightTotal == 1 })
 	if err := task.Cancel(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestRelocationTakesTimeAndCancels(t *testing.T) {
 	if _, ok := faultOf(err).(*types.RequestCanceled); !ok {
 		t.Fatalf("cancelled relocation: %v", err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, "the cancelled relocation to stop", 30*time.Second, func() bool { return l.sim.Stats().InFlight == 0 })
 	if got := l.vmsOn(t, l.hosts[0]); len(got) != 4 {
 		t.Fatalf("after a cancelled relocation the source runs %d VMs, want 4", len(got))
 	}
@@ -199,7 +199,9 @@ func TestRelocationTakesTimeAndCancels(t *testing.T) {
 }
 
 func TestReboot(t *testing.T) {
-	l := startLab(t, Options{RelocateDuration: 20 * time.Millisecond, RebootDuration: 300 * time.Millisecond})
+	// The reboot lasts long enough for the checks made while the host is down, also
+	// under the race detector on a loaded machine.
+	l := startLab(t, Options{RelocateDuration: 20 * time.Millisecond, RebootDuration: 5 * time.Second})
 	ctx := context.Background()
 	h := l.hosts[2]
 	rebootTask := func(force bool) error {
@@ -223,7 +225,7 @@ func TestReboot(t *testing.T) {
 	if err := relocate(t, l.vmsOn(t, l.hosts[0])[0], h); err == nil {
 		t.Fatal("relocation onto a rebooting host succeeded")
 	}
-	waitFor(t, "host back", 3*time.Second, func() bool {
+	waitFor(t, "host back", 60*time.Second, func() bool {
 		return l.host(t, h).Runtime.ConnectionState == types.HostSystemConnectionStateConnected
 	})
 	if after := l.host(t, h).Runtime.BootTime; after == nil || !after.After(*before) {
@@ -282,7 +284,7 @@ func TestEsxcliProfileUpdate(t *testing.T) {
 	if err := object.NewTask(l.c.Client, reb.Returnval).Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "new build", 3*time.Second, func() bool { return l.host(t, h).Config.Product.Build == opts.TargetBuild })
+	waitFor(t, "new build", 60*time.Second, func() bool { return l.host(t, h).Config.Product.Build == opts.TargetBuild })
 	if res, err = run("--dry-run=true"); err != nil || len(res.Values[0]["VIBsInstalled"]) != 0 {
 		t.Fatalf("dry run after the reboot: %v %+v", err, res)
 	}
