@@ -216,7 +216,11 @@ func relocateError(req drivers.MigrateRequest, err error) error {
 		*types.TaskInProgress, types.BaseVmConfigFault, *types.NoPermission, *types.InvalidArgument:
 		kind = drivers.ErrRejected
 	}
-	if f == nil && !errors.Is(err, drivers.ErrUnavailable) {
+	if f == nil {
+		// No answer from vCenter: where the VM is is unknown, not "failed on its source".
+		if errors.Is(err, drivers.ErrUnavailable) {
+			return fmt.Errorf("migrate %s %s -> %s: %w", req.VM, req.From, req.To, err)
+		}
 		return fmt.Errorf("migrate %s %s -> %s: %w: %v", req.VM, req.From, req.To, drivers.ErrUnavailable, err)
 	}
 	msg := err.Error()
