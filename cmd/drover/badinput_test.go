@@ -82,9 +82,9 @@ func TestCLI_BadInput(t *testing.T) {
 			want: "drover: policy.max_paralel_migrations: unknown key (remove it or check its spelling; " + knownKeys + ")"},
 		// Drivers.
 		{name: "unknown-driver", config: strings.Replace(remote, "driver: sim", "driver: hyperx", 1), args: args("inventory"), wantCode: 2,
-			want: `drover: cluster.driver: unknown driver "hyperx" (use one of: hyperv, libvirt, proxmox, sim)`},
+			want: `drover: cluster.driver: unknown driver "hyperx" (use one of: hyperv, libvirt, proxmox, sim, vsphere)`},
 		{name: "unknown-driver-section", config: remote + "  vmware: {host: x}\n", args: args("inventory"), wantCode: 2,
-			want: "drover: cluster.vmware: unknown key (remove it; driver sections are: hyperv, libvirt, proxmox, sim)"},
+			want: "drover: cluster.vmware: unknown key (remove it; driver sections are: hyperv, libvirt, proxmox, sim, vsphere)"},
 		{name: "sim-without-cluster-file-or-url", config: "cluster: {driver: sim}\n", args: args("inventory"), wantCode: 2,
 			want: "drover: cluster.sim.cluster_file: is required when url is empty (give a cluster file, e.g. testdata/clusters/demo.yaml, or a url)"},
 		{name: "sim-url-not-http", config: "cluster: {driver: sim, sim: {url: 'ftp://x'}}\n", args: args("inventory"), wantCode: 2,
@@ -94,7 +94,7 @@ func TestCLI_BadInput(t *testing.T) {
 		{name: "sim-negative-time-scale", config: embedded + "    time_scale: -1\n", args: args("inventory"), wantCode: 2,
 			want: "drover: cluster.sim.time_scale: must be > 0 and <= 1e6, got -1 (give model seconds per wall second, e.g. 1 or 60)"},
 		{name: "unknown-update-plugin", config: remote + "  updater: {kind: zypper}\n", args: args("inventory"), wantCode: 2,
-			want: `drover: cluster.updater.kind: unknown update plug-in "zypper" (use one of: apt, command, sim, windows_update)`},
+			want: `drover: cluster.updater.kind: unknown update plug-in "zypper" (use one of: apt, command, esxcli, sim, windows_update)`},
 		// A URI mistyped around its user info must not print the password in it.
 		{name: "libvirt-uri-password-not-echoed", config: libvirt(`{name: h1, uri: "qemu+tcp://root:hunter22@h1:x/system"}`), args: args("inventory"), wantCode: 2,
 			want: `drover: cluster.libvirt.hosts[0].uri: not a URI: invalid port ":x" after host (use qemu+tcp://HOST/system or qemu+unix:///system?socket=/path/libvirt-sock)`},
@@ -147,7 +147,7 @@ func TestCLI_BadInput(t *testing.T) {
 		{name: "env-only-driver-key", config: remote, env: []string{"DROVER_CLUSTER_SIM_TIMEOUT=10"}, args: args("inventory"), wantCode: 2,
 			want: "drover: cluster.sim.timeout: time: missing unit in duration (set by environment variable DROVER_CLUSTER_SIM_TIMEOUT) " + durationFix},
 		{name: "env-unknown-driver", config: remote, env: []string{"DROVER_CLUSTER_DRIVER=nope"}, args: args("inventory"), wantCode: 2,
-			want: `drover: cluster.driver: unknown driver "nope" (set by environment variable DROVER_CLUSTER_DRIVER) (use one of: hyperv, libvirt, proxmox, sim)`},
+			want: `drover: cluster.driver: unknown driver "nope" (set by environment variable DROVER_CLUSTER_DRIVER) (use one of: hyperv, libvirt, proxmox, sim, vsphere)`},
 		{name: "flag-beats-env-in-the-message", config: remote, env: []string{"DROVER_POLICY_MAX_PARALLEL_MIGRATIONS=3"}, args: args("apply", "--yes", "--max-parallel-migrations", "0"), wantCode: 2,
 			want: "drover: policy.max_parallel_migrations: must be at least 1, got 0 (set 1 or more, e.g. 4)"},
 		// Command lines.

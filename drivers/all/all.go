@@ -8,4 +8,5 @@ import (
 	_ "github.com/droverhq/drover/drivers/proxmox"
 	_ "github.com/droverhq/drover/drivers/sim"
 	_ "github.com/droverhq/drover/drivers/updaters"
+	_ "github.com/droverhq/drover/drivers/vsphere"
 )
