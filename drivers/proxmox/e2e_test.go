@@ -265,9 +265,14 @@ func TestE2E_ApplyKillResume(t *testing.T) {
 		t.Errorf("guests left by policy %v, want CT 201 on pve3 shut down and restarted", left)
 	}
 	joined := strings.Count(resume1.err.String(), `msg="joining migration in flight"`)
-	fmt.Printf("e2e-proxmox: 3 nodes rebooted once each; %d guests on one node each, running; migrations %d (by HA %d, by drover %d; %d in flight at kill -9 #1, %d joined by the resumed run, %d stopped); noout set %d cleared %d; maintenance enable %d disable %d; %d schema violations; %s\n",
+	// Each node's upgrade ran once, as a detached job over the sshd's job protocol.
+	if after.Stats.AptJobsStarted != 3 || after.Stats.Upgrades != 3 {
+		t.Errorf("apt jobs started %d, upgrades %d; want 3 and 3 (one per node)", after.Stats.AptJobsStarted, after.Stats.Upgrades)
+	}
+	fmt.Printf("e2e-proxmox: 3 nodes rebooted once each; %d guests on one node each, running; migrations %d (by HA %d, by drover %d; %d in flight at kill -9 #1, %d joined by the resumed run, %d stopped); noout set %d cleared %d; maintenance enable %d disable %d; apt jobs %d (lost %d, dpkg repairs %d); %d schema violations; %s\n",
 		len(after.Guests), after.Stats.Migrations, after.Stats.HAMigrations, after.Stats.Migrations-after.Stats.HAMigrations, inFlight, joined, after.Stats.CancelledMigration,
-		after.Stats.NooutSets, after.Stats.NooutUnsets, after.Stats.MaintEnables, after.Stats.MaintDisables, len(after.Stats.Violations), time.Since(began).Round(time.Second))
+		after.Stats.NooutSets, after.Stats.NooutUnsets, after.Stats.MaintEnables, after.Stats.MaintDisables,
+		after.Stats.AptJobsStarted, after.Stats.AptJobsLost, after.Stats.DpkgRepairs, len(after.Stats.Violations), time.Since(began).Round(time.Second))
 }
 
 func runIDOf(t *testing.T, dir, drover string, env []string, args func(...string) []string) string {
