@@ -43,6 +43,18 @@ type UpdaterConfig interface {
 type Info struct {
 	Name      string
 	NewConfig func() Config
+	// NodeShell says the driver reaches its nodes over SSH itself and lends that
+	// connection to update plug-ins without one of their own (updaters.NodeShell),
+	// so that config validation can tell whether such a plug-in can run at all.
+	NodeShell bool
+}
+
+// NodeShellUser is an update plug-in config that runs over the driver's SSH when it
+// has no connection section of its own.
+type NodeShellUser interface {
+	// WithoutNodeShell validates the config for a driver that lends no SSH: a
+	// *FieldError, relative to the plug-in's section, names what is then missing.
+	WithoutNodeShell() error
 }
 
 // UpdaterInfo registers an update plug-in.

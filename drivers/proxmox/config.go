@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	drivers.Register(drivers.Info{Name: "proxmox", NewConfig: func() drivers.Config { return NewConfig() }})
+	drivers.Register(drivers.Info{Name: "proxmox", NewConfig: func() drivers.Config { return NewConfig() }, NodeShell: true})
 }
 
 // Config is the driver's section, cluster.proxmox.

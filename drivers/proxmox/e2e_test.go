@@ -2,8 +2,8 @@ package proxmox_test
 
 // End-to-end: the real drover binary patches drover-pvesim's three-node model cluster
 // (its own process, API and SSH ports on 127.0.0.1), is killed with SIGKILL during a
-// migration and again right after Ceph noout was set, and `drover runs resume`
-// finishes the run.
+// migration, during an apt upgrade job and right after Ceph noout was set, and
+// `drover runs resume` finishes the run.
 //
 //	DROVER_PROXMOX_E2E=1 go test -count=1 -v -run TestE2E ./drivers/proxmox/
 //
@@ -211,17 +211,39 @@ func TestE2E_ApplyKillResume(t *testing.T) {
 	}
 	runID := runIDOf(t, dir, drover, env, args)
 
-	// Kill 2: right after noout was set for a reboot.
+	// Kill 2: while an apt upgrade job runs on a node (started, not yet finished).
 	p = start(t, dir, drover, env, args("runs", "resume", runID)...)
 	resume1 := p
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if s := state(t, control); s.Stats.AptJobsStarted > s.Stats.Upgrades {
+			break
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("drover ended before an apt job was seen running; stderr:\n%s", tail(p.err.String(), 3000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no apt job seen running; stderr:\n%s", tail(p.err.String(), 3000))
+		}
+	}
+	p.kill9(t)
+	if s := state(t, control); s.Stats.AptJobsStarted <= s.Stats.Upgrades {
+		t.Log("the apt job finished right at the kill; the resumed run reports it instead of joining it")
+	}
+	t.Logf("kill -9 #2 during an apt upgrade job")
+
+	// Kill 3: right after noout was set for a reboot.
+	p = start(t, dir, drover, env, args("runs", "resume", runID)...)
+	resume2 := p
 	if !p.err.waitFor(regexp.MustCompile(`msg="ceph noout set"`), 5*time.Minute, p.exited) {
 		t.Fatalf("noout never set; stderr:\n%s", tail(p.err.String(), 3000))
 	}
 	p.kill9(t)
 	if !state(t, control).Noout {
-		t.Error("noout not set in the model at the second kill")
+		t.Error("noout not set in the model at the third kill")
 	}
-	t.Logf("kill -9 #2 with Ceph noout set")
+	t.Logf("kill -9 #3 with Ceph noout set")
 
 	p = start(t, dir, drover, env, args("runs", "resume", runID)...)
 	if code := p.wait(t, 10*time.Minute); code != 0 {
@@ -265,9 +287,19 @@ func TestE2E_ApplyKillResume(t *testing.T) {
 		t.Errorf("guests left by policy %v, want CT 201 on pve3 shut down and restarted", left)
 	}
 	joined := strings.Count(resume1.err.String(), `msg="joining migration in flight"`)
-	fmt.Printf("e2e-proxmox: 3 nodes rebooted once each; %d guests on one node each, running; migrations %d (by HA %d, by drover %d; %d in flight at kill -9 #1, %d joined by the resumed run, %d stopped); noout set %d cleared %d; maintenance enable %d disable %d; %d schema violations; %s\n",
+	// Each node's upgrade ran once, as a detached job over the sshd's job protocol;
+	// the job drover was killed under was joined by the next run, not started again.
+	if after.Stats.AptJobsStarted != 3 || after.Stats.Upgrades != 3 {
+		t.Errorf("apt jobs started %d, upgrades %d; want 3 and 3 (one per node)", after.Stats.AptJobsStarted, after.Stats.Upgrades)
+	}
+	aptJoined := strings.Count(resume2.err.String(), `msg="joining the upgrade of this run"`)
+	if aptJoined != 1 {
+		t.Errorf("the run resumed after kill -9 #2 joined %d apt jobs, want 1", aptJoined)
+	}
+	fmt.Printf("e2e-proxmox: 3 nodes rebooted once each; %d guests on one node each, running; migrations %d (by HA %d, by drover %d; %d in flight at kill -9 #1, %d joined by the resumed run, %d stopped); noout set %d cleared %d; maintenance enable %d disable %d; apt jobs %d (%d joined after kill -9 #2, lost %d, dpkg repairs %d); %d schema violations; %s\n",
 		len(after.Guests), after.Stats.Migrations, after.Stats.HAMigrations, after.Stats.Migrations-after.Stats.HAMigrations, inFlight, joined, after.Stats.CancelledMigration,
-		after.Stats.NooutSets, after.Stats.NooutUnsets, after.Stats.MaintEnables, after.Stats.MaintDisables, len(after.Stats.Violations), time.Since(began).Round(time.Second))
+		after.Stats.NooutSets, after.Stats.NooutUnsets, after.Stats.MaintEnables, after.Stats.MaintDisables,
+		after.Stats.AptJobsStarted, aptJoined, after.Stats.AptJobsLost, after.Stats.DpkgRepairs, len(after.Stats.Violations), time.Since(began).Round(time.Second))
 }
 
 func runIDOf(t *testing.T, dir, drover string, env []string, args func(...string) []string) string {

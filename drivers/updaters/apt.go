@@ -45,6 +45,20 @@ func (c *AptConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+var _ drivers.NodeShellUser = (*AptConfig)(nil)
+
+// WithoutNodeShell requires the ssh section when the driver lends no SSH of its own.
+func (c *AptConfig) WithoutNodeShell() error {
+	if c.SSH == nil {
+		return aptNoSSH()
+	}
+	return nil
+}
+
+func aptNoSSH() error {
+	return drivers.Fieldf("ssh", "add an ssh section (user, key_file or password_env, known_hosts); only drivers that reach their nodes over SSH themselves, such as proxmox, lend theirs", "required: apt runs on the nodes over SSH")
+}
+
 // Open builds the plug-in; it does not connect.
 func (c *AptConfig) Open(_ context.Context, env drivers.Env) (drivers.Updater, error) {
 	if err := c.Validate(); err != nil {
@@ -59,7 +73,7 @@ func (c *AptConfig) Open(_ context.Context, env drivers.Env) (drivers.Updater, e
 			u.addr = addr
 			return u, nil
 		}
-		return nil, drivers.Fieldf("ssh", "add an ssh section (user, key_file or password_env, known_hosts)", "required: apt runs on the nodes over SSH")
+		return nil, aptNoSSH()
 	}
 	r, err := c.runner(env)
 	if err != nil {
@@ -119,6 +133,12 @@ if [ "$code" -ne 0 ] && grep -q 'dpkg was interrupted' "$out"; then
 fi
 rm -f "$out"
 exit "$code"`
+
+// AptUpgradeJob is the argv the apt plug-in's detached job runs: the dist-upgrade
+// inside the dpkg-repair script. Exported for test servers that recognise it exactly.
+func AptUpgradeJob() []string {
+	return append([]string{"/bin/sh", "-c", aptUpgradeScript, "drover-apt-upgrade"}, aptUpgrade...)
+}
 
 func (u *AptUpdater) cmd(ctx context.Context, node string, argv []string) (Output, error) {
 	ctx, cancel := context.WithTimeout(ctx, u.cfg.Timeout)
@@ -180,7 +200,7 @@ func (u *AptUpdater) Install(ctx context.Context, node string) (drivers.InstallR
 	var res drivers.InstallResult
 	if len(before) > 0 {
 		if !joined {
-			argv := append([]string{"/bin/sh", "-c", aptUpgradeScript, "drover-apt-upgrade"}, aptUpgrade...)
+			argv := AptUpgradeJob()
 			if _, err := j.start(ctx, formatUpdateLines(before), argv); err != nil {
 				return res, fmt.Errorf("install on node %s: start apt-get dist-upgrade: %w", node, err)
 			}

@@ -157,8 +157,15 @@ func pathSafe(id string) string {
 	return "run-" + hex.EncodeToString(sum[:12])
 }
 
+// JobArgv is the argv that runs the job script's verb on a node (key "" means the
+// node's current boot). Exported so that test servers standing in for a node can
+// recognise the protocol byte for byte rather than a copy of it.
+func JobArgv(verb, base, key string, args ...string) []string {
+	return append([]string{"/bin/sh", "-c", jobScript, "drover-job", verb, base, key}, args...)
+}
+
 func (j job) call(ctx context.Context, verb string, args ...string) (jobState, error) {
-	argv := append([]string{"/bin/sh", "-c", jobScript, "drover-job", verb, j.base, j.key}, args...)
+	argv := JobArgv(verb, j.base, j.key, args...)
 	out, err := j.run(ctx, argv)
 	if err != nil {
 		return jobState{}, err

@@ -20,6 +20,7 @@ func (m *Model) Run(ctx context.Context, tick time.Duration) {
 		now := m.now()
 		m.mu.Lock()
 		m.stepNodes(now)
+		m.stepJobs(now)
 		m.stepMigrations(now)
 		if now.Sub(lastCRM) >= m.timing.CRMInterval {
 			lastCRM = now
@@ -54,6 +55,7 @@ func (m *Model) stepNodes(now time.Time) {
 				m.stats.RebootsNoNoout = append(m.stats.RebootsNoNoout, name)
 			}
 			n.Online = false
+			m.killJobs(n)
 			n.lrmMaintenance = false
 			n.upAt = now.Add(m.timing.DownTime)
 			n.rebootAt = time.Time{}
@@ -216,30 +218,4 @@ func (m *Model) reboot(n *Node) {
 	if n.rebootAt.IsZero() {
 		n.rebootAt = m.now().Add(m.timing.RebootDelay)
 	}
-}
-
-// Upgrade is apt-get dist-upgrade: the pending packages are installed; a kernel
-// package makes a reboot required.
-func (m *Model) Upgrade(node string) ([]Package, error) {
-	m.mu.Lock()
-	n, ok := m.nodes[node]
-	if !ok || !n.Online {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("node %s is down", node)
-	}
-	pkgs := n.Pending
-	m.mu.Unlock()
-	time.Sleep(m.timing.UpgradeTime)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n.Pending = nil
-	for _, p := range pkgs {
-		if len(p.Name) > 14 && p.Name[:14] == "proxmox-kernel" || p.Name == "pve-kernel" {
-			n.RebootRequired = true
-		}
-	}
-	if len(pkgs) > 0 {
-		m.stats.Upgrades++
-	}
-	return pkgs, nil
 }

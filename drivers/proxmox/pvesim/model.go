@@ -66,7 +66,12 @@ type Node struct {
 	lrmMaintenance bool
 	Pending        []Package
 	RebootRequired bool
-	Reboots        int
+	// DpkgInterrupted: an upgrade was killed mid-dpkg (apt refuses until
+	// `dpkg --configure -a`).
+	DpkgInterrupted bool
+	// jobs are the apt plug-in's job folders on the node, by path.
+	jobs    map[string]*aptJob
+	Reboots int
 	// HasCeph: the node runs Ceph OSDs.
 	HasCeph bool
 }
@@ -113,9 +118,14 @@ type Stats struct {
 	NooutSets          int      `json:"noout_sets"`
 	NooutUnsets        int      `json:"noout_unsets"`
 	Upgrades           int      `json:"upgrades"`
-	MaintEnables       int      `json:"maintenance_enables"`
-	MaintDisables      int      `json:"maintenance_disables"`
-	SSHCommands        []string `json:"ssh_commands"`
+	// AptJobsStarted counts detached upgrades started, AptJobsLost those a reboot
+	// killed, DpkgRepairs the `dpkg --configure -a` runs that followed.
+	AptJobsStarted int      `json:"apt_jobs_started"`
+	AptJobsLost    int      `json:"apt_jobs_lost"`
+	DpkgRepairs    int      `json:"dpkg_repairs"`
+	MaintEnables   int      `json:"maintenance_enables"`
+	MaintDisables  int      `json:"maintenance_disables"`
+	SSHCommands    []string `json:"ssh_commands"`
 }
 
 // Model is the cluster. All methods are safe for concurrent use.
@@ -173,6 +183,7 @@ func NewModel(o Options) *Model {
 		n.Online = true
 		n.BootTime = now.Add(-time.Hour).Truncate(time.Second)
 		n.BootID = newBootID(n.Name, 0)
+		n.jobs = map[string]*aptJob{}
 		if n.Kernel == "" {
 			n.Kernel = "6.14.8-2-pve"
 		}

@@ -141,16 +141,23 @@ func (s *SSHServer) session(node string, sess gssh.Session) {
 	s.model.mu.Lock()
 	s.model.stats.SSHCommands = append(s.model.stats.SSHCommands, node+": "+line)
 	s.model.mu.Unlock()
-	code := s.run(node, argv, sess, sess.Stderr())
+	code := s.run(sess.Context(), node, argv, sess, sess.Stderr())
 	_ = sess.Exit(code)
 }
 
-const aptUpgradeCmd = "env LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold dist-upgrade"
-
 // run answers one command as a PVE node does; it returns the exit status.
-func (s *SSHServer) run(node string, argv []string, stdout, stderr io.Writer) int {
+func (s *SSHServer) run(ctx context.Context, node string, argv []string, stdout, stderr io.Writer) int {
 	m := s.model
 	cmd := strings.Join(argv, " ")
+	if isJobScript(argv) {
+		// The apt plug-in's detached upgrade: only the calls it makes, byte for byte.
+		if code, ok := s.aptJobCall(ctx, node, argv, stdout); ok {
+			return code
+		}
+		m.Violation("ssh %s: unexpected call of the apt job script: %q", node, strings.Join(argv[4:], " "))
+		fmt.Fprintln(stderr, "drover-job: unexpected call")
+		return 127
+	}
 	switch {
 	case len(argv) == 5 && strings.HasPrefix(cmd, "ha-manager crm-command node-maintenance ") && (argv[3] == "enable" || argv[3] == "disable"):
 		if err := m.SetMaintenance(argv[4], argv[3] == "enable"); err != nil {
@@ -171,18 +178,6 @@ func (s *SSHServer) run(node string, argv []string, stdout, stderr io.Writer) in
 			fmt.Fprintf(stdout, "%s/stable %s amd64 [upgradable from: %s]\n", p.Name, p.Version, p.OldVersion)
 		}
 		m.mu.Unlock()
-		return 0
-	case cmd == aptUpgradeCmd:
-		pkgs, err := m.Upgrade(node)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 100
-		}
-		fmt.Fprintln(stdout, "Reading package lists...\nBuilding dependency tree...\nReading state information...\nCalculating upgrade...")
-		fmt.Fprintf(stdout, "%d upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n", len(pkgs))
-		for _, p := range pkgs {
-			fmt.Fprintf(stdout, "Setting up %s (%s) ...\n", p.Name, p.Version)
-		}
 		return 0
 	case cmd == "test -f /var/run/reboot-required":
 		m.mu.Lock()

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/droverhq/drover/drivers/updaters"
 )
 
 func sshClientKey(t *testing.T) ssh.Signer {
@@ -75,8 +77,15 @@ func TestSSH_ExactCommands(t *testing.T) {
 		{"maintenance-unknown-node", "pve1", "ha-manager crm-command node-maintenance enable pve7", 255, "no such cluster node"},
 		{"noout", "pve3", "ceph osd set noout", 0, "noout is set"},
 		{"apt-list", "pve2", "env LC_ALL=C apt list --upgradable", 0, "Listing..."},
-		{"quoted-upgrade", "pve2", "env LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -y -o 'Dpkg::Options::=--force-confdef' -o Dpkg::Options::=--force-confold dist-upgrade", 0, "0 upgraded"},
-		{"upgrade-without-confold", "pve2", "env LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -y dist-upgrade", 127, "command not found"},
+		{"quoted-list", "pve2", "env 'LC_ALL=C' apt list --upgradable", 0, "Listing..."},
+		// The plug-in runs the upgrade only as a detached job: an attached one is
+		// not what it sends.
+		{"attached-upgrade", "pve2", "env LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold dist-upgrade", 127, "command not found"},
+		{"job-status", "pve2", updaters.ShellJoin(updaters.JobArgv("status", "/var/lib/drover/jobs/apt", "")), 0, "none\n"},
+		{"job-start-other-command", "pve2", updaters.ShellJoin(updaters.JobArgv("start", "/var/lib/drover/jobs/apt", "", "pve-manager 9.1.2\n", "/bin/sh", "-c", "reboot")), 127, "unexpected call"},
+		{"job-relative-dir", "pve2", updaters.ShellJoin(updaters.JobArgv("status", "jobs/apt", "")), 127, "unexpected call"},
+		{"job-unknown-verb", "pve2", updaters.ShellJoin(updaters.JobArgv("kill", "/var/lib/drover/jobs/apt", "")), 127, "unexpected call"},
+		{"job-script-changed", "pve2", updaters.ShellJoin(append([]string{"/bin/sh", "-c", "echo none", "drover-job"}, updaters.JobArgv("status", "/var/lib/drover/jobs/apt", "")[4:]...)), 127, "command not found"},
 		{"reboot-shell", "pve1", "reboot", 127, "command not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

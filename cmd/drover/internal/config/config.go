@@ -509,5 +509,13 @@ func (c *Config) UpdaterConfig() (string, drivers.UpdaterConfig, error) {
 	if err := uc.Validate(); err != nil {
 		return "", nil, explain(drivers.PrefixFields("cluster.updater."+kind, err), c.fromFlag)
 	}
+	// A plug-in that can borrow the driver's SSH needs its own when the driver lends none.
+	if nu, ok := uc.(drivers.NodeShellUser); ok {
+		if d, _ := drivers.Lookup(c.Cluster.Driver); !d.NodeShell {
+			if err := nu.WithoutNodeShell(); err != nil {
+				return "", nil, explain(drivers.PrefixFields("cluster.updater."+kind, err), c.fromFlag)
+			}
+		}
+	}
 	return kind, uc, nil
 }
