@@ -1,3 +1,5 @@
+// Long file, one reason: the driver's connection handling, inventory and node operations share one host table and its locking rules.
+
 package libvirt
 
 import (

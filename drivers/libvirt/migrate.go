@@ -1,3 +1,5 @@
+// Long file, one reason: a migration's start, join, progress, abort and the two-host completion check are one protocol and must be read together.
+
 package libvirt
 
 import (

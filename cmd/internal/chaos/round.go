@@ -1,3 +1,5 @@
+// Long file, one reason: one chaos round (start, kill, resume, check) is a single sequence whose steps share its state.
+
 package chaos
 
 import (
