@@ -245,6 +245,8 @@ func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID st
 	remove := s.observers.Add(d)
 	defer remove()
 	go d.run()
+	restoreLog := s.logTo.set(d.logWriter(io.ErrOut))
+	defer restoreLog()
 
 	stopSig := make(chan os.Signal, 1)
 	signal.Notify(stopSig, syscall.SIGUSR1)
@@ -258,9 +260,6 @@ func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID st
 
 	run, execErr := eng.Execute(ctx, runID)
 	d.stop()
-	if live {
-		fmt.Fprintln(io.Out)
-	}
 	if run.ID == "" {
 		// The run could not even be claimed (its lock is held, its record unreadable).
 		return failedErr(execErr)

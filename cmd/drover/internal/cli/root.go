@@ -128,6 +128,10 @@ func (f *Factory) Config() (*config.Config, error) {
 // level; quiet is the level used when log.level is left unset (live displays print
 // what the info logs would).
 func (f *Factory) Logger(cfg *config.Config, quiet bool) *slog.Logger {
+	return f.logger(cfg, quiet, f.IO.ErrOut)
+}
+
+func (f *Factory) logger(cfg *config.Config, quiet bool, w io.Writer) *slog.Logger {
 	level := slog.LevelInfo
 	switch cfg.Log.Level {
 	case "debug":
@@ -143,9 +147,9 @@ func (f *Factory) Logger(cfg *config.Config, quiet bool) *slog.Logger {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(f.IO.ErrOut, opts))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(f.IO.ErrOut, opts))
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // NewCmdRoot builds the drover command tree.

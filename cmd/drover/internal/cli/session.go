@@ -39,6 +39,7 @@ type sessionOptions struct {
 type session struct {
 	cfg       *config.Config
 	log       *slog.Logger
+	logTo     *logSink // where log lines go: a live display takes them over
 	store     *runs.Store
 	driver    drivers.Driver
 	updater   drivers.Updater
@@ -63,7 +64,8 @@ func (f *Factory) openSession(ctx context.Context, opts sessionOptions) (*sessio
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cfg: cfg, log: f.Logger(cfg, opts.quiet), observers: &orchestrator.Observers{}, io: f.IO, acceptStored: f.AcceptStoredPolicy}
+	sink := &logSink{w: f.IO.ErrOut}
+	s := &session{cfg: cfg, log: f.logger(cfg, opts.quiet, sink), logTo: sink, observers: &orchestrator.Observers{}, io: f.IO, acceptStored: f.AcceptStoredPolicy}
 	var (
 		dc    drivers.Config
 		uc    drivers.UpdaterConfig
