@@ -226,3 +226,14 @@ func (s *session) checkStoredPolicy(runID string) error {
 	}
 	return nil
 }
+
+// stateFolderExists: a state file in a folder that does not exist is a config error
+// whose fix is one command, given in full (the folder is not created on a guess: a
+// typo in `state` would scatter folders).
+func stateFolderExists(path string) error {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("state file %s: folder %s does not exist: create it with `mkdir -m 700 -p %s`, or set `state` (--state) to a path in an existing folder", path, dir, dir)
+	}
+	return nil
+}
