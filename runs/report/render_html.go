@@ -18,6 +18,7 @@ func RenderHTML(w io.Writer, rep Report) error {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
+	"times": Times,
 	"dur":   humanSeconds,
 	"stamp": stamp,
 	"note":  nodeNote,
@@ -69,7 +70,7 @@ dd { margin: 0; }
 <dt>Finished</dt><dd>{{stamp .FinishedAt}} ({{dur .Summary.Seconds}})</dd>
 {{- end}}
 {{- if .Resumes}}
-<dt>Resumed</dt><dd>{{.Resumes}} times</dd>
+<dt>Resumed</dt><dd>{{times .Resumes}}</dd>
 {{- end}}
 <dt>Nodes</dt><dd>{{.Summary.NodesDone}} done, {{.Summary.NodesFailed}} failed, {{.Summary.NodesSkipped}} skipped of {{.Summary.Nodes}}</dd>
 <dt>Updates</dt><dd>{{.Summary.UpdatesInstalled}} installed, {{.Summary.UpdatesFailed}} failed</dd>

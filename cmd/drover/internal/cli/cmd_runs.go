@@ -20,7 +20,7 @@ import (
 func NewCmdRuns(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "runs",
-		Short: "List, show, stop and resume runs",
+		Short: "List, show, stop, resume, approve and report runs",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return usageErr(fmt.Errorf("missing subcommand: list, show, report, stop, resume or approve; see '%s --help'", cmd.CommandPath()))
@@ -90,13 +90,13 @@ func runsListRun(ctx context.Context, opts *RunsOptions) error {
 		return printJSON(opts.f.IO.Out, list)
 	}
 	tw := tabwriter.NewWriter(report.SafeWriter(opts.f.IO.Out), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tSTARTED\tDURATION\tNODES\tERROR")
+	fmt.Fprintln(tw, "ID\tCLUSTER\tSTATE\tSTARTED\tDURATION\tNODES\tERROR")
 	for _, r := range list {
 		dur := "-"
 		if !r.FinishedAt.IsZero() {
 			dur = r.FinishedAt.Sub(r.StartedAt).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.State, r.StartedAt.Local().Format("2006-01-02 15:04:05"), dur, r.Nodes, r.Error)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Cluster, r.State, r.StartedAt.Local().Format("2006-01-02 15:04:05"), dur, r.Nodes, r.Error)
 	}
 	return tw.Flush()
 }
