@@ -139,7 +139,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 	var hooks []server.WebhookConfig
 	for _, h := range sc.Webhooks {
-		hooks = append(hooks, server.WebhookConfig{URL: h.URL, Events: h.Events, Timeout: h.Timeout, Retries: *h.Retries})
+		hooks = append(hooks, server.WebhookConfig{URL: h.URL, Events: h.Events, Timeout: h.Timeout, Retries: *h.Retries, Format: h.Format})
 	}
 	srv, err := server.New(server.Config{
 		Store: store, Owner: owner, Clusters: clusters, Tokens: tokens, Webhooks: hooks,
