@@ -38,13 +38,13 @@ type WebhookConfig struct {
 // Notification is the JSON body POSTed to webhooks. ID is unique per notification
 // (the same in every retry), for receivers that deduplicate.
 type Notification struct {
-	ID      string    `json:"id"`
-	Event   string    `json:"event"`
-	Cluster string    `json:"cluster"`
-	RunID   string    `json:"run_id"`
-	Node    string    `json:"node,omitempty"`
-	State   string    `json:"state,omitempty"`
-	Message string    `json:"message,omitempty"`
+	ID      string `json:"id"`
+	Event   string `json:"event"`
+	Cluster string `json:"cluster"`
+	RunID   string `json:"run_id"`
+	Node    string `json:"node,omitempty"`
+	State   string `json:"state,omitempty"`
+	Message string `json:"message,omitempty"`
 	// Time is when Drover sent the event, on the wall clock (UTC), as every
 	// timestamp Drover shows; ClusterTime is the cluster's clock at the event (a
 	// simulator may run faster), the clock of durations and deadlines.
