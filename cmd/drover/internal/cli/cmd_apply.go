@@ -111,6 +111,16 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	if err != nil {
 		return classify(err)
 	}
+	if nothingToDo(prep) {
+		// No run is recorded: a history of empty "succeeded" runs would say the
+		// cluster was patched when nothing was.
+		if opts.JSON {
+			return printJSON(io.Out, report.Report{Cluster: s.cfg.Cluster.Name, State: "nothing_to_do", Nodes: []report.Node{}})
+		}
+		printPrepared(io.Out, prep)
+		fmt.Fprintf(io.Out, "Nothing to do on cluster %s: no node is to be patched; no run was started or recorded.\n", s.cfg.Cluster.Name)
+		return nil
+	}
 	if !opts.Yes {
 		printPrepared(io.ErrOut, prep)
 		if !io.IsTerminal {
@@ -327,4 +337,14 @@ func startQuestion(s *session, prep orchestrator.Prepared) string {
 		q += fmt.Sprintf("Plan: %s, %s, ETA %s of cluster time.\n", report.Count(len(p.Order), "node", "nodes"), report.Count(p.Migrations, "migration", "migrations"), roundDur(p.ETA))
 	}
 	return q + "Start the run?"
+}
+
+// nothingToDo: every node of a new run would be skipped (up to date, down, paused).
+func nothingToDo(prep orchestrator.Prepared) bool {
+	for _, r := range prep.Records {
+		if r.State != orchestrator.NodeSkipped {
+			return false
+		}
+	}
+	return true
 }

@@ -75,7 +75,7 @@ Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 it failed, 2 a usage e
 
 func simServeRun(ctx context.Context, opts *SimServeOptions) error {
 	if opts.Cluster == "" {
-		return usageErr(errors.New("--cluster: required (the cluster file to simulate, e.g. testdata/clusters/demo.yaml; the global --cluster-file works too)"))
+		return usageErr(errors.New("--cluster: required (the cluster file to simulate, e.g. testdata/clusters/demo.yaml)"))
 	}
 	if opts.TimeScale <= 0 {
 		return usageErr(fmt.Errorf("--time-scale: must be > 0, got %g (e.g. 1 or 60)", opts.TimeScale))

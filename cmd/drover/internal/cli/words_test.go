@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,5 +124,20 @@ func TestWords_ReportSaysThingsOnce(t *testing.T) {
 		if got := report.Times(tt.n); got != tt.want {
 			t.Errorf("Times(%d) = %q, want %q", tt.n, got, tt.want)
 		}
+	}
+}
+
+// TestApply_NothingToDoRecordsNoRun: apply on a cluster with nothing to patch says
+// so, exits 0 and records no run (issue 16, truthful answers).
+func TestApply_NothingToDoRecordsNoRun(t *testing.T) {
+	cfg := testSetup(t, strings.ReplaceAll(smallCluster, `, updates: [{name: kernel, version: "2"}]`, ""), "")
+	out, errOut, code := runCLI(t, "--config", cfg, "apply", "--yes")
+	if code != 0 || !strings.Contains(out, "Nothing to do on cluster t") {
+		t.Fatalf("apply: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	list, _, _ := runCLI(t, "--config", cfg, "runs", "list", "--json")
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(list), &got); err != nil || len(got) != 0 {
+		t.Errorf("runs after an apply with nothing to do: %s (err %v), want none", list, err)
 	}
 }

@@ -89,10 +89,10 @@ func keysAt(t reflect.Type, path string) []string {
 	return keys
 }
 
-// closest is the key within edit distance 2 of word (or a third of its length),
+// closest is the key within edit distance of a third of word's length (at least 1),
 // "" when none is that close.
 func closest(word string, keys []string) string {
-	best, bestD := "", max(2, len(word)/3)+1
+	best, bestD := "", max(1, len(word)/3)+1
 	for _, k := range keys {
 		if d := editDistance(word, k); d < bestD {
 			best, bestD = k, d
