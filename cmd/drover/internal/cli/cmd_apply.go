@@ -257,6 +257,9 @@ func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID st
 	go d.run()
 	restoreLog := s.logTo.set(d.logWriter(io.ErrOut))
 	defer restoreLog()
+	// Other terminals watch this run through the status socket (runs list|show|watch).
+	stopStatus := serveStatus(s)
+	defer stopStatus()
 
 	stopSig := make(chan os.Signal, 1)
 	signal.Notify(stopSig, syscall.SIGUSR1)
