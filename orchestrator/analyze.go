@@ -303,6 +303,11 @@ func checkDriver(ctx context.Context, cfg AnalyzeConfig) (cluster.Inventory, Che
 		c.Message = "the driver does not give an inventory: " + err.Error() + "; the checks that need the cluster were not run"
 		return inv, c
 	}
+	if down := unreachable(inv); len(down) > 0 && len(down) == len(inv.Nodes) {
+		c.Message = "no node answers: " + strings.Join(down, ", ") + " (the driver's warnings give each host's error)"
+		c.Remedy = "check that the hosts are up and reachable, and the driver's address and credentials"
+		return inv, c
+	}
 	caps := cfg.Driver.Capabilities()
 	c.Status, c.Remedy = CheckPass, ""
 	c.Message = fmt.Sprintf("inventory read: %d nodes, %d VMs (power control %v, boot id %v)", len(inv.Nodes), len(inv.VMs), caps.PowerControl, caps.BootID)

@@ -22,3 +22,14 @@ func pausedByRun(n cluster.Node) string {
 func ownPauseNote(node, runID string) string {
 	return node + " (paused by Drover run " + runID + ": resume run " + runID + " with `drover runs resume " + runID + "`)"
 }
+
+// unreachable lists the nodes that do not answer (down), as "name (down)".
+func unreachable(inv cluster.Inventory) []string {
+	var out []string
+	for _, n := range inv.Nodes {
+		if n.State == cluster.NodeDown {
+			out = append(out, n.Name+" (down)")
+		}
+	}
+	return out
+}

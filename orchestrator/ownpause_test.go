@@ -53,3 +53,21 @@ func TestAnalyze_RecognisesItsOwnInterruptedRun(t *testing.T) {
 		}
 	})
 }
+
+// TestAnalyze_NoNodeAnswers: a driver whose every node is down (unreachable hosts)
+// fails driver_reachable, naming them, instead of "inventory read: 2 nodes".
+func TestAnalyze_NoNodeAnswers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, strings.ReplaceAll(strings.ReplaceAll(small, "cpus: 16,", "cpus: 16, down: true,"), "vcpus: 2,", "vcpus: 2, power: stopped,"))
+		a := orchestrator.Analyze(context.Background(), orchestrator.AnalyzeConfig{
+			Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store,
+		})
+		c, _ := checkOf(a, "driver_reachable")
+		if c.Status != orchestrator.CheckFail || !strings.Contains(c.Message, "a (down), b (down), c (down)") {
+			t.Errorf("driver_reachable = %+v, want a failure naming a, b and c", c)
+		}
+		if a.Ready {
+			t.Errorf("a cluster none of whose nodes answers is called ready")
+		}
+	})
+}
