@@ -308,7 +308,7 @@ func printReport(w io.Writer, rep report.Report) {
 	w = report.SafeWriter(w)
 	fmt.Fprintf(w, "Run %s on cluster %s: %s\n", rep.ID, rep.Cluster, report.StateAndReason(rep.State, rep.Error))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tUPDATES\tMIGRATIONS\tTIME\tNOTE")
+	fmt.Fprintln(tw, "NODE\tSTATE\tUPDATES\tMIGRATIONS\tCLUSTER TIME\tNOTE")
 	for _, n := range rep.Nodes {
 		note := n.Failure
 		if note == "" {
