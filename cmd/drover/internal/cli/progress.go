@@ -40,6 +40,7 @@ type nodeView struct {
 
 type flight struct {
 	vm, from, to string
+	node         string // the run's node it belongs to: a drain's source, a failback's target
 	phase        string
 	round        int
 	done, total  float64
@@ -96,7 +97,11 @@ func (d *display) Observe(ev orchestrator.Event) {
 	case orchestrator.EventApprovalNeeded:
 		d.notice = ev.Message
 	case orchestrator.EventMigrationStarted:
-		d.flights[ev.VM] = &flight{vm: ev.VM, from: ev.From, to: ev.To, phase: "setup"}
+		node := ev.Node
+		if node == "" {
+			node = ev.From
+		}
+		d.flights[ev.VM] = &flight{vm: ev.VM, from: ev.From, to: ev.To, node: node, phase: "setup"}
 	case orchestrator.EventMigrationProgress:
 		if f := d.flights[ev.VM]; f != nil && ev.Progress != nil {
 			f.phase, f.round = ev.Progress.Phase, ev.Progress.Round
@@ -239,7 +244,7 @@ func (d *display) redraw() {
 	}
 	byNode := map[string][]*flight{}
 	for _, f := range d.flights {
-		byNode[f.from] = append(byNode[f.from], f)
+		byNode[f.node] = append(byNode[f.node], f)
 	}
 	for _, n := range d.order {
 		v := d.nodes[n]

@@ -52,3 +52,27 @@ func TestDisplay_LogLinesGoAboveTheFrame(t *testing.T) {
 		t.Errorf("log line went to stderr under a live display: %q", stderr.String())
 	}
 }
+
+// TestDisplay_FailbackShowsUnderItsNode: a failback (n2 -> n1, of node n1's run
+// step) is drawn under n1, the node it goes back to, not under n2.
+func TestDisplay_FailbackShowsUnderItsNode(t *testing.T) {
+	var buf bytes.Buffer
+	d := newDisplay(&buf, true, 200, []string{"n1", "n2"})
+	d.Observe(orchestrator.Event{Kind: orchestrator.EventMigrationStarted, RunID: "r1", Node: "n1", VM: "web-1", From: "n2", To: "n1"})
+	d.redraw()
+	lines := strings.Split(buf.String(), "\n")
+	at := map[string]int{}
+	for i, l := range lines {
+		switch {
+		case strings.Contains(l, "web-1"):
+			at["vm"] = i
+		case strings.Contains(l, " n1 "):
+			at["n1"] = i
+		case strings.Contains(l, " n2 "):
+			at["n2"] = i
+		}
+	}
+	if at["vm"] != at["n1"]+1 {
+		t.Errorf("the failback is not drawn under n1:\n%s", buf.String())
+	}
+}
