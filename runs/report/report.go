@@ -103,12 +103,6 @@ func Build(r runs.Run, nodes []runs.NodeRecord) Report {
 		if rn.Installed == nil {
 			rn.Installed = []runs.Update{}
 		}
-		if rn.State == "queued" && r.State.Terminal() {
-			// A run that ended (stopped, failed) never comes back to this node: it
-			// is skipped, not waiting in a queue.
-			rn.State = "skipped"
-			rn.SkipReason = "not started: the run " + StateAndReason(string(r.State), "") + " before this node's turn"
-		}
 		for _, p := range n.Phases {
 			rn.Seconds += p.Seconds
 		}
@@ -132,7 +126,7 @@ func Build(r runs.Run, nodes []runs.NodeRecord) Report {
 				rep.Summary.VMsLeftRunning = append(rep.Summary.VMsLeftRunning, l.VM+" on "+n.Name)
 			}
 		}
-		switch rn.State {
+		switch n.State {
 		case "done":
 			rep.Summary.NodesDone++
 		case "failed":

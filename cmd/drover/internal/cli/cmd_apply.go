@@ -317,8 +317,14 @@ func printReport(w io.Writer, rep report.Report) {
 		if n.LeftPaused != "" {
 			note = "LEFT PAUSED: " + n.LeftPaused
 		}
+		state := n.State
+		if state == orchestrator.NodeQueued && runs.State(rep.State).Terminal() {
+			// The run ended: it never comes back to this node, which is not waiting
+			// in any queue.
+			state, note = "skipped", "not started: the run "+rep.State+" before this node's turn"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d installed, %d failed\t%d (%s)\t%.0fs\t%s\n",
-			n.Name, n.State, n.UpdatesInstalled, n.UpdatesFailed, len(n.Migrations), report.Count(len(n.FailedMigrations), "failed attempt", "failed attempts"), n.Seconds, note)
+			n.Name, state, n.UpdatesInstalled, n.UpdatesFailed, len(n.Migrations), report.Count(len(n.FailedMigrations), "failed attempt", "failed attempts"), n.Seconds, note)
 	}
 	tw.Flush()
 	sm := rep.Summary

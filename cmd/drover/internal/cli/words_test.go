@@ -141,3 +141,22 @@ func TestApply_NothingToDoRecordsNoRun(t *testing.T) {
 		t.Errorf("runs after an apply with nothing to do: %s (err %v), want none", list, err)
 	}
 }
+
+// TestWords_EndedRunsUntouchedNodesAreSkipped: in the report printed for people, a
+// node still queued when its run ended (stopped, failed) is skipped, with why; a
+// run that goes on keeps it queued.
+func TestWords_EndedRunsUntouchedNodesAreSkipped(t *testing.T) {
+	for _, tt := range []struct{ state, want string }{
+		{"stopped", "n2    skipped"},
+		{"stopped", "not started: the run stopped before this node's turn"},
+		{"failed", "not started: the run failed before this node's turn"},
+		{"running", "n2    queued"},
+	} {
+		rep := report.Report{ID: "r1", Cluster: "c", State: tt.state, Nodes: []report.Node{{Name: "n1", State: "done"}, {Name: "n2", State: "queued"}}}
+		var b bytes.Buffer
+		printReport(&b, rep)
+		if !strings.Contains(b.String(), tt.want) {
+			t.Errorf("%s run: report lacks %q:\n%s", tt.state, tt.want, b.String())
+		}
+	}
+}
