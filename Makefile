@@ -23,9 +23,12 @@ test:
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
 
-## demo: patch the embedded 4-node simulated cluster, node by node
+## demo: patch the embedded 4-node simulated cluster, node by node (its own state
+## file, DEMO_STATE, never the user's default one)
+DEMO_STATE  ?= bin/demo.db
 demo: build
-	$(BIN) --config testdata/demo.yaml apply --yes
+	@mkdir -p -m 700 $(dir $(DEMO_STATE))
+	$(BIN) --config testdata/demo.yaml --state $(DEMO_STATE) apply --yes
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

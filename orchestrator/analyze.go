@@ -303,6 +303,11 @@ func checkDriver(ctx context.Context, cfg AnalyzeConfig) (cluster.Inventory, Che
 		c.Message = "the driver does not give an inventory: " + err.Error() + "; the checks that need the cluster were not run"
 		return inv, c
 	}
+	if down := unreachable(inv); len(down) > 0 && len(down) == len(inv.Nodes) {
+		c.Message = "no node answers: " + strings.Join(down, ", ") + " (the driver's warnings give each host's error)"
+		c.Remedy = "check that the hosts are up and reachable, and the driver's address and credentials"
+		return inv, c
+	}
 	caps := cfg.Driver.Capabilities()
 	c.Status, c.Remedy = CheckPass, ""
 	c.Message = fmt.Sprintf("inventory read: %d nodes, %d VMs (power control %v, boot id %v)", len(inv.Nodes), len(inv.VMs), caps.PowerControl, caps.BootID)
@@ -313,9 +318,12 @@ func checkDriver(ctx context.Context, cfg AnalyzeConfig) (cluster.Inventory, Che
 func checkNodesUp(inv cluster.Inventory, p Policy) Check {
 	c := Check{Name: "nodes_up", Status: CheckPass}
 	down := notReady(inv, nil)
-	var paused []string
+	var paused, ours []string
+	ourRun := ""
 	for _, n := range inv.Nodes {
-		if n.Ready() && n.Paused {
+		if id := pausedByRun(n); n.Ready() && id != "" {
+			ours, ourRun = append(ours, ownPauseNote(n.Name, id)), id
+		} else if n.Ready() && n.Paused {
 			paused = append(paused, n.Name)
 		}
 	}
@@ -340,6 +348,11 @@ func checkNodesUp(inv cluster.Inventory, p Policy) Check {
 		c.Remedy = "bring them up to patch them too (policy.require_all_nodes_online makes this a failure)"
 	default:
 		c.Message = fmt.Sprintf("all %d nodes are up", len(inv.Nodes))
+	}
+	if len(ours) > 0 {
+		c.Status = CheckWarn
+		c.Message += "; left paused by an interrupted Drover run: " + strings.Join(ours, ", ")
+		c.Remedy = "resume run " + ourRun + " (drover runs resume " + ourRun + "): it continues where it stopped"
 	}
 	if len(paused) > 0 {
 		c.Status = CheckWarn

@@ -229,6 +229,8 @@ func orderNodes(inv cluster.Inventory, p Policy, pending map[string][]cluster.Up
 		switch {
 		case !n.Ready():
 			exclude[n.Name] = fmt.Sprintf("node is %s", n.State)
+		case pausedByRun(n) != "":
+			exclude[n.Name] = "node is paused by Drover run " + pausedByRun(n) + ", interrupted: resume run " + pausedByRun(n) + " instead (drover runs resume " + pausedByRun(n) + ")"
 		case n.Paused:
 			exclude[n.Name] = "node was paused before the run (drover leaves it alone; resume it to include it)"
 		}

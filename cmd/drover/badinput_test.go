@@ -52,6 +52,7 @@ func TestCLI_BadInput(t *testing.T) {
 	const (
 		durationFix = "(write a duration with its unit, such as 90s, 15m or 1h)"
 		knownKeys   = "known keys: cluster, clusters, log, policy, schedule, server, state, webhooks, windows"
+		policyKeys  = "keys of policy: canary, cpu_overcommit, drain_scheduler, drain_timeout, failback, failback_hours, failback_tz, force, health_gate, max_failed_nodes, max_migrations_per_node, max_parallel_migrations, max_parallel_nodes, memory_headroom_mib, node_order, nodes, non_migratable, order_label, override_reserve, poll_interval, post_hook, pre_hook, reboot_timeout, require_all_nodes_online, reserve_nodes, retries_per_node, stop_after, warn_after"
 		lockedBy    = "is in use by another drover process, pid $PID on $HOST (test) since $TIME; wait for it to finish, stop it with `drover runs stop`, or set `state` to another file (config key state)"
 	)
 	tests := []struct {
@@ -79,7 +80,7 @@ func TestCLI_BadInput(t *testing.T) {
 		{name: "unknown-top-level-key", config: remote + "polcy: {failback: none}\n", args: args("inventory"), wantCode: 2,
 			want: "drover: polcy: unknown key (remove it or check its spelling; top-level keys are state, cluster, policy, log)"},
 		{name: "unknown-policy-key", config: remote + "policy: {max_paralel_migrations: 2}\n", args: args("apply", "--yes"), wantCode: 2,
-			want: "drover: policy.max_paralel_migrations: unknown key (remove it or check its spelling; " + knownKeys + ")"},
+			want: "drover: policy.max_paralel_migrations: unknown key (did you mean policy.max_parallel_migrations? remove it or check its spelling; " + policyKeys + ")"},
 		// Drivers.
 		{name: "unknown-driver", config: strings.Replace(remote, "driver: sim", "driver: hyperx", 1), args: args("inventory"), wantCode: 2,
 			want: `drover: cluster.driver: unknown driver "hyperx" (use one of: hyperv, libvirt, proxmox, sim, vsphere)`},
@@ -162,7 +163,7 @@ func TestCLI_BadInput(t *testing.T) {
 		{name: "set-without-value", config: remote, args: args("--set", "policy.failback", "inventory"), wantCode: 2,
 			want: `drover: --set: "policy.failback" is not key=value (write e.g. --set policy.failback=immediate)`},
 		{name: "set-unknown-key", config: remote, args: args("--set", "policy.nope=1", "inventory"), wantCode: 2,
-			want: "drover: policy.nope: unknown key (remove it or check its spelling; " + knownKeys + ")"},
+			want: "drover: policy.nope: unknown key (remove it or check its spelling; " + policyKeys + ")"},
 		{name: "apply-unconfirmed-off-a-terminal", config: remote, args: args("apply"), wantCode: 2,
 			want: "drover: apply changes the cluster: confirm with --yes (or run on a terminal)"},
 		{name: "sim-serve-without-cluster", args: []string{"sim", "serve"}, wantCode: 2,

@@ -18,6 +18,7 @@ func RenderHTML(w io.Writer, rep Report) error {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
+	"times": Times,
 	"dur":   humanSeconds,
 	"stamp": stamp,
 	"note":  nodeNote,
@@ -66,10 +67,10 @@ dd { margin: 0; }
 <dt>State</dt><dd><span class="state {{.State}}">{{.State}}</span></dd>
 <dt>Started</dt><dd>{{stamp .StartedAt}}</dd>
 {{- if not .FinishedAt.IsZero}}
-<dt>Finished</dt><dd>{{stamp .FinishedAt}} ({{dur .Summary.Seconds}})</dd>
+<dt>Finished</dt><dd>{{stamp .FinishedAt}} ({{dur .Summary.Seconds}} of wall time)</dd>
 {{- end}}
 {{- if .Resumes}}
-<dt>Resumed</dt><dd>{{.Resumes}} times</dd>
+<dt>Resumed</dt><dd>{{times .Resumes}}</dd>
 {{- end}}
 <dt>Nodes</dt><dd>{{.Summary.NodesDone}} done, {{.Summary.NodesFailed}} failed, {{.Summary.NodesSkipped}} skipped of {{.Summary.Nodes}}</dd>
 <dt>Updates</dt><dd>{{.Summary.UpdatesInstalled}} installed, {{.Summary.UpdatesFailed}} failed</dd>
@@ -88,7 +89,7 @@ dd { margin: 0; }
 
 <h2>Nodes</h2>
 <table>
-<tr><th>Node</th><th>State</th><th>Updates</th><th>Migrations</th><th>Time</th><th>Note</th></tr>
+<tr><th>Node</th><th>State</th><th>Updates</th><th>Migrations</th><th>Time (cluster clock)</th><th>Note</th></tr>
 {{- range .Nodes}}
 <tr><td>{{.Name}}</td><td><span class="state {{.State}}">{{.State}}</span></td><td>{{.UpdatesInstalled}} installed, {{.UpdatesFailed}} failed</td><td class="num">{{len .Migrations}} ({{len .FailedMigrations}} failed)</td><td class="num">{{dur .Seconds}}</td><td>{{note .}}</td></tr>
 {{- end}}
@@ -115,7 +116,7 @@ dd { margin: 0; }
 {{- end}}
 {{- if .Phases}}
 <h3>Phases</h3>
-<table><tr><th>Phase</th><th>Started</th><th>Time</th></tr>
+<table><tr><th>Phase</th><th>Started (cluster clock)</th><th>Time (cluster clock)</th></tr>
 {{- range .Phases}}<tr><td>{{.Name}}</td><td>{{stamp .Start}}</td><td class="num">{{dur .Seconds}}</td></tr>{{end}}
 </table>
 {{- end}}

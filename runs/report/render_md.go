@@ -15,17 +15,17 @@ func RenderMarkdown(w io.Writer, rep Report) error {
 	fmt.Fprintf(&b, "| | |\n|---|---|\n")
 	fmt.Fprintf(&b, "| Cluster | %s |\n| State | **%s** |\n| Started | %s |\n", mdText(rep.Cluster), mdText(rep.State), stamp(rep.StartedAt))
 	if !rep.FinishedAt.IsZero() {
-		fmt.Fprintf(&b, "| Finished | %s |\n| Duration | %s |\n", stamp(rep.FinishedAt), humanSeconds(sm.Seconds))
+		fmt.Fprintf(&b, "| Finished | %s |\n| Duration | %s of wall time |\n", stamp(rep.FinishedAt), humanSeconds(sm.Seconds))
 	}
 	if rep.Resumes > 0 {
-		fmt.Fprintf(&b, "| Resumed | %d times |\n", rep.Resumes)
+		fmt.Fprintf(&b, "| Resumed | %s |\n", Times(rep.Resumes))
 	}
 	if rep.Error != "" {
 		fmt.Fprintf(&b, "| Error | %s |\n", mdText(rep.Error))
 	}
 	fmt.Fprintf(&b, "| Nodes | %d done, %d failed, %d skipped of %d |\n", sm.NodesDone, sm.NodesFailed, sm.NodesSkipped, sm.Nodes)
 	fmt.Fprintf(&b, "| Updates | %d installed, %d failed |\n", sm.UpdatesInstalled, sm.UpdatesFailed)
-	fmt.Fprintf(&b, "| Migrations | %d (%d failed attempts), %d VMs moved, %.2f per VM, %.0f MiB |\n", sm.Migrations, sm.FailedMigrations, sm.VMsMoved, sm.MigrationsPerVM, sm.TransferredMiB)
+	fmt.Fprintf(&b, "| Migrations | %d (%s), %s moved, %.2f per VM, %.0f MiB |\n", sm.Migrations, Count(sm.FailedMigrations, "failed attempt", "failed attempts"), Count(sm.VMsMoved, "VM", "VMs"), sm.MigrationsPerVM, sm.TransferredMiB)
 	b.WriteString("\n")
 	for _, v := range sm.VMsLeftRunning {
 		fmt.Fprintf(&b, "> **Warning:** vm %s was left running through its node's reboot.\n\n", mdText(v))

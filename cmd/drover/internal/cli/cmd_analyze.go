@@ -141,7 +141,7 @@ func printAnalysis(w io.Writer, a orchestrator.Analysis) error {
 	if !a.Ready {
 		verdict = "NOT ready"
 	}
-	_, err := fmt.Fprintf(w, "Cluster %s is %s: %d passed, %d warnings, %d failed.\n", a.Cluster, verdict,
-		a.Count(orchestrator.CheckPass), a.Count(orchestrator.CheckWarn), a.Count(orchestrator.CheckFail))
+	_, err := fmt.Fprintf(w, "Cluster %s is %s: %d passed, %s, %d failed.\n", a.Cluster, verdict,
+		a.Count(orchestrator.CheckPass), report.Count(a.Count(orchestrator.CheckWarn), "warning", "warnings"), a.Count(orchestrator.CheckFail))
 	return err
 }

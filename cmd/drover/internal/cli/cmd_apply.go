@@ -111,12 +111,22 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	if err != nil {
 		return classify(err)
 	}
+	if nothingToDo(prep) {
+		// No run is recorded: a history of empty "succeeded" runs would say the
+		// cluster was patched when nothing was.
+		if opts.JSON {
+			return printJSON(io.Out, report.Report{Cluster: s.cfg.Cluster.Name, State: "nothing_to_do", Nodes: []report.Node{}})
+		}
+		printPrepared(io.Out, prep)
+		fmt.Fprintf(io.Out, "Nothing to do on cluster %s: no node is to be patched; no run was started or recorded.\n", s.cfg.Cluster.Name)
+		return nil
+	}
 	if !opts.Yes {
 		printPrepared(io.ErrOut, prep)
 		if !io.IsTerminal {
 			return usageErr(errors.New("apply changes the cluster: confirm with --yes (or run on a terminal)"))
 		}
-		if !confirm(io, "Start the run?") {
+		if !confirm(io, startQuestion(s, prep)) {
 			return failedErr(errors.New("not started"))
 		}
 	}
@@ -245,6 +255,11 @@ func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID st
 	remove := s.observers.Add(d)
 	defer remove()
 	go d.run()
+	restoreLog := s.logTo.set(d.logWriter(io.ErrOut))
+	defer restoreLog()
+	// Other terminals watch this run through the status socket (runs list|show|watch).
+	stopStatus := serveStatus(s)
+	defer stopStatus()
 
 	stopSig := make(chan os.Signal, 1)
 	signal.Notify(stopSig, syscall.SIGUSR1)
@@ -258,9 +273,6 @@ func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID st
 
 	run, execErr := eng.Execute(ctx, runID)
 	d.stop()
-	if live {
-		fmt.Fprintln(io.Out)
-	}
 	if run.ID == "" {
 		// The run could not even be claimed (its lock is held, its record unreadable).
 		return failedErr(execErr)
@@ -286,11 +298,7 @@ func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID st
 		fmt.Fprintf(io.ErrOut, "run %s waits after its canary node: check it, then continue with `drover runs approve %s`\n", runID, runID)
 		return nil
 	case run.State != runs.StateSucceeded:
-		msg := fmt.Sprintf("run %s %s", runID, run.State)
-		if run.Error != "" {
-			msg += ": " + run.Error
-		}
-		return failedErr(errors.New(msg))
+		return failedErr(fmt.Errorf("run %s %s", runID, report.StateAndReason(string(run.State), run.Error)))
 	}
 	return nil
 }
@@ -298,13 +306,9 @@ func execute(ctx context.Context, s *session, eng *orchestrator.Engine, runID st
 // printReport writes a report for people.
 func printReport(w io.Writer, rep report.Report) {
 	w = report.SafeWriter(w)
-	fmt.Fprintf(w, "Run %s on cluster %s: %s", rep.ID, rep.Cluster, rep.State)
-	if rep.Error != "" {
-		fmt.Fprintf(w, " (%s)", rep.Error)
-	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Run %s on cluster %s: %s\n", rep.ID, rep.Cluster, report.StateAndReason(rep.State, rep.Error))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tUPDATES\tMIGRATIONS\tTIME\tNOTE")
+	fmt.Fprintln(tw, "NODE\tSTATE\tUPDATES\tMIGRATIONS\tCLUSTER TIME\tNOTE")
 	for _, n := range rep.Nodes {
 		note := n.Failure
 		if note == "" {
@@ -313,17 +317,43 @@ func printReport(w io.Writer, rep report.Report) {
 		if n.LeftPaused != "" {
 			note = "LEFT PAUSED: " + n.LeftPaused
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d installed, %d failed\t%d (%d failed attempts)\t%.0fs\t%s\n",
-			n.Name, n.State, n.UpdatesInstalled, n.UpdatesFailed, len(n.Migrations), len(n.FailedMigrations), n.Seconds, note)
+		state := n.State
+		if state == orchestrator.NodeQueued && runs.State(rep.State).Terminal() {
+			// The run ended: it never comes back to this node, which is not waiting
+			// in any queue.
+			state, note = "skipped", "not started: the run "+rep.State+" before this node's turn"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d installed, %d failed\t%d (%s)\t%.0fs\t%s\n",
+			n.Name, state, n.UpdatesInstalled, n.UpdatesFailed, len(n.Migrations), report.Count(len(n.FailedMigrations), "failed attempt", "failed attempts"), n.Seconds, note)
 	}
 	tw.Flush()
 	sm := rep.Summary
-	fmt.Fprintf(w, "%d/%d nodes done, %d failed, %d skipped; %d updates installed; %d migrations (%.2f per VM moved), %.0f MiB moved\n",
-		sm.NodesDone, sm.Nodes, sm.NodesFailed, sm.NodesSkipped, sm.UpdatesInstalled, sm.Migrations, sm.MigrationsPerVM, sm.TransferredMiB)
+	fmt.Fprintf(w, "%d/%s done, %d failed, %d skipped; %s installed; %s (%.2f per VM moved), %.0f MiB moved\n",
+		sm.NodesDone, report.Count(sm.Nodes, "node", "nodes"), sm.NodesFailed, sm.NodesSkipped, report.Count(sm.UpdatesInstalled, "update", "updates"), report.Count(sm.Migrations, "migration", "migrations"), sm.MigrationsPerVM, sm.TransferredMiB)
 	for _, v := range sm.VMsLeftRunning {
 		fmt.Fprintf(w, "WARNING: vm %s was left running through its node's reboot (policy.non_migratable=skip)\n", v)
 	}
 	for _, n := range sm.LeftPaused {
 		fmt.Fprintf(w, "WARNING: node %s is left paused\n", n)
 	}
+}
+
+// startQuestion is the [y/N] question of apply: what the run will do, how long the
+// plan expects it to take and under which policy, so that the answer is informed.
+func startQuestion(s *session, prep orchestrator.Prepared) string {
+	q := fmt.Sprintf("Policy of cluster %s: %s\n", s.cfg.Cluster.Name, wire.PolicyLine(wire.PublicPolicy(s.cfg.Policy)))
+	if p := prep.Plan; p != nil {
+		q += fmt.Sprintf("Plan: %s, %s, ETA %s of cluster time.\n", report.Count(len(p.Order), "node", "nodes"), report.Count(p.Migrations, "migration", "migrations"), roundDur(p.ETA))
+	}
+	return q + "Start the run?"
+}
+
+// nothingToDo: every node of a new run would be skipped (up to date, down, paused).
+func nothingToDo(prep orchestrator.Prepared) bool {
+	for _, r := range prep.Records {
+		if r.State != orchestrator.NodeSkipped {
+			return false
+		}
+	}
+	return true
 }

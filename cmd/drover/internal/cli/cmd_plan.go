@@ -113,8 +113,8 @@ func printPlan(w io.Writer, cluster string, p *orchestrator.RunPlan) error {
 	if p.MeasuredTimings > 0 {
 		basis = fmt.Sprintf("%d measurements of earlier runs", p.MeasuredTimings)
 	}
-	fmt.Fprintf(w, "Plan for cluster %s: %d nodes, %d migrations, ETA %s (estimates from %s)\n",
-		cluster, len(p.Order), p.Migrations, roundDur(p.ETA), basis)
+	fmt.Fprintf(w, "Plan for cluster %s: %s, %s, ETA %s of cluster time (estimates from %s)\n",
+		cluster, report.Count(len(p.Order), "node", "nodes"), report.Count(p.Migrations, "migration", "migrations"), roundDur(p.ETA), basis)
 	fmt.Fprintf(w, "Order: %s\n", orNoneStr(p.Order))
 	for _, s := range p.Skipped {
 		fmt.Fprintf(w, "Skip %s: %s\n", s.Node, s.Reason)
@@ -170,7 +170,7 @@ func printPlan(w io.Writer, cluster string, p *orchestrator.RunPlan) error {
 			fmt.Fprintf(w, "  warning: %s\n", x)
 		}
 	}
-	fmt.Fprintf(w, "\n%d migrations, %d VMs moved more than once, %d nodes blocked, ETA %s\n", p.Migrations, p.MovedMoreThanOnce, p.Blocked, roundDur(p.ETA))
+	fmt.Fprintf(w, "\n%s, %s moved more than once, %s blocked, ETA %s of cluster time\n", report.Count(p.Migrations, "migration", "migrations"), report.Count(p.MovedMoreThanOnce, "VM", "VMs"), report.Count(p.Blocked, "node", "nodes"), roundDur(p.ETA))
 	for _, x := range p.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", x)
 	}

@@ -20,7 +20,7 @@ func TestPlan_Command(t *testing.T) {
 	}{
 		{name: "plan", args: []string{"--config", small, "plan"}, out: []string{
 			"Plan for cluster t: 3 nodes, 5 migrations", "estimates from model defaults", "Order: b c a",
-			"1  b     planned  1", "b:\n  v3 -> c", "1 VMs moved more than once, 0 nodes blocked"}},
+			"1  b     planned  1", "b:\n  v3 -> c", "1 VM moved more than once, 0 nodes blocked"}},
 		{name: "policy-flags-apply", args: []string{"--config", small, "plan", "--node-order", "explicit", "--nodes", "a,c"}, out: []string{"Order: a c\n"}},
 		{name: "reserve-blocks-every-node", args: []string{"--config", tight, "plan", "--reserve-nodes", "1"}, code: 1, out: []string{
 			"1  a     BLOCKED", "a:\n  CANNOT BE DRAINED: reserve N-1 does not hold while a is out", "3 nodes blocked"}},

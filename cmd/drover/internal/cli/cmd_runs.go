@@ -20,13 +20,13 @@ import (
 func NewCmdRuns(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "runs",
-		Short: "List, show, stop and resume runs",
+		Short: "List, show, watch, stop, resume, approve and report runs",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErr(fmt.Errorf("missing subcommand: list, show, report, stop, resume or approve; see '%s --help'", cmd.CommandPath()))
+			return usageErr(fmt.Errorf("missing subcommand: list, show, watch, report, stop, resume or approve; see '%s --help'", cmd.CommandPath()))
 		},
 	}
-	cmd.AddCommand(newCmdRunsList(f), newCmdRunsShow(f), newCmdRunsStop(f), newCmdRunsResume(f), newCmdRunsApprove(f), newCmdRunsReport(f, nil))
+	cmd.AddCommand(newCmdRunsList(f), newCmdRunsShow(f), newCmdRunsWatch(f), newCmdRunsStop(f), newCmdRunsResume(f), newCmdRunsApprove(f), newCmdRunsReport(f, nil))
 	return cmd
 }
 
@@ -72,11 +72,18 @@ func runsListRun(ctx context.Context, opts *RunsOptions) error {
 		return remoteRunsList(ctx, opts)
 	}
 	s, err := opts.f.openSession(ctx, sessionOptions{store: readStore, command: "runs list"})
+	list := []runSummary{}
+	if sc := opts.f.lockedStatus(err); sc != nil {
+		// A drover process holds the file: ask it.
+		if err := sc.get(ctx, "/runs", &list); err != nil {
+			return failedErr(err)
+		}
+		return printRunList(opts, list)
+	}
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	list := []runSummary{}
 	if s.store != nil {
 		rs, err := s.store.Runs(s.cfg.Cluster.Name)
 		if err != nil {
@@ -86,17 +93,21 @@ func runsListRun(ctx context.Context, opts *RunsOptions) error {
 			list = append(list, runSummary{ID: r.ID, Cluster: r.Cluster, State: r.State, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Nodes: len(r.Order), Error: r.Error})
 		}
 	}
+	return printRunList(opts, list)
+}
+
+func printRunList(opts *RunsOptions, list []runSummary) error {
 	if opts.JSON {
 		return printJSON(opts.f.IO.Out, list)
 	}
 	tw := tabwriter.NewWriter(report.SafeWriter(opts.f.IO.Out), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tSTARTED\tDURATION\tNODES\tERROR")
+	fmt.Fprintln(tw, "ID\tCLUSTER\tSTATE\tSTARTED\tDURATION\tNODES\tERROR")
 	for _, r := range list {
 		dur := "-"
 		if !r.FinishedAt.IsZero() {
 			dur = r.FinishedAt.Sub(r.StartedAt).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.State, r.StartedAt.Local().Format("2006-01-02 15:04:05"), dur, r.Nodes, r.Error)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Cluster, r.State, r.StartedAt.Local().Format("2006-01-02 15:04:05"), dur, r.Nodes, r.Error)
 	}
 	return tw.Flush()
 }
@@ -169,19 +180,26 @@ func runsShowRun(ctx context.Context, opts *RunsOptions) error {
 		return remoteRunsShow(ctx, opts)
 	}
 	s, err := opts.f.openSession(ctx, sessionOptions{store: readStore, command: "runs show"})
-	if err != nil {
-		return err
+	var rep report.Report
+	if sc := opts.f.lockedStatus(err); sc != nil {
+		if err := sc.get(ctx, "/runs/"+opts.ID, &rep); err != nil {
+			return failedErr(err)
+		}
+	} else {
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		r, err := findRun(s.store, s.cfg.Cluster.Name, opts.ID)
+		if err != nil {
+			return failedErr(err)
+		}
+		nodes, err := s.store.Nodes(r.ID)
+		if err != nil {
+			return failedErr(err)
+		}
+		rep = report.Build(r, nodes)
 	}
-	defer s.Close()
-	r, err := findRun(s.store, s.cfg.Cluster.Name, opts.ID)
-	if err != nil {
-		return failedErr(err)
-	}
-	nodes, err := s.store.Nodes(r.ID)
-	if err != nil {
-		return failedErr(err)
-	}
-	rep := report.Build(r, nodes)
 	if opts.JSON {
 		return printJSON(opts.f.IO.Out, rep)
 	}

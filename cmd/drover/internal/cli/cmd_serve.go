@@ -85,9 +85,17 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		return usageErr(err)
 	}
 	owner := runs.Self(runs.DaemonCommand, time.Now())
+	if err := stateFolderExists(path); err != nil {
+		return usageErr(err)
+	}
 	store, err := runs.Open(path, runs.Options{Owner: owner})
 	if err != nil {
-		return failedErr(fmt.Errorf("%w (config key state)", err))
+		if runs.IsDamaged(err) {
+			return failedErr(err)
+		}
+		// A state file Drover cannot use (untrusted, locked, not a state file) is
+		// the config's `state` to fix, as for the other commands.
+		return usageErr(fmt.Errorf("%w (config key state)", err))
 	}
 	defer func() {
 		if err := store.Close(); err != nil {
@@ -131,7 +139,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	}
 	var hooks []server.WebhookConfig
 	for _, h := range sc.Webhooks {
-		hooks = append(hooks, server.WebhookConfig{URL: h.URL, Events: h.Events, Timeout: h.Timeout, Retries: *h.Retries})
+		hooks = append(hooks, server.WebhookConfig{URL: h.URL, Events: h.Events, Timeout: h.Timeout, Retries: *h.Retries, Format: h.Format})
 	}
 	srv, err := server.New(server.Config{
 		Store: store, Owner: owner, Clusters: clusters, Tokens: tokens, Webhooks: hooks,

@@ -55,11 +55,19 @@ Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 it failed, 2 a usage e
 			if runF != nil {
 				return runF(commandContext(cmd), opts)
 			}
+			// The global --cluster-file (cluster.sim.cluster_file) names the same
+			// file as --cluster: either works, both must agree.
+			if fl := cmd.Flags().Lookup("cluster-file"); fl != nil && fl.Changed {
+				if opts.Cluster != "" && opts.Cluster != fl.Value.String() {
+					return usageErr(fmt.Errorf("--cluster %s and --cluster-file %s name different files: give one of them", opts.Cluster, fl.Value.String()))
+				}
+				opts.Cluster = fl.Value.String()
+			}
 			return simServeRun(commandContext(cmd), opts)
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&opts.Cluster, "cluster", "", "cluster file (YAML), e.g. testdata/clusters/demo.yaml")
+	fs.StringVar(&opts.Cluster, "cluster", "", "cluster file (YAML), e.g. testdata/clusters/demo.yaml (same as the global --cluster-file)")
 	fs.StringVar(&opts.Listen, "listen", "127.0.0.1:8090", "loopback host:port to listen on (port 0 picks one)")
 	fs.Float64Var(&opts.TimeScale, "time-scale", 1, "model seconds per wall second")
 	return cmd

@@ -26,24 +26,28 @@ type display struct {
 	started  time.Time
 	lines    int // lines of the last live frame
 	done     chan struct{}
+	exited   chan struct{} // closed when run has returned: no frame is drawn after it
 	finished bool
+	notice   string // what the whole run waits for (an approval)
 }
 
 type nodeView struct {
 	state         string
 	moved, failed int
 	message       string
+	waiting       string // why a queued node has not started (window, reserve, ...)
 }
 
 type flight struct {
 	vm, from, to string
+	node         string // the run's node it belongs to: a drain's source, a failback's target
 	phase        string
 	round        int
 	done, total  float64
 }
 
 func newDisplay(w io.Writer, live bool, width int, order []string) *display {
-	d := &display{w: w, live: live, width: width, nodes: map[string]*nodeView{}, flights: map[string]*flight{}, done: make(chan struct{})}
+	d := &display{w: w, live: live, width: width, nodes: map[string]*nodeView{}, flights: map[string]*flight{}, done: make(chan struct{}), exited: make(chan struct{})}
 	d.setOrder(order)
 	return d
 }
@@ -84,9 +88,20 @@ func (d *display) Observe(ev orchestrator.Event) {
 		if v != nil {
 			v.state = ev.State
 			v.message = ev.Message
+			v.waiting = ""
 		}
+	case orchestrator.EventWaiting:
+		if v != nil {
+			v.waiting = ev.Message
+		}
+	case orchestrator.EventApprovalNeeded:
+		d.notice = ev.Message
 	case orchestrator.EventMigrationStarted:
-		d.flights[ev.VM] = &flight{vm: ev.VM, from: ev.From, to: ev.To, phase: "setup"}
+		node := ev.Node
+		if node == "" {
+			node = ev.From
+		}
+		d.flights[ev.VM] = &flight{vm: ev.VM, from: ev.From, to: ev.To, node: node, phase: "setup"}
 	case orchestrator.EventMigrationProgress:
 		if f := d.flights[ev.VM]; f != nil && ev.Progress != nil {
 			f.phase, f.round = ev.Progress.Phase, ev.Progress.Round
@@ -135,14 +150,18 @@ func (d *display) plainLine(ev orchestrator.Event) {
 		if ev.Kind == orchestrator.EventApprovalNeeded {
 			line = ev.Message
 		}
+	case orchestrator.EventWaiting:
+		line = fmt.Sprintf("node %s %s", ev.Node, ev.Message)
 	default:
 		return
 	}
 	fmt.Fprintf(d.w, "%s %s\n", ts, line)
 }
 
-// run redraws the live block until stop is called.
+// run redraws the live block until stop is called; then it erases the block, so
+// that what the caller prints next (the report) takes its place.
 func (d *display) run() {
+	defer close(d.exited)
 	if !d.live {
 		return
 	}
@@ -153,24 +172,61 @@ func (d *display) run() {
 		case <-t.C:
 			d.redraw()
 		case <-d.done:
-			d.redraw()
+			d.mu.Lock()
+			d.erase()
+			d.mu.Unlock()
 			return
 		}
 	}
 }
 
+// stop ends the live block and returns once it is erased: nothing of the display
+// is written after stop returns, so the report printed next stays intact. run must
+// have been started.
 func (d *display) stop() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if !d.finished {
 		d.finished = true
 		close(d.done)
 	}
+	d.mu.Unlock()
+	<-d.exited
 }
+
+// erase clears the last frame and leaves the cursor where it began (d.mu held).
+func (d *display) erase() {
+	if d.lines > 0 {
+		fmt.Fprintf(d.w, "\x1b[%dA\r\x1b[J", d.lines)
+		d.lines = 0
+	}
+}
+
+// logWriter is where log lines go while the display runs: on a terminal each write
+// erases the live block and is printed where it was (the next frame is drawn below
+// it), so log lines end up above the block and never inside it; otherwise, and once
+// the display has stopped, writes go to fallback.
+func (d *display) logWriter(fallback io.Writer) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if !d.live || d.finished {
+			return fallback.Write(p)
+		}
+		d.erase()
+		return d.w.Write(p)
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func (d *display) redraw() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.finished {
+		return
+	}
 	var b strings.Builder
 	if d.lines > 0 {
 		fmt.Fprintf(&b, "\x1b[%dA", d.lines) // back to the top of the last frame
@@ -182,10 +238,13 @@ func (d *display) redraw() {
 			doneCount++
 		}
 	}
-	lines = append(lines, fmt.Sprintf("run %s: %d/%d nodes finished, %d migrations in flight", d.runID, doneCount, len(d.order), len(d.flights)))
+	lines = append(lines, fmt.Sprintf("run %s: %d/%d %s finished, %d %s in flight", d.runID, doneCount, len(d.order), plural(len(d.order), "node", "nodes"), len(d.flights), plural(len(d.flights), "migration", "migrations")))
+	if d.notice != "" {
+		lines = append(lines, "   "+d.notice)
+	}
 	byNode := map[string][]*flight{}
 	for _, f := range d.flights {
-		byNode[f.from] = append(byNode[f.from], f)
+		byNode[f.node] = append(byNode[f.node], f)
 	}
 	for _, n := range d.order {
 		v := d.nodes[n]
@@ -206,6 +265,9 @@ func (d *display) redraw() {
 		}
 		if v.message != "" && (v.state == orchestrator.NodeFailed || v.state == orchestrator.NodeSkipped || v.state == orchestrator.NodeResuming) {
 			line += ": " + v.message
+		}
+		if v.waiting != "" && v.state == orchestrator.NodeQueued {
+			line += ": " + v.waiting
 		}
 		lines = append(lines, line)
 		fl := byNode[n]
@@ -243,4 +305,12 @@ func (f *flight) String() string {
 	}
 	filled := int(frac * width)
 	return s + fmt.Sprintf("[%s%s] %3.0f%% %s round %d", strings.Repeat("#", filled), strings.Repeat(".", width-filled), frac*100, f.phase, f.round)
+}
+
+// plural picks the word for n things.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -313,9 +313,6 @@ func followRemote(ctx context.Context, f *Factory, c *apiclient.Client, id strin
 	parked := false
 	streamErr := c.Events(fctx, id, func(ev orchestrator.Event) (bool, error) {
 		d.Observe(ev)
-		if !live && ev.Kind == orchestrator.EventWaiting {
-			fmt.Fprintf(out, "%s node %s %s\n", time.Now().Format("15:04:05"), ev.Node, ev.Message)
-		}
 		if ev.Kind == orchestrator.EventApprovalNeeded {
 			parked = true
 			return true, nil
@@ -323,9 +320,6 @@ func followRemote(ctx context.Context, f *Factory, c *apiclient.Client, id strin
 		return false, nil
 	})
 	d.stop()
-	if live {
-		fmt.Fprintln(io.Out)
-	}
 	switch {
 	case errors.Is(streamErr, context.DeadlineExceeded) && ctx.Err() == nil:
 		return failedErr(fmt.Errorf("run %s did not end within --wait %s; it goes on in the daemon", id, wait))

@@ -121,6 +121,9 @@ func (f *Factory) Config() (*config.Config, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
+	for _, w := range config.UnknownPolicyEnv(os.Environ()) {
+		fmt.Fprintf(f.IO.ErrOut, "drover: warning: %s\n", w)
+	}
 	return cfg, nil
 }
 
@@ -128,6 +131,10 @@ func (f *Factory) Config() (*config.Config, error) {
 // level; quiet is the level used when log.level is left unset (live displays print
 // what the info logs would).
 func (f *Factory) Logger(cfg *config.Config, quiet bool) *slog.Logger {
+	return f.logger(cfg, quiet, f.IO.ErrOut)
+}
+
+func (f *Factory) logger(cfg *config.Config, quiet bool, w io.Writer) *slog.Logger {
 	level := slog.LevelInfo
 	switch cfg.Log.Level {
 	case "debug":
@@ -143,9 +150,9 @@ func (f *Factory) Logger(cfg *config.Config, quiet bool) *slog.Logger {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(f.IO.ErrOut, opts))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(f.IO.ErrOut, opts))
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // NewCmdRoot builds the drover command tree.
@@ -186,7 +193,7 @@ Exit status: 0 success, 1 a run or check failed, 2 a usage or config error.`,
 	bind(pf, "cluster-name", "cluster.name")
 	pf.String("driver", "", "driver (config key cluster.driver)")
 	bind(pf, "driver", "cluster.driver")
-	pf.String("sim-url", "", "URL of a `drover sim serve` process; empty runs the simulator in-process (cluster.sim.url)")
+	pf.String("sim-url", "", "URL of a simulator started with 'drover sim serve'; empty runs the simulator in-process (cluster.sim.url)")
 	bind(pf, "sim-url", "cluster.sim.url")
 	pf.String("cluster-file", "", "simulated cluster file (cluster.sim.cluster_file)")
 	bind(pf, "cluster-file", "cluster.sim.cluster_file")
@@ -194,7 +201,7 @@ Exit status: 0 success, 1 a run or check failed, 2 a usage or config error.`,
 	bind(pf, "time-scale", "cluster.sim.time_scale")
 	pf.String("log-level", "", "debug, info, warn or error (log.level)")
 	bind(pf, "log-level", "log.level")
-	pf.StringVar(&f.Server, "server", "", "URL of a `drover serve` daemon: apply, analyze, plan and runs work through its API")
+	pf.StringVar(&f.Server, "server", "", "URL of a daemon started with 'drover serve': apply, analyze, plan and runs work through its API")
 	pf.StringVar(&f.Token, "token", "", "API token for --server (prefer env DROVER_TOKEN: flags show in ps)")
 	pf.BoolVar(&f.AcceptStoredPolicy, "accept-stored-policy", false, "resume (or stop, approve) a run although its stored hook or health-gate commands differ from the config's")
 	pf.BoolVar(&f.InsecureHTTP, "insecure-http", false, "allow --server http:// to a daemon that is not on loopback (the token crosses the network in clear)")

@@ -39,6 +39,7 @@ type sessionOptions struct {
 type session struct {
 	cfg       *config.Config
 	log       *slog.Logger
+	logTo     *logSink // where log lines go: a live display takes them over
 	store     *runs.Store
 	driver    drivers.Driver
 	updater   drivers.Updater
@@ -63,7 +64,8 @@ func (f *Factory) openSession(ctx context.Context, opts sessionOptions) (*sessio
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cfg: cfg, log: f.Logger(cfg, opts.quiet), observers: &orchestrator.Observers{}, io: f.IO, acceptStored: f.AcceptStoredPolicy}
+	sink := &logSink{w: f.IO.ErrOut}
+	s := &session{cfg: cfg, log: f.logger(cfg, opts.quiet, sink), logTo: sink, observers: &orchestrator.Observers{}, io: f.IO, acceptStored: f.AcceptStoredPolicy}
 	var (
 		dc    drivers.Config
 		uc    drivers.UpdaterConfig
@@ -221,6 +223,17 @@ func (s *session) checkStoredPolicy(runID string) error {
 	}
 	if err := limits.CheckStoredPolicy(r, s.cfg.Policy); err != nil {
 		return failedErr(err)
+	}
+	return nil
+}
+
+// stateFolderExists: a state file in a folder that does not exist is a config error
+// whose fix is one command, given in full (the folder is not created on a guess: a
+// typo in `state` would scatter folders).
+func stateFolderExists(path string) error {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("state file %s: folder %s does not exist: create it with `mkdir -m 700 -p %s`, or set `state` (--state) to a path in an existing folder", path, dir, dir)
 	}
 	return nil
 }

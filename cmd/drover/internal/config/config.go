@@ -254,7 +254,7 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 	all := v.AllSettings()
 	if err := drivers.Decode(all, cfg); err != nil {
-		return nil, explain(err, cfg.fromFlag)
+		return nil, explain(sectionKeys(err, cfg), cfg.fromFlag)
 	}
 	cfg.rawPolicy, _ = all["policy"].(map[string]any)
 	if err := cfg.selectCluster(v.InConfig("cluster")); err != nil {

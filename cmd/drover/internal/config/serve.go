@@ -76,6 +76,9 @@ type Webhook struct {
 	// Timeout of one attempt (default 10s); Retries after a failed attempt (default 4).
 	Timeout time.Duration `mapstructure:"timeout"`
 	Retries *int          `mapstructure:"retries"`
+	// Format of the body: generic (default: Drover's JSON, with a text field),
+	// slack or teams (what their incoming webhooks accept).
+	Format string `mapstructure:"format"`
 }
 
 // WebhookEvents are the event names a webhook may subscribe to.
@@ -413,6 +416,13 @@ func validateWebhooks(hooks []Webhook) error {
 			if !slices.Contains(known, ev) {
 				bad(fmt.Sprintf("%s.events[%d]", key, j), "use "+strings.Join(known, ", "), "unknown event %q", ev)
 			}
+		}
+		switch h.Format {
+		case "":
+			h.Format = "generic"
+		case "generic", "slack", "teams":
+		default:
+			bad(key+".format", "use generic, slack or teams", "unknown format %q", h.Format)
 		}
 		if h.Timeout == 0 {
 			h.Timeout = 10 * time.Second

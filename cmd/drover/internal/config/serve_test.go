@@ -113,6 +113,7 @@ func TestConfig_ServeErrors(t *testing.T) {
 		{name: "webhook-bad-url", extra: "webhooks: [{url: \"ftp://x/" + "SECRETPATH\"}]", fields: []string{"webhooks[0].url"}, never: []string{"SECRETPATH"}},
 		{name: "webhook-unknown-event", extra: "webhooks: [{url: \"" + secretURL + "\", events: [run_exploded]}]", fields: []string{"webhooks[0].events[0]"}, never: []string{"SECRETPATH", "SECRETQUERY"}},
 		{name: "webhook-retries", extra: "webhooks: [{url: \"" + secretURL + "\", retries: 99}]", fields: []string{"webhooks[0].retries"}},
+		{name: "webhook-unknown-format", extra: "webhooks: [{url: \"" + secretURL + "\", format: discord}]", fields: []string{"webhooks[0].format"}, never: []string{"SECRETPATH", "SECRETQUERY"}},
 		{name: "cluster-policy-override-invalid", multi: "clusters: [{name: a, driver: sim, sim: {cluster_file: c.yaml}}, {name: b, driver: sim, sim: {cluster_file: c.yaml}, policy: {max_parallel_migrations: 0}}]", fields: []string{"clusters[1].policy.max_parallel_migrations"}},
 		{name: "cluster-schedule-invalid", multi: "clusters: [{name: a, driver: sim, sim: {cluster_file: c.yaml}, schedule: {days: [tue], weeks: [7], at: \"03:00\"}}]", fields: []string{"clusters[0].schedule.weeks[0]"}},
 		{name: "cluster-window-invalid", multi: "clusters: [{name: a, driver: sim, sim: {cluster_file: c.yaml}, windows: [{days: [mon], start: \"25:00\", end: \"02:00\"}]}]", fields: []string{"clusters[0].windows[0].start"}},

@@ -31,20 +31,28 @@ type WebhookConfig struct {
 	Events  []string
 	Timeout time.Duration
 	Retries int
+	// Format of the body: generic (the Notification, default), slack or teams.
+	Format string
 }
 
 // Notification is the JSON body POSTed to webhooks. ID is unique per notification
 // (the same in every retry), for receivers that deduplicate.
 type Notification struct {
-	ID      string    `json:"id"`
-	Event   string    `json:"event"`
-	Cluster string    `json:"cluster"`
-	RunID   string    `json:"run_id"`
-	Node    string    `json:"node,omitempty"`
-	State   string    `json:"state,omitempty"`
-	Message string    `json:"message,omitempty"`
-	Time    time.Time `json:"time"`
-	Version string    `json:"drover_version,omitempty"`
+	ID      string `json:"id"`
+	Event   string `json:"event"`
+	Cluster string `json:"cluster"`
+	RunID   string `json:"run_id"`
+	Node    string `json:"node,omitempty"`
+	State   string `json:"state,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Time is when Drover sent the event, on the wall clock (UTC), as every
+	// timestamp Drover shows; ClusterTime is the cluster's clock at the event (a
+	// simulator may run faster), the clock of durations and deadlines.
+	Time        time.Time `json:"time"`
+	ClusterTime time.Time `json:"cluster_time,omitzero"`
+	Version     string    `json:"drover_version,omitempty"`
+	// Text is the event in one sentence, for chat tools that show only text.
+	Text string `json:"text"`
 }
 
 // notificationName maps an engine event to a webhook event name ("" = none).
@@ -70,6 +78,7 @@ func notificationName(ev orchestrator.Event) string {
 
 type webhook struct {
 	target string // scheme://host, for logs
+	format string
 	events []string
 	client *retryablehttp.Client
 	url    string
@@ -109,7 +118,7 @@ func newNotifier(cfgs []WebhookConfig, hc *http.Client, wait time.Duration, vers
 		} else {
 			client.HTTPClient = &http.Client{Timeout: c.Timeout}
 		}
-		n.hooks = append(n.hooks, &webhook{target: redact(c.URL), events: c.Events, client: client, url: c.URL})
+		n.hooks = append(n.hooks, &webhook{target: redact(c.URL), format: c.Format, events: c.Events, client: client, url: c.URL})
 	}
 	return n
 }
@@ -175,7 +184,9 @@ func (n *notifier) observer(cluster string) orchestrator.Observer {
 			delete(started, ev.RunID)
 		}
 		mu.Unlock()
-		note := Notification{ID: newID(), Event: name, Cluster: cluster, RunID: ev.RunID, Node: ev.Node, State: ev.State, Message: ev.Message, Time: ev.Time, Version: n.version}
+		note := Notification{ID: newID(), Event: name, Cluster: cluster, RunID: ev.RunID, Node: ev.Node, State: ev.State, Message: ev.Message,
+			Time: time.Now().UTC().Truncate(time.Millisecond), ClusterTime: ev.Time.UTC(), Version: n.version}
+		note.Text = notificationText(note)
 		for _, h := range n.hooks {
 			if !slices.Contains(h.events, name) {
 				continue
@@ -222,7 +233,7 @@ func (n *notifier) run(closing <-chan struct{}, grace time.Duration) {
 }
 
 func (n *notifier) send(ctx context.Context, d delivery) {
-	body, err := json.Marshal(d.n)
+	body, err := json.Marshal(webhookBody(d.hook.format, d.n))
 	if err != nil {
 		n.log.Error("encode notification", "error", err)
 		return

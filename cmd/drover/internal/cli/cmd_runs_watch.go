@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/runs"
+	"github.com/droverhq/drover/runs/report"
+)
+
+func newCmdRunsWatch(f *Factory) *cobra.Command {
+	opts := &RunsOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "watch ID",
+		Short: "Follow a run live until it ends, then print its report",
+		Long: `Follow a run live (the display of apply) until it ends, then print its report. ID
+may be a unique prefix of a run ID, or "last". It changes nothing: Ctrl-C stops
+watching, not the run.
+
+Works on a run of the daemon (--server), and on a run another terminal's
+'drover apply' is executing: that process holds the state file and answers on its
+status socket (STATE.sock, readable only by its owner). A run nobody executes is
+reported as it is.
+
+Exit status: 0 the run succeeded (or waits for approval), 1 it failed, was stopped or
+interrupted, or no such run, 2 a usage or config error.`,
+		Args: exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.ID = args[0]
+			return runsWatchRun(commandContext(cmd), opts)
+		},
+	}
+	return cmd
+}
+
+func runsWatchRun(ctx context.Context, opts *RunsOptions) error {
+	f := opts.f
+	if f.remote() {
+		c, err := f.apiClient()
+		if err != nil {
+			return err
+		}
+		cluster, err := f.runCluster(ctx, c, opts.ID)
+		if err != nil {
+			return err
+		}
+		rep, err := c.Report(ctx, cluster, opts.ID)
+		if err != nil {
+			return remoteErr(err)
+		}
+		if runs.State(rep.State).Terminal() {
+			printReport(f.IO.Out, rep)
+			return endStatus(rep)
+		}
+		return followRemote(ctx, f, c, rep.ID, false, 0)
+	}
+	s, err := f.openSession(ctx, sessionOptions{store: readStore, command: "runs watch"})
+	sc := f.lockedStatus(err)
+	if sc == nil {
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		r, err := findRun(s.store, s.cfg.Cluster.Name, opts.ID)
+		if err != nil {
+			return failedErr(err)
+		}
+		nodes, err := s.store.Nodes(r.ID)
+		if err != nil {
+			return failedErr(err)
+		}
+		rep := report.Build(r, nodes)
+		printReport(f.IO.Out, rep)
+		if !r.State.Terminal() && r.State != runs.StateWaitingApproval {
+			return failedErr(fmt.Errorf("run %s is not being executed by any drover process: continue it with `drover runs resume %s`", r.ID, r.ID))
+		}
+		return endStatus(rep)
+	}
+	var rep report.Report
+	if err := sc.get(ctx, "/runs/"+opts.ID, &rep); err != nil {
+		return failedErr(err)
+	}
+	order := make([]string, 0, len(rep.Nodes))
+	for _, n := range rep.Nodes {
+		order = append(order, n.Name)
+	}
+	d := newDisplay(f.IO.Out, f.IO.IsTerminal, f.IO.TermWidth, order)
+	for _, n := range rep.Nodes {
+		d.setState(n.Name, n.State)
+	}
+	go d.run()
+	if !runs.State(rep.State).Terminal() {
+		err = sc.events(ctx, rep.ID, func(ev orchestrator.Event) bool {
+			d.Observe(ev)
+			return ev.Kind == orchestrator.EventRunFinished || ev.Kind == orchestrator.EventApprovalNeeded
+		})
+	}
+	d.stop()
+	if ctx.Err() != nil {
+		return failedErr(fmt.Errorf("stopped watching run %s; it goes on", rep.ID))
+	}
+	if err != nil {
+		return failedErr(err)
+	}
+	// The final report: from the process if it still answers, else from the file it
+	// has released.
+	final := rep
+	if sc2 := dialStatus(s2path(f)); sc2 != nil {
+		if err := sc2.get(ctx, "/runs/"+rep.ID, &final); err != nil {
+			final = rep
+		}
+	} else if s, err := f.openSession(ctx, sessionOptions{store: readStore, command: "runs watch"}); err == nil {
+		defer s.Close()
+		if r, err := findRun(s.store, s.cfg.Cluster.Name, rep.ID); err == nil {
+			if nodes, err := s.store.Nodes(r.ID); err == nil {
+				final = report.Build(r, nodes)
+			}
+		}
+	}
+	printReport(f.IO.Out, final)
+	return endStatus(final)
+}
+
+// s2path is the state file's path of the config (for a second look at the socket).
+func s2path(f *Factory) string {
+	cfg, err := f.Config()
+	if err != nil {
+		return ""
+	}
+	p, _ := statePath(cfg, false)
+	return p
+}
+
+// endStatus is the exit status of a run's end, as apply's.
+func endStatus(rep report.Report) error {
+	switch runs.State(rep.State) {
+	case runs.StateSucceeded, runs.StateWaitingApproval:
+		return nil
+	}
+	return failedErr(errors.New("run " + rep.ID + " " + report.StateAndReason(rep.State, rep.Error)))
+}

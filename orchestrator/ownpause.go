@@ -1,0 +1,35 @@
+package orchestrator
+
+import (
+	"strings"
+
+	"github.com/droverhq/drover/cluster"
+	"github.com/droverhq/drover/drivers"
+)
+
+// pausedByRun is the ID of the Drover run whose mark a paused node carries ("" when
+// none): a node an interrupted run paused is that run's to resume, not someone
+// else's to resume on the platform.
+func pausedByRun(n cluster.Node) string {
+	prefix := drivers.PauseMark("")
+	if !n.Paused || !strings.HasPrefix(n.PausedBy, prefix) {
+		return ""
+	}
+	return strings.TrimPrefix(n.PausedBy, prefix)
+}
+
+// ownPauseNote says what to do with a node a Drover run paused.
+func ownPauseNote(node, runID string) string {
+	return node + " (paused by Drover run " + runID + ": resume run " + runID + " with `drover runs resume " + runID + "`)"
+}
+
+// unreachable lists the nodes that do not answer (down), as "name (down)".
+func unreachable(inv cluster.Inventory) []string {
+	var out []string
+	for _, n := range inv.Nodes {
+		if n.State == cluster.NodeDown {
+			out = append(out, n.Name+" (down)")
+		}
+	}
+	return out
+}

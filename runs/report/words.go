@@ -1,0 +1,38 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Count writes n and the noun in the right number: "1 node", "2 nodes".
+func Count(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// StateAndReason joins a run's state and its error without saying a word twice:
+// ("stopped", "stopped by the operator") -> "stopped by the operator"; otherwise
+// "failed: node n2 ...".
+func StateAndReason(state, reason string) string {
+	switch {
+	case reason == "":
+		return state
+	case reason == state || strings.HasPrefix(reason, state+" "):
+		return reason
+	}
+	return state + ": " + reason
+}
+
+// Times is "once", "twice" or "N times".
+func Times(n int) string {
+	switch n {
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
+}
