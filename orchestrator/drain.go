@@ -137,7 +137,7 @@ func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdo
 		if l.Action == "shutdown" && !slices.ContainsFunc(shutdown, func(vm cluster.VM) bool { return vm.Name == l.VM }) {
 			// Recorded and no longer running: shut down by a process that died
 			// before journaling it.
-			if err := e.settleIntent(rs, runs.Entry{Op: runs.OpShutdown, Node: name, VM: l.VM}, "found stopped after a restart"); err != nil {
+			if err := e.settleIntent(rs, runs.Entry{Op: runs.OpShutdown, Node: name, VM: l.VM}, actKey(runs.OpShutdown, l.VM), "found stopped after a restart", nil); err != nil {
 				return err
 			}
 		}
@@ -160,9 +160,9 @@ func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdo
 				return err
 			}
 		}
-		err := e.act(ctx, rs, runs.Entry{Op: runs.OpShutdown, Node: name, VM: vm.Name}, func(ctx context.Context) error {
+		err := e.act(ctx, rs, runs.Entry{Op: runs.OpShutdown, Node: name, VM: vm.Name}, actKey(runs.OpShutdown, vm.Name), func(ctx context.Context) error {
 			return pc.ShutdownVM(ctx, vm.Name)
-		})
+		}, nil)
 		if err != nil {
 			if errors.Is(err, ErrInterrupted) {
 				return err

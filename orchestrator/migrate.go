@@ -385,12 +385,12 @@ func (e *Engine) recordMigration(rs *runState, node string, r migResult) error {
 // moving there, failed if it is still on its source and not moving. It returns jobs
 // that join migrations in flight.
 func (e *Engine) reconcileMigrations(rs *runState, inv cluster.Inventory, node string) ([]migJob, error) {
-	journal, err := e.cfg.Store.Journal(rs.id)
+	open, err := e.cfg.Store.OpenIntents(rs.id)
 	if err != nil {
 		return nil, fmt.Errorf("read journal: %w", err)
 	}
 	var joins []migJob
-	for _, in := range runs.OpenIntents(journal) {
+	for _, in := range open {
 		if in.Op != runs.OpMigrate || in.Node != node {
 			continue
 		}

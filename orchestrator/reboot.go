@@ -12,6 +12,11 @@ import (
 	"github.com/droverhq/drover/runs"
 )
 
+// Keys of the actions that must never run twice (runs.NodeRecord.Outcomes).
+const actReboot = "reboot"
+
+func actKey(op runs.Op, what string) string { return string(op) + ":" + what }
+
 func (e *Engine) stepRebooting(ctx context.Context, rs *runState, name string) error {
 	rec := rs.node(name)
 	if !rec.Rebooted {
@@ -41,18 +46,15 @@ func (e *Engine) stepRebooting(ctx context.Context, rs *runState, name string) e
 			return err
 		}
 		if !issued {
-			err := e.act(ctx, rs, runs.Entry{Op: runs.OpReboot, Node: name, Detail: "boot id before: " + rec.BootIDBefore}, func(ctx context.Context) error {
+			err := e.act(ctx, rs, runs.Entry{Op: runs.OpReboot, Node: name, Detail: "boot id before: " + rec.BootIDBefore}, actReboot, func(ctx context.Context) error {
 				return e.cfg.Driver.RebootNode(ctx, name)
-			})
+			}, func(r *runs.NodeRecord, err error) { r.Rebooted = err == nil })
 			if err != nil {
 				if errors.Is(err, ErrInterrupted) {
 					return err
 				}
 				return failNode("reboot %s: %w", name, err)
 			}
-		}
-		if _, err := e.persist(rs, name, func(r *runs.NodeRecord) { r.Rebooted = true }); err != nil {
-			return err
 		}
 	}
 	if err := e.waitBack(ctx, rs, name); err != nil {
@@ -72,7 +74,12 @@ func (e *Engine) rebootAlreadyIssued(rs *runState, name string, rec runs.NodeRec
 	if node.Ready() && !newBoot {
 		return false, nil
 	}
-	_, err = e.journal(rs, runs.Entry{Op: runs.OpReboot, Status: runs.StatusDone, Ref: seq, Node: name, Detail: fmt.Sprintf("found %s with boot id %q after a restart", node.State, node.BootID)})
+	err = e.closeIntent(rs, runs.Entry{Op: runs.OpReboot, Node: name}, seq, actReboot, nil,
+		fmt.Sprintf("found %s with boot id %q after a restart", node.State, node.BootID),
+		func(r *runs.NodeRecord, _ error) {
+			r.Rebooted = true
+			r.SeenDown = r.SeenDown || !node.Ready()
+		})
 	return err == nil, err
 }
 
@@ -154,24 +161,21 @@ func (e *Engine) restartLeft(ctx context.Context, rs *runState, name string) err
 		if !ok {
 			return failNode("cannot restart vm %s: driver has no power control", l.VM)
 		}
-		err := e.act(ctx, rs, runs.Entry{Op: runs.OpStart, Node: name, VM: l.VM}, func(ctx context.Context) error {
-			return pc.StartVM(ctx, l.VM)
+		vm := l.VM
+		err := e.act(ctx, rs, runs.Entry{Op: runs.OpStart, Node: name, VM: vm}, actKey(runs.OpStart, vm), func(ctx context.Context) error {
+			return pc.StartVM(ctx, vm)
+		}, func(r *runs.NodeRecord, err error) {
+			for i := range r.VMsLeft {
+				if r.VMsLeft[i].VM == vm {
+					r.VMsLeft[i].Restarted = err == nil
+				}
+			}
 		})
 		if err != nil {
 			if errors.Is(err, ErrInterrupted) {
 				return err
 			}
-			return failNode("restart vm %s: %w", l.VM, err)
-		}
-		vm := l.VM
-		if _, err := e.persist(rs, name, func(r *runs.NodeRecord) {
-			for i := range r.VMsLeft {
-				if r.VMsLeft[i].VM == vm {
-					r.VMsLeft[i].Restarted = true
-				}
-			}
-		}); err != nil {
-			return err
+			return failNode("restart vm %s: %w", vm, err)
 		}
 	}
 	return nil
@@ -192,9 +196,9 @@ func (e *Engine) stepResuming(ctx context.Context, rs *runState, name string) er
 		// before it takes VMs again.
 		leftPaused = fmt.Sprintf("node is %s; drover does not resume a node it cannot verify: check it, then resume it on the platform", node.State)
 	case node.Paused:
-		err := e.act(ctx, rs, runs.Entry{Op: runs.OpResume, Node: name}, func(ctx context.Context) error {
+		err := e.act(ctx, rs, runs.Entry{Op: runs.OpResume, Node: name}, "", func(ctx context.Context) error {
 			return e.cfg.Driver.ResumeNode(ctx, name)
-		})
+		}, nil)
 		if errors.Is(err, ErrInterrupted) {
 			return err
 		}
@@ -205,7 +209,7 @@ func (e *Engine) stepResuming(ctx context.Context, rs *runState, name string) er
 		// Already resumed: a resume of an earlier process took effect before its
 		// outcome was journaled. Close that intent: the journal must say what
 		// happened.
-		if err := e.settleIntent(rs, runs.Entry{Op: runs.OpResume, Node: name}, "found resumed after a restart"); err != nil {
+		if err := e.settleIntent(rs, runs.Entry{Op: runs.OpResume, Node: name}, "", "found resumed after a restart", nil); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -69,6 +70,12 @@ var (
 	bucketLocks   = []byte("locks")   // cluster -> Lock
 	bucketTimings = []byte("timings") // nested: cluster -> seq -> Timing
 	bucketMeta    = []byte("meta")
+	// bucketOpen indexes each run's open intents (nested: run ID -> seq -> Entry), so
+	// that finding them costs what is open, not the whole journal.
+	bucketOpen = []byte("open")
+	// bucketSettings holds per-cluster settings that outlive a process (the daemon's
+	// pause switch).
+	bucketSettings = []byte("settings")
 )
 
 const schemaVersion = "1"
@@ -89,6 +96,10 @@ type Store struct {
 	db       *bolt.DB
 	path     string
 	readOnly bool
+	// writeMu orders updates with the crash point's count; bbolt serialises writers
+	// anyway, so it costs no concurrency.
+	writeMu sync.Mutex
+	crash   crashPoint
 }
 
 // Open opens (or, unless read-only, creates with mode 0600) the state file at path.
@@ -147,7 +158,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open state file %s: set mode 0600: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRuns, bucketNodes, bucketJournal, bucketLocks, bucketTimings, bucketMeta} {
+		for _, b := range [][]byte{bucketRuns, bucketNodes, bucketJournal, bucketLocks, bucketTimings, bucketMeta, bucketOpen, bucketSettings} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -239,7 +250,16 @@ type Tx struct{ tx *bolt.Tx }
 
 // Update runs fn in one read-write transaction: it commits if fn returns nil.
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	return s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.crash.dead(); err != nil {
+		return err
+	}
+	if err := s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) }); err != nil {
+		return err
+	}
+	s.crash.committed()
+	return nil
 }
 
 // View runs fn in a read-only transaction.
@@ -288,6 +308,9 @@ func (t *Tx) CreateRun(r Run, nodes []NodeRecord) error {
 		}
 	}
 	if _, err := t.tx.Bucket(bucketJournal).CreateBucket([]byte(r.ID)); err != nil {
+		return fmt.Errorf("create run %s: %w", r.ID, err)
+	}
+	if _, err := t.tx.Bucket(bucketOpen).CreateBucket([]byte(r.ID)); err != nil {
 		return fmt.Errorf("create run %s: %w", r.ID, err)
 	}
 	return nil
@@ -404,6 +427,9 @@ func (t *Tx) Append(runID string, e Entry) (uint64, error) {
 	if err := putJSON(jb, seqKey(seq), e); err != nil {
 		return 0, fmt.Errorf("journal of run %s: %w", runID, err)
 	}
+	if err := t.indexOpen(runID, e); err != nil {
+		return 0, fmt.Errorf("journal of run %s: %w", runID, err)
+	}
 	return seq, nil
 }
 
@@ -423,24 +449,6 @@ func (t *Tx) Journal(runID string) ([]Entry, error) {
 		return nil
 	})
 	return out, err
-}
-
-// OpenIntents returns the intents of a run that have no outcome yet: actions that
-// may or may not have happened before a crash.
-func OpenIntents(journal []Entry) []Entry {
-	closed := map[uint64]bool{}
-	for _, e := range journal {
-		if e.Ref != 0 && (e.Status == StatusDone || e.Status == StatusFailed) {
-			closed[e.Ref] = true
-		}
-	}
-	var out []Entry
-	for _, e := range journal {
-		if e.Status == StatusIntent && !closed[e.Seq] {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // Lock returns the run lock of cluster, if any.
