@@ -117,7 +117,7 @@ func Analyze(ctx context.Context, cfg AnalyzeConfig) Analysis {
 					}
 				}
 				add(Check{Name: "node_order", Status: CheckPass, Message: fmt.Sprintf("%d nodes to maintain in this order: %s (%d left out)", len(run), orNone(run), len(skipped))})
-				add(checkVMsMovable(inv, p, run))
+				add(checkVMsMovable(inv, p, run, cfg.Driver.Capabilities()))
 				add(checkReserveNow(inv, p))
 				add(checkReserveDuringRun(inv, p, run))
 			}
@@ -415,37 +415,36 @@ func checkUpdater(ctx context.Context, u drivers.Updater, openErr error, inv clu
 // maxListed bounds the VMs a check names.
 const maxListed = 8
 
-// checkVMsMovable: every running VM of the nodes to maintain can live-migrate to some
-// other node (capacity, CPU group, networks by name and VLAN, anti-affinity), each on
-// its own with its node out, or is handled by policy.non_migratable.
-func checkVMsMovable(inv cluster.Inventory, p Policy, run []string) Check {
+// checkVMsMovable: every VM of the nodes to maintain that holds state on its node
+// (running or suspended) can move to some other node (capacity, CPU group, networks
+// by name and VLAN, anti-affinity), each on its own with its node out, or is handled
+// by policy.non_migratable; a VM of unknown power state blocks its node. It sorts the
+// VMs with the run's own classification (policies.SplitVMs).
+func checkVMsMovable(inv cluster.Inventory, p Policy, run []string, caps drivers.Capabilities) Check {
 	c := Check{Name: "vms_movable", Status: CheckPass}
-	inRun := map[string]bool{}
-	for _, n := range run {
-		inRun[n] = true
-	}
 	placer := policies.NewPlacer(inv, policies.PlacementOptions{CPUOvercommit: p.CPUOvercommit, MemoryHeadroomMiB: p.MemoryHeadroomMiB})
 	var stuck, covered, noTarget []string
 	movable := 0
-	for _, vm := range inv.VMs {
-		if !vm.Running() || !inRun[vm.Node] {
-			continue
+	for _, node := range run {
+		split := policies.SplitVMs(inv.VMsOn(node), policies.SplitOptions{Mode: policies.NonMigratableMode(p.NonMigratable), MigrateSuspended: caps.MigrateSuspended})
+		for _, b := range split.Blocking {
+			stuck = append(stuck, fmt.Sprintf("vm %s (%s) on %s", b.VM, b.Reason, node))
 		}
-		if !vm.Migratable {
-			if p.NonMigratable == NonMigratableFail {
-				stuck = append(stuck, describeStuck(vm)+" on "+vm.Node)
-			} else {
-				covered = append(covered, vm.Name)
+		for _, v := range split.Shutdown {
+			covered = append(covered, v.Name)
+		}
+		for _, n := range split.Skip {
+			covered = append(covered, n.VM)
+		}
+		for _, vm := range split.Migrate {
+			target, err := placer.Place(vm, nil)
+			if err != nil {
+				noTarget = append(noTarget, err.Error())
+				continue
 			}
-			continue
+			placer.Cancel(vm, target)
+			movable++
 		}
-		target, err := placer.Place(vm, nil)
-		if err != nil {
-			noTarget = append(noTarget, err.Error())
-			continue
-		}
-		placer.Cancel(vm, target)
-		movable++
 	}
 	var msgs, remedies []string
 	if len(noTarget) > 0 {
@@ -455,8 +454,8 @@ func checkVMsMovable(inv cluster.Inventory, p Policy, run []string) Check {
 	}
 	if len(stuck) > 0 {
 		c.Status = CheckFail
-		msgs = append(msgs, fmt.Sprintf("%d running VMs cannot live-migrate and policy.non_migratable is fail, so their nodes will not be patched: %s", len(stuck), firstN(stuck, maxListed)))
-		remedies = append(remedies, "set policy.non_migratable to shutdown (stopped and restarted) or skip (left running, goes down with the reboot), or make the VMs migratable")
+		msgs = append(msgs, fmt.Sprintf("%d VMs cannot leave their nodes, so those nodes will not be patched: %s", len(stuck), firstN(stuck, maxListed)))
+		remedies = append(remedies, "set policy.non_migratable to shutdown (stopped and restarted) or skip (left on the node, goes down with the reboot), make the VMs migratable, resume or stop suspended VMs, or fix VMs of unknown power state")
 	}
 	if len(covered) > 0 {
 		verb := "shut down and restarted after the patch"
@@ -467,9 +466,9 @@ func checkVMsMovable(inv cluster.Inventory, p Policy, run []string) Check {
 			}
 			remedies = append(remedies, "policy.non_migratable=shutdown stops them cleanly instead")
 		}
-		msgs = append(msgs, fmt.Sprintf("%d non-migratable VMs will be %s (policy.non_migratable=%s): %s", len(covered), verb, p.NonMigratable, firstN(covered, maxListed)))
+		msgs = append(msgs, fmt.Sprintf("%d VMs that cannot move will be %s (policy.non_migratable=%s): %s", len(covered), verb, p.NonMigratable, firstN(covered, maxListed)))
 	}
-	msgs = append([]string{fmt.Sprintf("%d running VMs on the nodes to maintain can move", movable)}, msgs...)
+	msgs = append([]string{fmt.Sprintf("%d VMs on the nodes to maintain can move", movable)}, msgs...)
 	c.Message = strings.Join(msgs, "; ")
 	c.Remedy = strings.Join(remedies, "; ")
 	return c

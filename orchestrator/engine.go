@@ -126,6 +126,8 @@ type Prepared struct {
 	Plan *RunPlan
 	// inv is the inventory the order was decided on.
 	inv cluster.Inventory
+	// caps are the driver's capabilities (what the plan may do with suspended VMs).
+	caps drivers.Capabilities
 }
 
 // Prepare scans the cluster, decides the node order of a new run and plans it,
@@ -176,7 +178,7 @@ func Prepare(ctx context.Context, d drivers.Driver, u drivers.Updater, p Policy)
 		}
 		recs = append(recs, rec)
 	}
-	return Prepared{Policy: p, Order: order, Records: recs, inv: inv}, nil
+	return Prepared{Policy: p, Order: order, Records: recs, inv: inv, caps: d.Capabilities()}, nil
 }
 
 // scanAll asks the update plug-in for every ready node's pending updates, a few

@@ -224,7 +224,7 @@ func (e *Engine) afterFailure(ctx context.Context, rs *runState, r migResult) er
 	switch {
 	case !ok:
 		return fmt.Errorf("migrate vm %s: the vm is gone from the inventory after: %w", r.job.vm.Name, r.err)
-	case !vm.Running():
+	case !policies.Classify(vm).HoldsState():
 		src, _ := inv.Node(r.job.from)
 		return fmt.Errorf("migrate vm %s: the vm is %s now (node %s is %s), not retried after: %w", vm.Name, vm.Power, r.job.from, src.State, r.err)
 	}

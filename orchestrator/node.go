@@ -139,16 +139,8 @@ func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) erro
 			r.SkipReason = "node was paused by someone else at its turn; drover leaves it alone"
 		})
 	}
-	if rs.policy.NonMigratable == NonMigratableFail {
-		var stuck []string
-		for _, vm := range inv.VMsOn(name) {
-			if vm.Running() && !vm.Migratable {
-				stuck = append(stuck, describeStuck(vm))
-			}
-		}
-		if len(stuck) > 0 {
-			return failNode("cannot live-migrate %s; with policy.non_migratable=fail the node is not patched (use shutdown or skip to patch it anyway)", strings.Join(stuck, ", "))
-		}
+	if split := e.splitVMs(rs, inv.VMsOn(name)); len(split.Blocking) > 0 {
+		return failNode("node %s cannot be emptied: %s; the node is not patched%s", name, describeNotes(split.Blocking), blockingFix(rs.policy))
 	}
 	if k := rs.policy.ReserveNodes; k > 0 && !rs.policy.OverrideReserve {
 		out := append(rs.inMaintenance(), name)
@@ -164,6 +156,31 @@ func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) erro
 		r.BootIDBefore = node.BootID
 		r.Attempts++
 	})
+}
+
+// splitVMs is the run's one classification of a node's VMs (policies.SplitVMs) under
+// its policy and the driver's capabilities: plan, drain and reboot guard use it.
+func (e *Engine) splitVMs(rs *runState, vms []cluster.VM) policies.Split {
+	return policies.SplitVMs(vms, policies.SplitOptions{
+		Mode:             policies.NonMigratableMode(rs.policy.NonMigratable),
+		MigrateSuspended: e.cfg.Driver.Capabilities().MigrateSuspended,
+	})
+}
+
+func describeNotes(ns []policies.VMNote) string {
+	out := make([]string, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, fmt.Sprintf("vm %s (%s)", n.VM, n.Reason))
+	}
+	return strings.Join(out, ", ")
+}
+
+// blockingFix says how to patch a node whose VMs block it, when the policy can.
+func blockingFix(p Policy) string {
+	if p.NonMigratable == NonMigratableFail || p.NonMigratable == "" {
+		return " (policy.non_migratable=fail; use shutdown or skip to patch it anyway)"
+	}
+	return ""
 }
 
 func describeStuck(vm cluster.VM) string {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
 )
 
@@ -24,21 +25,22 @@ func (e *Engine) stepRebooting(ctx context.Context, rs *runState, name string) e
 		if err != nil {
 			return failNode("read inventory before rebooting %s: %w", name, err)
 		}
-		// Safety invariant 1: never reboot a node that still runs VMs, except those
-		// the policy deliberately left there (and the report says so).
+		// Safety invariant 1: never reboot a node that still holds a VM's state
+		// (running, suspended, or of unknown power state), except VMs the policy
+		// deliberately left there (and the report names them).
 		left := map[string]bool{}
 		for _, l := range rec.VMsLeft {
-			// Only skipped VMs may still run: one shut down for the patch must be off.
+			// Only skipped VMs may still hold state: one shut down for the patch must be off.
 			left[l.VM] = l.Action == "skipped"
 		}
 		var still []string
 		for _, vm := range inv.VMsOn(name) {
-			if vm.Running() && !left[vm.Name] {
-				still = append(still, vm.Name)
+			if c := policies.Classify(vm); c != policies.ClassStopped && !left[vm.Name] {
+				still = append(still, fmt.Sprintf("%s (%s)", vm.Name, c))
 			}
 		}
 		if len(still) > 0 {
-			return failNode("refusing to reboot %s: it still runs %s", name, strings.Join(still, ", "))
+			return failNode("refusing to reboot %s: it still holds %s", name, strings.Join(still, ", "))
 		}
 		node, _ := inv.Node(name)
 		issued, err := e.rebootAlreadyIssued(rs, name, rec, node)
@@ -266,7 +268,7 @@ func (e *Engine) stepFailingBack(ctx context.Context, rs *runState, name string)
 		}
 		seen[m.VM] = true
 		vm, ok := inv.VM(m.VM)
-		if !ok || vm.Node != m.To || !vm.Running() || vm.MigratingTo != "" {
+		if !ok || vm.Node != m.To || !policies.Classify(vm).HoldsState() || vm.MigratingTo != "" {
 			continue // moved on, stopped or gone since: leave it where it is
 		}
 		jobs = append(jobs, migJob{vm: vm, from: m.To, to: name, kind: runs.KindFailback})
