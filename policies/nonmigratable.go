@@ -23,4 +23,3 @@ func ParseNonMigratableMode(s string) (NonMigratableMode, error) {
 	}
 	return "", fieldf("non_migratable", "use fail, shutdown or skip", "unknown mode %q", s)
 }
-
