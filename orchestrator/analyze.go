@@ -97,6 +97,9 @@ func Analyze(ctx context.Context, cfg AnalyzeConfig) Analysis {
 
 	inv, c := checkDriver(ctx, cfg)
 	add(c)
+	if c.Status != CheckFail && cfg.Driver != nil {
+		add(checkRebootEvidence(cfg.Driver.Capabilities(), p))
+	}
 	if c.Status != CheckFail {
 		if err := inv.Validate(); err != nil {
 			add(Check{Name: "inventory_valid", Status: CheckFail, Message: "the driver's inventory is inconsistent: " + err.Error(),
@@ -410,6 +413,23 @@ func checkUpdater(ctx context.Context, u drivers.Updater, openErr error, inv clu
 		c.Message = fmt.Sprintf("answered on all %d ready nodes: %d updates pending on %d nodes", asked, updates, nodes)
 	}
 	return pending, c
+}
+
+// checkRebootEvidence: how a reboot will be proven. Without boot IDs the run relies
+// on seeing each node down; policy.reboot_evidence=first_ready accepts less.
+func checkRebootEvidence(caps drivers.Capabilities, p Policy) Check {
+	c := Check{Name: "reboot_evidence", Status: CheckPass, Message: "nodes report boot IDs: a reboot is proven by a new boot ID"}
+	switch {
+	case p.RebootEvidence == RebootEvidenceFirstReady:
+		c.Status = CheckWarn
+		c.Message = "policy.reboot_evidence=first_ready: where no new boot ID or downtime is seen, the first ready answer after the reboot command counts as the reboot, and it may come from the old system before it goes down"
+		c.Remedy = "give the driver boot IDs (libvirt: boot_id_command) and set policy.reboot_evidence=strict"
+	case !caps.BootID:
+		c.Status = CheckWarn
+		c.Message = "the driver reports no boot IDs: a reboot is proven only by seeing the node down (polled every policy.poll_interval); a node that reboots faster than that fails"
+		c.Remedy = "give the driver boot IDs (libvirt: boot_id_command), or lower policy.poll_interval; policy.reboot_evidence=first_ready accepts weaker evidence"
+	}
+	return c
 }
 
 // maxListed bounds the VMs a check names.

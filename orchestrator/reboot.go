@@ -85,28 +85,33 @@ func (e *Engine) rebootAlreadyIssued(rs *runState, name string, rec runs.NodeRec
 	return err == nil, err
 }
 
-// waitBack polls until the node is ready again after its reboot (with a new boot ID
-// when the platform reports one), up to policy.reboot_timeout.
+// waitBack polls until the node is back after its reboot, up to
+// policy.reboot_timeout. A "ready" answer alone proves nothing: it may come from the
+// old system seconds before it goes down. Back means ready with evidence that the
+// node went down and came back: a new boot ID where the platform reports one, else
+// the node seen not ready since the reboot command (persisted, so that a resumed run
+// knows it), else, only with policy.reboot_evidence=first_ready, nothing more.
 func (e *Engine) waitBack(ctx context.Context, rs *runState, name string) error {
 	timeout := rs.policy.RebootTimeout.D()
 	wctx, cancel := context.WithTimeout(ctx, e.clock.WallDuration(timeout))
 	defer cancel()
 	before := rs.node(name).BootIDBefore
-	checkBoot := before != "" && e.cfg.Driver.Capabilities().BootID
+	bootIDs := before != "" && e.cfg.Driver.Capabilities().BootID
 	poll := time.NewTicker(e.clock.WallDuration(rs.policy.PollInterval.D()))
 	defer poll.Stop()
+	unproven := false // answered ready without evidence of a reboot
 	for {
 		ready, err := e.cfg.Driver.NodeReady(wctx, name)
-		if err == nil && ready && checkBoot {
-			inv, ierr := e.cfg.Driver.Inventory(wctx)
-			if ierr != nil {
-				ready = false
-			} else if n, ok := inv.Node(name); !ok || n.BootID == before {
-				ready = false
+		switch {
+		case err == nil && !ready && !rs.node(name).SeenDown:
+			if _, err := e.persist(rs, name, func(r *runs.NodeRecord) { r.SeenDown = true }); err != nil {
+				return err
 			}
-		}
-		if err == nil && ready {
-			return nil
+		case err == nil && ready:
+			if e.rebootProven(wctx, rs, name, bootIDs, before) {
+				return nil
+			}
+			unproven = true
 		}
 		select {
 		case <-poll.C:
@@ -114,9 +119,32 @@ func (e *Engine) waitBack(ctx context.Context, rs *runState, name string) error 
 			if ctx.Err() != nil {
 				return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
 			}
+			if unproven {
+				return failNode("node %s answers ready, but within policy.reboot_timeout (%s) there was no evidence that it rebooted (%s); if the platform reports no boot ID and the node reboots faster than policy.poll_interval, set policy.reboot_evidence=first_ready", name, timeout, missingEvidence(bootIDs))
+			}
 			return failNode("node %s did not come back within policy.reboot_timeout (%s) after its reboot", name, timeout)
 		}
 	}
+}
+
+// rebootProven reports whether a ready node shows evidence of its reboot.
+func (e *Engine) rebootProven(ctx context.Context, rs *runState, name string, bootIDs bool, before string) bool {
+	if bootIDs {
+		inv, err := e.cfg.Driver.Inventory(ctx)
+		if err != nil {
+			return false
+		}
+		n, ok := inv.Node(name)
+		return ok && n.BootID != "" && n.BootID != before
+	}
+	return rs.node(name).SeenDown || rs.policy.RebootEvidence == RebootEvidenceFirstReady
+}
+
+func missingEvidence(bootIDs bool) string {
+	if bootIDs {
+		return "its boot ID did not change"
+	}
+	return "the platform reports no boot ID and drover never saw the node down"
 }
 
 func (e *Engine) stepVerifying(ctx context.Context, rs *runState, name string) error {
