@@ -107,6 +107,7 @@ func Analyze(ctx context.Context, cfg AnalyzeConfig) Analysis {
 		} else {
 			add(Check{Name: "inventory_valid", Status: CheckPass, Message: fmt.Sprintf("%d nodes, %d VMs, names unique and consistent", len(inv.Nodes), len(inv.VMs))})
 			add(checkNodesUp(inv, p))
+			add(checkPauseMarks(inv, cfg))
 			pending, c := checkUpdater(ctx, cfg.Updater, cfg.UpdaterErr, inv, p)
 			add(c)
 			order, skipped, err := orderNodes(inv, p, pending)

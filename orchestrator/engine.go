@@ -134,6 +134,24 @@ type Prepared struct {
 // without changing anything.
 func (e *Engine) Prepare(ctx context.Context, p Policy) (Prepared, error) {
 	prep, err := Prepare(ctx, e.cfg.Driver, e.cfg.Updater, p)
+	if pe, ok := errors.AsType[*PausedByOtherRunError](err); ok {
+		// Tell this state file's interrupted runs (resume them) from other drovers'.
+		if rs, rerr := e.cfg.Store.Runs(e.cfg.Cluster); rerr == nil {
+			for _, r := range rs {
+				if _, mine := pe.Runs[r.ID]; mine && !r.State.Terminal() {
+					pe.Ours[r.ID] = true
+				}
+			}
+		}
+		if len(pe.Ours) == len(pe.Runs) {
+			// Only this state file's own interrupted run holds them: say what the
+			// start would say, resume it.
+			if r, ok, uerr := e.Unfinished(); uerr == nil && ok && pe.Ours[r.ID] {
+				return prep, &UnfinishedRunError{Run: r, Live: e.cfg.Alive(r.Owner) == runs.Alive}
+			}
+		}
+		return prep, pe
+	}
 	if err != nil {
 		return prep, err
 	}
@@ -151,6 +169,9 @@ func Prepare(ctx context.Context, d drivers.Driver, u drivers.Updater, p Policy)
 		return Prepared{}, fmt.Errorf("read inventory: %w", err)
 	}
 	if err := requireOnline(inv, p); err != nil {
+		return Prepared{}, err
+	}
+	if err := checkForeignPauses(inv, nil, ""); err != nil {
 		return Prepared{}, err
 	}
 	known := map[string]bool{}
@@ -290,11 +311,6 @@ func strategyNames() string {
 // Start records a new run and takes the cluster's run lock. It refuses when the
 // cluster has an unfinished run.
 func (e *Engine) Start(ctx context.Context, prep Prepared) (string, error) {
-	if r, ok, err := e.Unfinished(); err != nil {
-		return "", err
-	} else if ok {
-		return "", &UnfinishedRunError{Run: r, Live: e.cfg.Alive(r.Owner) == runs.Alive}
-	}
 	opts, err := json.Marshal(prep.Policy)
 	if err != nil {
 		return "", fmt.Errorf("encode policy: %w", err)
@@ -314,16 +330,32 @@ func (e *Engine) Start(ctx context.Context, prep Prepared) (string, error) {
 		Plan:      plan,
 		Owner:     e.cfg.Owner,
 	}
+	var unfinished *UnfinishedRunError
 	err = e.cfg.Store.Update(func(tx *runs.Tx) error {
+		// The check and the lock in one transaction: no other process of this
+		// state file can start a run in between.
+		rs, err := tx.Runs(e.cfg.Cluster)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if !r.State.Terminal() {
+				unfinished = &UnfinishedRunError{Run: r, Live: e.cfg.Alive(r.Owner) == runs.Alive}
+				return unfinished
+			}
+		}
 		if _, err := tx.AcquireLock(runs.Lock{Cluster: e.cfg.Cluster, RunID: run.ID, Owner: e.cfg.Owner, Acquired: now}, e.cfg.Alive, e.cfg.ForceRecovery); err != nil {
 			return err
 		}
 		if err := tx.CreateRun(run, prep.Records); err != nil {
 			return err
 		}
-		_, err := tx.Append(run.ID, runs.Entry{At: e.clock.Now(), Op: runs.OpRunStart, Status: runs.StatusEvent, Detail: fmt.Sprintf("order %v", prep.Order)})
+		_, err = tx.Append(run.ID, runs.Entry{At: e.clock.Now(), Op: runs.OpRunStart, Status: runs.StatusEvent, Detail: fmt.Sprintf("order %v", prep.Order)})
 		return err
 	})
+	if unfinished != nil {
+		return "", unfinished
+	}
 	if err != nil {
 		return "", fmt.Errorf("start run: %w", err)
 	}

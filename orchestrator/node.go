@@ -135,8 +135,12 @@ func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) erro
 		})
 	}
 	if node.Paused {
+		who := "someone else"
+		if id, ok := runOfMark(node.PausedBy); ok {
+			who = "drover run " + id
+		}
 		return e.transition(rs, name, evSkip, func(r *runs.NodeRecord) {
-			r.SkipReason = "node was paused by someone else at its turn; drover leaves it alone"
+			r.SkipReason = "node was paused by " + who + " at its turn; drover leaves it alone"
 		})
 	}
 	if split := e.splitVMs(rs, inv.VMsOn(name)); len(split.Blocking) > 0 {
@@ -300,7 +304,7 @@ func (e *Engine) settleIntent(rs *runState, want runs.Entry, key, detail string,
 func (e *Engine) stepPausing(ctx context.Context, rs *runState, name string) error {
 	err := e.act(ctx, rs, runs.Entry{Op: runs.OpPause, Node: name}, "", func(ctx context.Context) error {
 		return e.cfg.Driver.PauseNode(ctx, name, drivers.PauseMark(rs.id))
-	}, nil)
+	}, func(r *runs.NodeRecord, err error) { r.PausedByUs = r.PausedByUs || err == nil })
 	if err != nil {
 		if errors.Is(err, ErrInterrupted) {
 			return err

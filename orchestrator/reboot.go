@@ -226,7 +226,16 @@ func (e *Engine) stepResuming(ctx context.Context, rs *runState, name string) er
 		// before it takes VMs again.
 		leftPaused = fmt.Sprintf("node is %s; drover does not resume a node it cannot verify: check it, then resume it on the platform", node.State)
 	case node.Paused:
-		err := e.act(ctx, rs, runs.Entry{Op: runs.OpResume, Node: name}, "", func(ctx context.Context) error {
+		ours, err := e.pauseIsOurs(rs, node)
+		if err != nil {
+			return err
+		}
+		if !ours {
+			// Another run's (or an admin's) pause: never lifted by this run.
+			leftPaused = fmt.Sprintf("node is paused by %s, not by this run; drover leaves it alone", orUnmarked(node.PausedBy))
+			break
+		}
+		err = e.act(ctx, rs, runs.Entry{Op: runs.OpResume, Node: name}, "", func(ctx context.Context) error {
 			return e.cfg.Driver.ResumeNode(ctx, name)
 		}, nil)
 		if errors.Is(err, ErrInterrupted) {
@@ -271,6 +280,13 @@ func (e *Engine) stepResuming(ctx context.Context, rs *runState, name string) er
 		return e.transition(rs, name, evFail, func(r *runs.NodeRecord) { r.Failure = "not resumed: " + leftPaused })
 	}
 	return e.transition(rs, name, evFailback, nil)
+}
+
+func orUnmarked(mark string) string {
+	if mark == "" {
+		return "someone else (no owner mark)"
+	}
+	return mark
 }
 
 func (e *Engine) stepFailingBack(ctx context.Context, rs *runState, name string) error {

@@ -63,6 +63,8 @@ type NodeRecord struct {
 	SkipReason string `json:"skip_reason,omitempty"`
 	// WasPaused: the node was paused before the run, so the run leaves it paused.
 	WasPaused bool `json:"was_paused,omitempty"`
+	// PausedByUs: this run's pause of the node took effect (written with its outcome).
+	PausedByUs bool `json:"paused_by_us,omitempty"`
 	// LeftPaused says why the node could not be resumed, when it could not.
 	LeftPaused string `json:"left_paused,omitempty"`
 	// BootIDBefore is the node's boot ID before its reboot, to tell whether a reboot
