@@ -369,6 +369,9 @@ func (e *Engine) Stop(runID string) {
 	defer e.mu.Unlock()
 	ch, ok := e.stops[runID]
 	if !ok {
+		if r, err := e.cfg.Store.Run(runID); err == nil && r.State.Terminal() {
+			return // nothing to stop, and nothing to remember
+		}
 		ch = make(chan struct{})
 		e.stops[runID] = ch
 	}
@@ -377,6 +380,12 @@ func (e *Engine) Stop(runID string) {
 	default:
 		close(ch)
 	}
+}
+
+func (e *Engine) forgetStop(runID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.stops, runID)
 }
 
 func (e *Engine) stopChan(runID string) chan struct{} {
@@ -430,6 +439,8 @@ func (e *Engine) Execute(ctx context.Context, runID string) (runs.Run, error) {
 		return r, err
 	}
 	rs, resumed, err := e.claim(runID)
+	// The stop switch lives as long as the run executes here.
+	defer e.forgetStop(runID)
 	if err != nil {
 		return runs.Run{}, err
 	}

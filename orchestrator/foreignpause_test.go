@@ -89,3 +89,20 @@ func TestEngine_ForeignPause(t *testing.T) {
 		})
 	})
 }
+
+// TestEngine_StopsArePruned: the engine forgets a run's stop switch once the run no
+// longer executes, and a stop of a finished run leaves nothing behind (a daemon lives
+// for months).
+func TestEngine_StopsArePruned(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, small)
+		rep, err := h.apply(context.Background(), testPolicy(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.eng.Stop(rep.ID)
+		if n := h.eng.PendingStops(); n != 0 {
+			t.Errorf("%d stop switches kept after the run finished and a late stop", n)
+		}
+	})
+}

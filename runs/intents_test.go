@@ -77,3 +77,28 @@ func TestStore_CrashAfter(t *testing.T) {
 		t.Errorf("died %d times, %d runs kept, %d commits; want 1, 2, 2", died, len(rs), s.Commits())
 	}
 }
+
+// TestStore_ScheduleSwitchSurvivesReopen: the daemon's pause switch is read back
+// after the state file is closed and opened again (a restart of the daemon).
+func TestStore_ScheduleSwitchSurvivesReopen(t *testing.T) {
+	s, path := openTemp(t)
+	if _, ok, err := s.ScheduleSwitch("prod"); ok || err != nil {
+		t.Fatalf("switch of a new file = set %v, %v; want unset", ok, err)
+	}
+	if err := s.SetScheduleSwitch("prod", ScheduleSwitch{Paused: true, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	sw, ok, err := s2.ScheduleSwitch("prod")
+	if err != nil || !ok || !sw.Paused || !sw.At.Equal(t0) {
+		t.Errorf("switch after reopen = %+v set %v, %v; want paused at %s", sw, ok, err, t0)
+	}
+	if _, ok, _ := s2.ScheduleSwitch("staging"); ok {
+		t.Error("another cluster's switch is set")
+	}
+}
