@@ -412,6 +412,8 @@ type runState struct {
 
 	mu    sync.Mutex
 	nodes map[string]runs.NodeRecord
+	// machines hold each node's state and transition table (fsm.go).
+	machines map[string]*nodeMachine
 
 	// pol holds the run policies' own state (plan, deadlines, stop reason).
 	pol policyState
@@ -421,6 +423,17 @@ func (rs *runState) node(name string) runs.NodeRecord {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	return rs.nodes[name]
+}
+
+func (rs *runState) machine(name string) *nodeMachine {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	m, ok := rs.machines[name]
+	if !ok {
+		m = newNodeMachine(rs.nodes[name].State)
+		rs.machines[name] = m
+	}
+	return m
 }
 
 func (rs *runState) stopped() bool {
@@ -570,10 +583,12 @@ func (e *Engine) claim(runID string) (*runState, bool, error) {
 		order:   run.Order,
 		stop:    e.stopChan(runID),
 		limiter: newLimiter(p.DrainOptions()),
-		nodes:   map[string]runs.NodeRecord{},
+		nodes:    map[string]runs.NodeRecord{},
+		machines: map[string]*nodeMachine{},
 	}
 	for _, n := range nodes {
 		rs.nodes[n.Name] = n
+		rs.machines[n.Name] = newNodeMachine(n.State)
 	}
 	return rs, resumed, nil
 }
@@ -817,36 +832,35 @@ func (e *Engine) journal(rs *runState, entries ...runs.Entry) ([]uint64, error) 
 // transition moves a node to its next state, closing the phase it leaves and
 // opening the next one, in one write.
 func (e *Engine) transition(rs *runState, node, event string, fn func(*runs.NodeRecord)) error {
-	cur := rs.node(node)
-	next, err := nextNodeState(cur.State, event)
-	if err != nil {
-		return err
-	}
 	now := e.clock.Now()
-	_, err = e.persist(rs, node, func(r *runs.NodeRecord) {
-		if k := len(r.Phases); k > 0 && r.Phases[k-1].Name == r.State {
-			// The start comes back from the state file without its monotonic
-			// reading: a stepped wall clock can make the span negative, which
-			// readers of timings take as "not measured".
-			r.Phases[k-1].Seconds = max(0, now.Sub(r.Phases[k-1].Start).Seconds())
-		}
-		if r.State == NodeQueued && r.StartedAt.IsZero() && !NodeTerminal(next) {
-			r.StartedAt = now
-		}
-		r.State = next
-		if NodeTerminal(next) {
-			r.FinishedAt = now
-		} else {
-			r.Phases = append(r.Phases, runs.Phase{Name: next, Start: now})
-		}
-		if fn != nil {
-			fn(r)
-		}
-	}, runs.Entry{Op: runs.OpState, Status: runs.StatusEvent, Node: node, Detail: cur.State + " -> " + next})
+	cur := rs.machine(node).current()
+	next, err := rs.machine(node).fire(event, func(next string) error {
+		_, err := e.persist(rs, node, func(r *runs.NodeRecord) {
+			if k := len(r.Phases); k > 0 && r.Phases[k-1].Name == r.State {
+				// The start comes back from the state file without its monotonic
+				// reading: a stepped wall clock can make the span negative, which
+				// readers of timings take as "not measured".
+				r.Phases[k-1].Seconds = max(0, now.Sub(r.Phases[k-1].Start).Seconds())
+			}
+			if r.State == NodeQueued && r.StartedAt.IsZero() && !NodeTerminal(next) {
+				r.StartedAt = now
+			}
+			r.State = next
+			if NodeTerminal(next) {
+				r.FinishedAt = now
+			} else {
+				r.Phases = append(r.Phases, runs.Phase{Name: next, Start: now})
+			}
+			if fn != nil {
+				fn(r)
+			}
+		}, runs.Entry{Op: runs.OpState, Status: runs.StatusEvent, Node: node, Detail: cur + " -> " + next})
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	e.log.Info("node state", "run_id", rs.id, "node", node, "from", cur.State, "to", next)
+	e.log.Info("node state", "run_id", rs.id, "node", node, "from", cur, "to", next)
 	e.emit(Event{Kind: EventNodeState, RunID: rs.id, Node: node, State: next, Message: rs.node(node).Failure})
 	return nil
 }

@@ -19,16 +19,32 @@ import (
 	"github.com/droverhq/drover/runs/report"
 )
 
-// BenchmarkEngine_Run runs a whole rolling run of an 8-node, 128-VM cluster on the
-// embedded simulator (time-scaled) and reports, per successful migration, the CPU
-// time of the process (engine and in-process simulator together: an upper bound of
-// the engine's), what the state store says it wrote (runs.Store.Stats) and what the
-// process really wrote (Linux /proc/self/io wchar: every byte handed to write calls).
+// BenchmarkEngine_Run runs a whole rolling run on the embedded simulator
+// (time-scaled) at three sizes, about 100, 3,000 and 30,000 migrations, and reports,
+// per successful migration, the CPU time of the process (engine and in-process
+// simulator together: an upper bound of the engine's), what the state store says it
+// wrote (runs.Store.Stats), its commits, and what the process really wrote (Linux
+// /proc/self/io wchar: every byte handed to write calls). Pick a size with
+// -bench 'BenchmarkEngine_Run/migrations-3000'.
 func BenchmarkEngine_Run(b *testing.B) {
-	c := bench.ScaleCluster(bench.DefaultSeed, 8, 16)
+	for _, size := range []struct {
+		name              string
+		nodes, vmsPerNode int
+	}{
+		{"migrations-100", 8, 13},
+		{"migrations-3000", 30, 100},
+		{"migrations-30000", 300, 100},
+	} {
+		b.Run(size.name, func(b *testing.B) { benchEngineRun(b, size.nodes, size.vmsPerNode) })
+	}
+}
+
+func benchEngineRun(b *testing.B, nodes, vmsPerNode int) {
+	c := bench.ScaleCluster(bench.DefaultSeed, nodes, vmsPerNode)
 	var migrations int
 	var cpu time.Duration
 	var storeBytes, wchar int64
+	var commits int
 	for b.Loop() {
 		b.StopTimer()
 		ctx := context.Background()
@@ -73,6 +89,7 @@ func BenchmarkEngine_Run(b *testing.B) {
 		wchar += procWchar(b) - w0
 		_, bytes1 := st.Stats()
 		storeBytes += bytes1 - bytes0
+		commits += st.Commits()
 		r, _ := st.Run(id)
 		nodes, _ := st.Nodes(id)
 		rep := report.Build(r, nodes)
@@ -88,6 +105,7 @@ func BenchmarkEngine_Run(b *testing.B) {
 	b.ReportMetric(float64(migrations)/float64(b.N), "migrations/run")
 	b.ReportMetric(float64(cpu.Microseconds())/m, "cpu-µs/migration")
 	b.ReportMetric(float64(storeBytes)/m, "store-stats-B/migration")
+	b.ReportMetric(float64(commits)/m, "commits/migration")
 	if wchar > 0 {
 		b.ReportMetric(float64(wchar)/m, "written-B/migration")
 	}

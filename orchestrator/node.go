@@ -31,12 +31,13 @@ var errStopped = errors.New("run stopped by the operator before this node was pa
 // re-enters the step of the state it was in, and every step is idempotent.
 func (e *Engine) processNode(ctx context.Context, rs *runState, name string, index int) error {
 	for {
-		rec := rs.node(name)
-		if NodeTerminal(rec.State) {
+		// The machine holds the state; the record was written with it.
+		state := rs.machine(name).current()
+		if NodeTerminal(state) {
 			return nil
 		}
 		var err error
-		switch rec.State {
+		switch state {
 		case NodeQueued:
 			err = e.stepQueued(ctx, rs, name)
 		case NodePausing:
@@ -54,7 +55,7 @@ func (e *Engine) processNode(ctx context.Context, rs *runState, name string, ind
 		case NodeFailingBack:
 			err = e.stepFailingBack(ctx, rs, name)
 		default:
-			return fmt.Errorf("node %s: unknown state %q in the state file", name, rec.State)
+			return fmt.Errorf("node %s: unknown state %q in the state file", name, state)
 		}
 		if err == nil {
 			continue

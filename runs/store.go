@@ -124,7 +124,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open state file %s: it is a folder; set `state` to a file path such as %s", path, filepath.Join(path, "drover.db"))
 	}
 
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		switch {
 		case errors.Is(err, bolterrors.ErrTimeout):
