@@ -578,11 +578,11 @@ func (e *Engine) claim(runID string) (*runState, bool, error) {
 		}
 	}
 	rs := &runState{
-		id:      runID,
-		policy:  p,
-		order:   run.Order,
-		stop:    e.stopChan(runID),
-		limiter: newLimiter(p.DrainOptions()),
+		id:       runID,
+		policy:   p,
+		order:    run.Order,
+		stop:     e.stopChan(runID),
+		limiter:  newLimiter(p.DrainOptions()),
 		nodes:    map[string]runs.NodeRecord{},
 		machines: map[string]*nodeMachine{},
 	}
