@@ -45,7 +45,8 @@ FUZZ_TARGETS := \
 	./drivers/updaters:FuzzParseAptUpgradable \
 	./cmd/drover/internal/server:FuzzDecodeStart \
 	./cmd/drover/internal/config:FuzzLoad ./drivers/sim:FuzzDriver_Answers \
-	./drivers/updaters:FuzzParseUpdateLines ./drivers/libvirt:FuzzJobStats
+	./drivers/updaters:FuzzParseUpdateLines ./drivers/libvirt:FuzzJobStats \
+	./drivers/updaters:FuzzParseJobState
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz:

@@ -1,10 +1,11 @@
 // Command chaos is `make chaos`: it kill -9s drover processes at random moments
 // of simulated rolling runs, hundreds of times, resumes each, and checks that no
-// VM is lost, none migrated twice, no node left paused and the reserve kept. Each
-// round runs against a `drover sim serve` process of its own. It ends with one
-// line:
+// VM is lost, none migrated twice, no node left paused, the reserve kept, no node
+// rebooted twice and no suspended VM's state lost (some rounds suspend VMs
+// first). Each round runs against a `drover sim serve` process of its own. It ends
+// with one line:
 //
-//	chaos: N kills, N resumed, 0 lost VMs, 0 double migrations, 0 nodes left paused, 0 reserve violations
+//	chaos: N kills, N resumed, 0 lost VMs, 0 double migrations, 0 nodes left paused, 0 reserve violations, 0 double reboots, 0 lost suspended VMs
 //
 // and exits 1 if any count is off. Round r uses seed SEED+r and prints it:
 // `chaos -seed S -kills 1` replays round 0 of seed S alone.
@@ -95,9 +96,9 @@ func run() int {
 				fmt.Println("  " + f)
 			}
 		default:
-			fmt.Printf("round %d seed %d: %s %s scale %g failback %s limits %d/%d hang %dms 5xx %g: %d kills, run %s in %s; %v\n",
+			fmt.Printf("round %d seed %d: %s %s scale %g failback %s limits %d/%d hang %dms 5xx %g suspended %v: %d kills, run %s in %s; %v\n",
 				r, o.Seed, map[bool]string{false: "apply", true: "serve"}[o.Serve], baseName(o.ClusterFile), o.TimeScale, o.Failback, o.MaxParallel, o.PerNode, o.HangMs, o.APIErrors,
-				res.Kills, res.Report.State, res.Wall.Round(time.Second), res.Moments)
+				res.Suspended, res.Kills, res.Report.State, res.Wall.Round(time.Second), res.Moments)
 			if !*keep {
 				os.RemoveAll(dir)
 			}
@@ -111,8 +112,9 @@ func run() int {
 		}
 	}
 	fmt.Printf("chaos: %d rounds, %d other findings, %d harness errors in %s\n", rounds, len(total.Other), harnessErrors, time.Since(start).Round(time.Second))
-	fmt.Printf("chaos: %d kills, %d resumed, %d lost VMs, %d double migrations, %d nodes left paused, %d reserve violations\n",
-		nKills, nResumed, len(total.LostVMs), len(total.DoubleMigrations), len(total.LeftPaused), len(total.ReserveViolations))
+	fmt.Printf("chaos: %d kills, %d resumed, %d lost VMs, %d double migrations, %d nodes left paused, %d reserve violations, %d double reboots, %d lost suspended VMs\n",
+		nKills, nResumed, len(total.LostVMs), len(total.DoubleMigrations), len(total.LeftPaused), len(total.ReserveViolations),
+		len(total.DoubleReboots), len(total.LostSuspended))
 	if !total.Clean() || harnessErrors > 0 || nKills < *kills || nResumed != nKills {
 		return 1
 	}

@@ -320,6 +320,45 @@ func (i domainInstance) outgoing() bool {
 	return i.jobActive && i.jobOp == golibvirt.DomainJobOperationStrMigrationOut
 }
 
+// cpusRun reports whether the instance's CPUs run: not paused for any reason (an
+// incoming copy is "paused (starting up)", then "paused (migrating)").
+func (i domainInstance) cpusRun() bool {
+	return i.state == golibvirt.DomainRunning || i.state == golibvirt.DomainBlocked || i.state == golibvirt.DomainShutdown
+}
+
+// active reports whether the instance has a QEMU process (running or paused), as
+// opposed to a definition that is shut off.
+func (i domainInstance) active() bool {
+	return i.state != golibvirt.DomainShutoff && i.state != golibvirt.DomainCrashed && i.state != golibvirt.DomainNostate
+}
+
+// stateWords is the instance's state as virsh domstate --reason puts it, roughly.
+func stateWords(i domainInstance) string {
+	switch i.state {
+	case golibvirt.DomainRunning:
+		return "running"
+	case golibvirt.DomainBlocked:
+		return "blocked"
+	case golibvirt.DomainShutdown:
+		return "shutting down"
+	case golibvirt.DomainShutoff:
+		return "shut off"
+	case golibvirt.DomainCrashed:
+		return "crashed"
+	case golibvirt.DomainPmsuspended:
+		return "pmsuspended"
+	case golibvirt.DomainPaused:
+		switch golibvirt.DomainPausedReason(i.reason) {
+		case golibvirt.DomainPausedMigration:
+			return "paused (migrating)"
+		case golibvirt.DomainPausedStartingUp:
+			return "paused (starting up)"
+		}
+		return "paused"
+	}
+	return fmt.Sprintf("in state %d", i.state)
+}
+
 // hostReport is what one host answered for an inventory.
 type hostReport struct {
 	bootID  string
@@ -501,11 +540,7 @@ func (d *Driver) mergeDomains(all []domainInstance) []cluster.VM {
 			Migratable: true,
 		}
 		if best.outgoing() {
-			for _, o := range insts {
-				if o.host != best.host && o.incoming() {
-					vm.MigratingTo = o.host
-				}
-			}
+			vm.MigratingTo = location{insts: insts}.elsewhere(best.host)
 		}
 		switch {
 		case best.infoErr != nil:
@@ -523,15 +558,17 @@ func (d *Driver) mergeDomains(all []domainInstance) []cluster.VM {
 	return vms
 }
 
-// pickInstance prefers, in order: the source of a migration in flight, a running
-// instance that is not an incoming copy, any instance that is not an incoming copy,
-// and finally the first instance.
+// pickInstance prefers, in order: the source of a migration in flight, an instance
+// whose CPUs run and that is not an incoming copy, any instance that is not an
+// incoming copy, and finally the first instance. A copy "paused (starting up)" on a
+// migration's target is no candidate before the ones that run: the VM is where it
+// runs until the migration is over.
 func pickInstance(insts []domainInstance) domainInstance {
 	rank := func(i domainInstance) int {
 		switch {
 		case i.outgoing():
 			return 0
-		case !i.incoming() && powerState(i) == cluster.PowerRunning:
+		case !i.incoming() && i.cpusRun():
 			return 1
 		case !i.incoming() && i.state != golibvirt.DomainShutoff:
 			return 2

@@ -103,10 +103,58 @@ func (l location) on(host string) (domainInstance, bool) {
 	return domainInstance{}, false
 }
 
-// runningOn reports whether the VM runs on host (not as an incoming copy).
+// runningOn reports whether the VM's CPUs run on host: not an incoming copy, not
+// paused (an incoming copy is "paused (starting up)", then "paused (migrating)",
+// until the migration ends).
 func (l location) runningOn(host string) bool {
 	i, ok := l.on(host)
-	return ok && !i.incoming() && powerState(i) == cluster.PowerRunning
+	return ok && !i.incoming() && i.cpusRun()
+}
+
+// settledOn reports whether a migration to host is done: the VM runs there and no
+// other host that answers still has it active. While it exists on both, the job on
+// the source may still run (or be confirming), whatever the target says.
+func (l location) settledOn(host string) bool {
+	if !l.runningOn(host) {
+		return false
+	}
+	for _, i := range l.insts {
+		if i.host != host && i.active() {
+			return false
+		}
+	}
+	return true
+}
+
+// onTwo reports whether the VM is active on host and on another host ("" = on any
+// two hosts).
+func (l location) onTwo(host string) bool {
+	n, onHost := 0, host == ""
+	for _, i := range l.insts {
+		if i.active() {
+			n++
+			onHost = onHost || i.host == host
+		}
+	}
+	return n > 1 && onHost
+}
+
+// elsewhere returns the host, other than host, holding an active instance of the
+// VM, preferring an incoming copy ("" = none).
+func (l location) elsewhere(host string) string {
+	dest := ""
+	for _, o := range l.insts {
+		if o.host == host || !o.active() {
+			continue
+		}
+		if o.incoming() {
+			return o.host
+		}
+		if dest == "" {
+			dest = o.host
+		}
+	}
+	return dest
 }
 
 // locate asks every host about vm in parallel.
@@ -158,7 +206,7 @@ func (d *Driver) migrate(ctx context.Context, req drivers.MigrateRequest, to *ho
 	if err := ctx.Err(); err != nil {
 		return drivers.MigrationResult{}, err
 	}
-	if loc.runningOn(req.To) {
+	if loc.settledOn(req.To) {
 		return drivers.MigrationResult{AlreadyThere: true}, nil
 	}
 	if err, down := loc.unreachable[req.To]; down {
@@ -166,22 +214,27 @@ func (d *Driver) migrate(ctx context.Context, req drivers.MigrateRequest, to *ho
 	}
 
 	// A migration of this VM already in flight (started by an earlier Drover process
-	// that died, or by an operator): join it when it goes to our target.
+	// that died, or by an operator): join it when it goes to our target. Its copy on
+	// the target may look running already (the finish phase): only the job on the
+	// source says it is over.
 	for _, i := range loc.insts {
 		if !i.outgoing() {
 			continue
 		}
-		dest := ""
-		for _, o := range loc.insts {
-			if o.host != i.host && o.incoming() {
-				dest = o.host
-			}
-		}
-		if dest != req.To {
+		if dest := loc.elsewhere(i.host); dest != req.To {
 			return drivers.MigrationResult{}, fmt.Errorf("%w: vm is migrating from %s to %s right now (wait for it or abort it with virsh domjobabort)", drivers.ErrRejected, i.host, orUnknown(dest))
 		}
 		d.log.Info("joining migration in flight", "vm", req.VM, "from", i.host, "to", req.To)
 		return d.join(ctx, req, d.byName[i.host], to, progress)
+	}
+	if tgt, ok := loc.on(req.To); ok && tgt.active() && loc.elsewhere(req.To) != "" {
+		res, retry, err := d.onBoth(ctx, req, loc, to)
+		if !retry {
+			return res, err
+		}
+		if loc = d.locate(ctx, req.VM); ctx.Err() != nil {
+			return drivers.MigrationResult{}, ctx.Err()
+		}
 	}
 
 	var src *domainInstance
@@ -269,14 +322,19 @@ wait:
 	}
 	wall := d.now().Sub(start)
 
-	// Whatever the perform call said, the truth is where the VM runs now.
+	// Whatever the perform call said, the truth is where the VM runs now: done
+	// when it runs on the target and the source has let go of it.
 	vctx, vcancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.CallTimeout)
 	defer vcancel()
-	loc := d.locate(vctx, req.VM)
-	if loc.runningOn(to.Name) {
+	loc := d.settle(vctx, req.VM, to.Name)
+	if loc.settledOn(to.Name) {
 		res, job := d.completedStats(vctx, to, req.VM, wall)
 		log.Info("migration done", "duration", res.Duration, "job_time", job, "downtime", res.Downtime, "transferred_mib", res.TransferredMiB)
 		return res, nil
+	}
+	if loc.runningOn(to.Name) {
+		return drivers.MigrationResult{}, fmt.Errorf("%w: the vm runs on %s but %s still has it %s after %s: check which one is live",
+			drivers.ErrMigrationFailed, to.Name, src.Name, instState(loc, src.Name), d.cfg.CallTimeout)
 	}
 	if perr == nil {
 		return drivers.MigrationResult{}, fmt.Errorf("%w: libvirt reported success but the vm does not run on %s", drivers.ErrMigrationFailed, to.Name)
@@ -349,13 +407,17 @@ func (d *Driver) join(ctx context.Context, req drivers.MigrateRequest, src, to *
 		// A source that answered, even "no such domain", has ended the job; only one
 		// that cannot be reached leaves the outcome open.
 		reachable := r.err == nil || !errors.Is(r.err, errConnLost) && !errors.Is(r.err, context.DeadlineExceeded)
-		loc := d.locate(ctx, req.VM)
-		if loc.runningOn(to.Name) {
+		loc := d.settle(ctx, req.VM, to.Name)
+		if loc.settledOn(to.Name) {
 			res, job := d.completedStats(ctx, to, req.VM, d.now().Sub(start))
 			// Joined late: libvirt's job time is then the better lower bound.
 			res.Duration = max(res.Duration, job)
 			d.log.Info("joined migration done", "vm", req.VM, "from", src.Name, "to", to.Name, "duration", res.Duration, "job_time", job)
 			return res, nil
+		}
+		if loc.runningOn(to.Name) {
+			return drivers.MigrationResult{}, fmt.Errorf("%w: the vm runs on %s but %s still has it %s: check which one is live",
+				drivers.ErrMigrationFailed, to.Name, src.Name, instState(loc, src.Name))
 		}
 		if reachable || loc.runningOn(src.Name) {
 			return drivers.MigrationResult{}, fmt.Errorf("%w: the migration in flight from %s ended without moving the vm", drivers.ErrMigrationFailed, src.Name)
@@ -475,4 +537,96 @@ func joinKeys(m map[string]error) string {
 		ks = append(ks, k)
 	}
 	return strings.Join(ks, ", ")
+}
+
+// onBoth handles a VM found on the target and on another host with no migration job
+// running (a resumed Drover finds what a killed one left). Two cases are certain:
+//
+//   - the VM runs on the target and the other copy is going away (the source
+//     confirming a finished migration): wait until it is gone, then done;
+//   - the VM runs on the other host and the target holds a copy that never ran (the
+//     incoming domain of a migration that ended without it): destroy that copy and
+//     retry (retry = true).
+//
+// Anything else (both running, neither running) is for a human: an error naming
+// both states, and nothing touched.
+func (d *Driver) onBoth(ctx context.Context, req drivers.MigrateRequest, loc location, to *hostState) (res drivers.MigrationResult, retry bool, err error) {
+	other := loc.elsewhere(req.To)
+	start := d.now()
+	if loc.runningOn(req.To) {
+		if loc = d.settle(ctx, req.VM, req.To); loc.settledOn(req.To) {
+			res, _ = d.completedStats(ctx, to, req.VM, d.now().Sub(start))
+			d.log.Info("migration found finished on the target", "vm", req.VM, "from", other, "to", req.To)
+			return res, false, nil
+		}
+		return res, false, fmt.Errorf("%w: the vm runs on %s and is %s on %s with no migration job: check which one is live",
+			drivers.ErrMigrationFailed, req.To, instState(loc, other), other)
+	}
+	tgt, _ := loc.on(req.To)
+	if !loc.runningOn(other) || tgt.cpusRun() {
+		// The source's job may just be starting or ending: look again before
+		// deciding.
+		if loc = d.settle(ctx, req.VM, ""); loc.settledOn(req.To) {
+			return drivers.MigrationResult{AlreadyThere: true}, false, nil
+		}
+		if tgt, ok := loc.on(req.To); !ok || !tgt.active() {
+			return res, true, nil // the target's copy went away by itself
+		}
+		if !loc.runningOn(loc.elsewhere(req.To)) {
+			return res, false, fmt.Errorf("%w: the vm is %s on %s and %s on %s with no migration job: check which one is live",
+				drivers.ErrMigrationFailed, instState(loc, req.To), req.To, instState(loc, loc.elsewhere(req.To)), loc.elsewhere(req.To))
+		}
+		other = loc.elsewhere(req.To)
+	}
+	d.log.Warn("destroying the leftover incoming copy of the vm on the target", "vm", req.VM, "node", req.To, "runs_on", other, "state", instState(loc, req.To))
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.CallTimeout)
+	defer cancel()
+	err = to.conn.do(cctx, func(lv *golibvirt.Libvirt) error {
+		dom, err := lv.DomainLookupByName(req.VM)
+		if err != nil {
+			return err
+		}
+		// Look once more on the target itself: only a copy that never ran goes.
+		state, reason, err := lv.DomainGetState(dom, 0)
+		if err != nil {
+			return err
+		}
+		if inst := (domainInstance{state: golibvirt.DomainState(state), reason: reason}); inst.cpusRun() {
+			return fmt.Errorf("%w: the copy on %s started running meanwhile", drivers.ErrRejected, req.To)
+		}
+		return lv.DomainDestroy(dom)
+	})
+	if err != nil && !golibvirt.IsNotFound(err) {
+		return res, false, fmt.Errorf("clean up the leftover copy on %s: %w", req.To, d.mapError(err, d.byName[other], to))
+	}
+	return res, true, nil
+}
+
+// settle looks for the VM while it is active on host and on another host, up to
+// call_timeout, and returns the last look ("" = any two hosts). A migration's source
+// lets go of the VM a moment after the target runs it; a failed one's target drops
+// its copy.
+func (d *Driver) settle(ctx context.Context, vm, host string) location {
+	deadline := d.now().Add(d.cfg.CallTimeout)
+	for {
+		loc := d.locate(ctx, vm)
+		if !loc.onTwo(host) || ctx.Err() != nil || !d.now().Before(deadline) {
+			return loc
+		}
+		t := time.NewTimer(d.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// instState describes the VM's instance on host for an error message.
+func instState(loc location, host string) string {
+	i, ok := loc.on(host)
+	if !ok {
+		return "absent"
+	}
+	return stateWords(i)
 }

@@ -1,3 +1,5 @@
+// Long file, one reason: the HTTP client of every sim endpoint, whose retry and long-poll rules must be read together.
+
 package sim
 
 import (
@@ -385,13 +387,14 @@ func (d *Driver) Node(ctx context.Context, node string) (cluster.Node, error) {
 
 // Capabilities of the simulator.
 func (d *Driver) Capabilities() drivers.Capabilities {
-	return drivers.Capabilities{BootID: true, PowerControl: true, NativeDrain: false}
+	return drivers.Capabilities{BootID: true, PowerControl: true, NativeDrain: false, MigrateSuspended: true}
 }
 
 // Clock is the model's time, as seen from this process.
 func (d *Driver) Clock() drivers.Clock { return d.clock }
 
-// Migrate live-migrates req.VM to req.To and waits (long-polling) until the
+// Migrate live-migrates req.VM to req.To (a suspended VM moves as saved state
+// and stays suspended) and waits (long-polling) until the
 // migration ends. On ctx's end it cancels the migration on the server (best
 // effort) and returns ctx's error.
 func (d *Driver) Migrate(ctx context.Context, req drivers.MigrateRequest, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {

@@ -36,11 +36,18 @@
 // OutcomeAlreadyThere; a migration of the VM to the same target in flight is
 // joined (OutcomeJoined).
 //
+// A suspended VM migrates too (Capabilities.MigrateSuspended): its saved state
+// goes over the same links as a live migration but nothing dirties it, so it
+// always converges, with no downtime; the VM stays suspended on the target.
+//
 // Nodes are up, paused, rebooting or down. Pause and resume are idempotent; the
 // pause survives reboots. A reboot lasts reboot_seconds and gives the node a new
 // boot ID (derived from seed, node and boot count). Running VMs on a node that
 // reboots are killed (left stopped) and counted in Stats.VMsKilledByReboot: a
-// safety violation of whoever rebooted. Rebooting a rebooting node does nothing;
+// safety violation of whoever rebooted. A suspended VM holds its saved state on
+// its node: a reboot discards it (the VM comes back stopped), counted in
+// Stats.SuspendedLostByReboot, also a safety violation; Stats.Reboots counts the
+// reboots of each node. Rebooting a rebooting node does nothing;
 // rebooting a down node power-cycles it. Installing moves pending updates to
 // "installed, waiting for reboot" (RebootRequired if any needs a reboot, the
 // default); the reboot activates them.

@@ -1,3 +1,5 @@
+// Long file, one reason: the event loop, bandwidth sharing and every state change of the model must be read together.
+
 package sim
 
 import (
@@ -162,10 +164,13 @@ type migration struct {
 	lowered   time.Duration
 	// injected makes the migration fail at the end of its first round.
 	injected string
-	errKind  ErrorKind
-	errMsg   string
-	downtime time.Duration
-	version  uint64
+	// suspended: the VM's saved state moves (nothing dirties it); the VM stays
+	// suspended on the target.
+	suspended bool
+	errKind   ErrorKind
+	errMsg    string
+	downtime  time.Duration
+	version   uint64
 }
 
 // remaining is what would still have to be sent if the VM stopped now.
@@ -610,8 +615,8 @@ func (m *Model) startMigration(vmName, from, to string) (MigrationStatus, StartO
 	switch {
 	case from != "" && from != src.spec.Name:
 		return MigrationStatus{}, "", errorf(KindRejected, ReasonWrongSource, "vm %s is on %s, not %s", vmName, src.spec.Name, from)
-	case v.power != cluster.PowerRunning:
-		return MigrationStatus{}, "", errorf(KindRejected, ReasonVMNotRunning, "vm %s is %s, only running vms live-migrate", vmName, v.power)
+	case v.power != cluster.PowerRunning && v.power != cluster.PowerSuspended:
+		return MigrationStatus{}, "", errorf(KindRejected, ReasonVMNotRunning, "vm %s is %s, only running vms live-migrate and suspended vms move as saved state", vmName, v.power)
 	case !v.spec.Migratable:
 		reason := v.spec.NotMigratableReason
 		if reason == "" {
@@ -637,12 +642,18 @@ func (m *Model) startMigration(vmName, from, to string) (MigrationStatus, StartO
 	mg := &migration{
 		id: fmt.Sprintf("m-%06d", m.nextID), vm: v, from: src, to: dst, phase: PhaseSetup,
 		mem: float64(v.spec.MemoryMiB), dirty: v.spec.DirtyMiBs, start: m.now,
-		capMiBs: math.Min(src.spec.StreamMbps, dst.spec.StreamMbps) * mibPerMbit,
+		suspended: v.power == cluster.PowerSuspended,
+		capMiBs:   math.Min(src.spec.StreamMbps, dst.spec.StreamMbps) * mibPerMbit,
 	}
 	for _, f := range m.faults {
 		if f.Kind == FaultMigrationFail && (f.VM == "" || f.VM == vmName) && f.countedHit() {
 			mg.injected = fmt.Sprintf("injected migration_fail fault: migration of vm %s aborted by the platform", vmName)
 		}
+	}
+	if mg.suspended {
+		// A suspended VM's memory does not change while it moves: its saved
+		// state goes over in one round and the move always converges.
+		mg.dirty = 0
 	}
 	v.mig = mg
 	dst.reserved += v.spec.MemoryMiB
@@ -745,9 +756,21 @@ func (m *Model) abortOn(n *node, why string) {
 	m.allocate()
 }
 
-// killVMs stops the running VMs on n and records each.
+// killVMs stops the running VMs on n and records each. A suspended VM on n
+// loses its saved state (held by the node) and comes back stopped: recorded
+// apart, as a lost suspended VM.
 func (m *Model) killVMs(n *node, cause string) {
 	for _, v := range m.vms {
+		if v.node == n && v.power == cluster.PowerSuspended {
+			v.power = cluster.PowerStopped
+			m.stats.LostSuspendedVMs = append(m.stats.LostSuspendedVMs, KilledVM{At: m.Now(), VM: v.spec.Name, Node: n.spec.Name, Cause: cause})
+			if cause == "reboot" {
+				m.stats.SuspendedLostByReboot++
+			} else {
+				m.stats.SuspendedLostByCrash++
+			}
+			continue
+		}
 		if v.node == n && v.power == cluster.PowerRunning {
 			v.power = cluster.PowerStopped
 			m.stats.KilledVMs = append(m.stats.KilledVMs, KilledVM{At: m.Now(), VM: v.spec.Name, Node: n.spec.Name, Cause: cause})
@@ -1001,6 +1024,8 @@ func (m *Model) StartVM(name string) (cluster.VM, error) {
 	}
 	var e *Error
 	switch {
+	case v.mig != nil:
+		e = errorf(KindRejected, ReasonVMMigrating, "vm %s is moving to %s as saved state", name, v.mig.to.spec.Name)
 	case v.node.power != powerUp:
 		e = errorf(KindRejected, ReasonNodeNotReady, "node %s of vm %s is %s", v.node.spec.Name, name, v.node.state())
 	case m.freeMiB(v.node) < v.spec.MemoryMiB:

@@ -74,7 +74,8 @@ func (mg *migration) record(start time.Time) MigrationRecord {
 	}
 }
 
-// KilledVM is a running VM that went down with its node.
+// KilledVM is a running VM that went down with its node, or a suspended VM
+// whose saved state went with it.
 type KilledVM struct {
 	At   time.Time `json:"at"`
 	VM   string    `json:"vm"`
@@ -123,12 +124,22 @@ type Stats struct {
 	// VMsKilledByReboot counts running VMs a reboot killed: a safety violation.
 	VMsKilledByReboot int `json:"vms_killed_by_reboot"`
 	// VMsLostByCrash counts running VMs a node crash took down.
-	VMsLostByCrash int            `json:"vms_lost_by_crash"`
-	KilledVMs      []KilledVM     `json:"killed_vms,omitempty"`
-	Rejections     []Rejection    `json:"rejections,omitempty"`
-	Violations     []Violation    `json:"violations,omitempty"`
-	NodeEvents     []NodeEvent    `json:"node_events,omitempty"`
-	Reboots        map[string]int `json:"reboots"`
+	VMsLostByCrash int        `json:"vms_lost_by_crash"`
+	KilledVMs      []KilledVM `json:"killed_vms,omitempty"`
+	// SuspendedLostByReboot counts suspended VMs whose saved state a reboot of
+	// their node discarded (they come back stopped): a safety violation, like a
+	// running VM killed by a reboot.
+	SuspendedLostByReboot int `json:"lost_suspended"`
+	// SuspendedLostByCrash counts suspended VMs whose state a node crash took.
+	SuspendedLostByCrash int `json:"lost_suspended_by_crash"`
+	// LostSuspendedVMs lists both kinds, Cause "reboot" or "crash".
+	LostSuspendedVMs []KilledVM `json:"lost_suspended_vms,omitempty"`
+	// Reboots counts the reboots started per node (a power cycle of a down node
+	// included): more than one in a rolling run is a node rebooted twice.
+	Reboots    map[string]int `json:"reboots"`
+	Rejections []Rejection    `json:"rejections,omitempty"`
+	Violations []Violation    `json:"violations,omitempty"`
+	NodeEvents []NodeEvent    `json:"node_events,omitempty"`
 	// BootIDs is the current boot ID per node.
 	BootIDs map[string]string `json:"boot_ids"`
 	// PeakMigrations is the most migrations seen at once into or out of each node.
@@ -144,6 +155,7 @@ func (m *Model) Stats() Stats {
 	s.ActiveMigrations = len(m.active)
 	s.Migrations = slices.Clone(s.Migrations)
 	s.KilledVMs = slices.Clone(s.KilledVMs)
+	s.LostSuspendedVMs = slices.Clone(s.LostSuspendedVMs)
 	s.Rejections = slices.Clone(s.Rejections)
 	s.Violations = slices.Clone(s.Violations)
 	s.NodeEvents = slices.Clone(s.NodeEvents)

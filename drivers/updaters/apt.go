@@ -18,13 +18,19 @@ type AptConfig struct {
 	Sudo bool `mapstructure:"sudo"`
 	// Refresh runs "apt-get update" before every scan (default true).
 	Refresh bool `mapstructure:"refresh"`
-	// Timeout bounds each command (default 1h: a dist-upgrade can be slow).
+	// Timeout bounds each command (default 1h: a dist-upgrade can be slow). An
+	// upgrade that outlives it goes on on the node; the next Install joins it.
 	Timeout time.Duration `mapstructure:"timeout"`
-	Target  `mapstructure:",squash"`
+	// JobDir is the folder on the node where the detached upgrade keeps its exit
+	// code and log, one subfolder per run (default /var/lib/drover/jobs).
+	JobDir string `mapstructure:"job_dir"`
+	Target `mapstructure:",squash"`
 }
 
 // NewAptConfig returns the defaults.
-func NewAptConfig() *AptConfig { return &AptConfig{Refresh: true, Timeout: time.Hour} }
+func NewAptConfig() *AptConfig {
+	return &AptConfig{Refresh: true, Timeout: time.Hour, JobDir: DefaultJobDir}
+}
 
 // Validate checks the config; fields are relative to the plug-in's section.
 func (c *AptConfig) Validate() error {
@@ -34,6 +40,9 @@ func (c *AptConfig) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, drivers.Fieldf("timeout", "use a positive duration such as 1h", "must be positive"))
+	}
+	if !strings.HasPrefix(c.JobDir, "/") || strings.ContainsAny(c.JobDir, "\n\r") {
+		errs = append(errs, drivers.Fieldf("job_dir", "use an absolute path on the node, e.g. "+DefaultJobDir, "not an absolute path: %q", c.JobDir))
 	}
 	errs = append(errs, c.validate())
 	return errors.Join(errs...)
@@ -74,7 +83,25 @@ var (
 	aptList      = []string{"env", "LC_ALL=C", "apt", "list", "--upgradable"}
 	aptUpgrade   = []string{"env", "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "dist-upgrade"}
 	aptRebootReq = []string{"test", "-f", "/var/run/reboot-required"}
+	aptRepair    = []string{"env", "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive", "dpkg", "--configure", "-a"}
 )
+
+// aptUpgradeScript runs the upgrade given as arguments inside the detached job. An
+// earlier upgrade killed in the middle of dpkg (by a crash, or a Drover that still
+// killed its sessions) leaves apt refusing with "dpkg was interrupted": the script
+// then runs `dpkg --configure -a` (its $REPAIR) and the upgrade again.
+var aptUpgradeScript = `out="$DROVER_JOB_DIR/upgrade.out"
+"$@" >"$out" 2>&1
+code=$?
+cat "$out"
+if [ "$code" -ne 0 ] && grep -q 'dpkg was interrupted' "$out"; then
+	echo "drover: dpkg was interrupted: running ` + ShellJoin(aptRepair) + `, then the upgrade again"
+	` + ShellJoin(aptRepair) + ` || exit $?
+	"$@"
+	code=$?
+fi
+rm -f "$out"
+exit "$code"`
 
 func (u *AptUpdater) cmd(ctx context.Context, node string, argv []string) (Output, error) {
 	ctx, cancel := context.WithTimeout(ctx, u.cfg.Timeout)
@@ -104,18 +131,46 @@ func (u *AptUpdater) Scan(ctx context.Context, node string) ([]cluster.Update, e
 }
 
 // Install runs a non-interactive dist-upgrade that keeps changed config files, then
-// scans again: what is still upgradable is reported as failed.
+// scans again: what is still upgradable is reported as failed. The upgrade runs
+// detached on the node (see jobScript): cancelling ctx stops the waiting, never
+// apt-get, and a later Install of the same run joins the upgrade still running or
+// reports the one that succeeded instead of starting another.
 func (u *AptUpdater) Install(ctx context.Context, node string) (drivers.InstallResult, error) {
-	before, err := u.Scan(ctx, node)
+	j := newJob(ctx, u.cfg.JobDir, "apt", func(ctx context.Context, argv []string) (Output, error) { return u.cmd(ctx, node, argv) })
+	st, err := j.status(ctx)
 	if err != nil {
-		return drivers.InstallResult{}, fmt.Errorf("install on node %s: %w", node, err)
+		return drivers.InstallResult{}, fmt.Errorf("install on node %s: read the state of the upgrade job: %w", node, err)
+	}
+	var before []cluster.Update
+	joined := st.State == "running" || st.State == "done" && st.Code == 0
+	if joined {
+		if before, err = ParseUpdateLines(st.Rest); err != nil {
+			return drivers.InstallResult{}, fmt.Errorf("install on node %s: the upgrade job's pending list: %w", node, err)
+		}
+		u.log.Info("joining the upgrade of this run", "node", node, "state", st.State, "updates", len(before))
+	} else {
+		if st.State == "lost" {
+			u.log.Warn("the upgrade of this run died without an exit code; running it again", "node", node)
+		}
+		if before, err = u.Scan(ctx, node); err != nil {
+			return drivers.InstallResult{}, fmt.Errorf("install on node %s: %w", node, err)
+		}
 	}
 	var res drivers.InstallResult
 	if len(before) > 0 {
-		out, err := u.cmd(ctx, node, aptUpgrade)
-		res.Output = trimOutput(out)
+		if !joined {
+			argv := append([]string{"/bin/sh", "-c", aptUpgradeScript, "drover-apt-upgrade"}, aptUpgrade...)
+			if _, err := j.start(ctx, formatUpdateLines(before), argv); err != nil {
+				return res, fmt.Errorf("install on node %s: start apt-get dist-upgrade: %w", node, err)
+			}
+		}
+		done, err := j.wait(ctx)
+		res.Output = tail(strings.TrimSpace(done.Rest), 4096)
 		if err != nil {
 			return res, fmt.Errorf("install on node %s: apt-get dist-upgrade: %w", node, err)
+		}
+		if done.Code != 0 {
+			return res, fmt.Errorf("install on node %s: apt-get dist-upgrade: %w", node, &ExitError{Code: done.Code, Stderr: done.Rest})
 		}
 		list, err := u.cmd(ctx, node, aptList)
 		if err != nil {
@@ -137,6 +192,16 @@ func (u *AptUpdater) Install(ctx context.Context, node string) (drivers.InstallR
 	}
 	u.log.Info("updates installed", "node", node, "updates", len(res.Installed), "failed", len(res.Failed), "reboot_required", res.RebootRequired)
 	return res, nil
+}
+
+// formatUpdateLines writes updates the way ParseUpdateLines reads them.
+func formatUpdateLines(ups []cluster.Update) string {
+	var b strings.Builder
+	for _, u := range ups {
+		b.WriteString(strings.TrimSpace(u.Name + " " + u.Version))
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // diffUpdates splits before into what is gone from after (installed, at the version

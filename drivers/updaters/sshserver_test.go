@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -27,6 +28,9 @@ type testSSHServer struct {
 	hostKeys []ssh.Signer
 	// started receives each command when the server starts running it.
 	started chan string
+	// running counts the commands running; a session's end kills its command's
+	// process group before the count drops.
+	running atomic.Int32
 	// authKey is the client key the server accepts (its file: keyPath); password the
 	// password.
 	authKey  ssh.Signer
@@ -172,8 +176,18 @@ func (s *testSSHServer) session(ctx context.Context, ch ssh.Channel, reqs <-chan
 					ch.Close()
 					return
 				}
-				s.started <- cmdline
+				s.running.Add(1)
+				defer s.running.Add(-1)
+				select {
+				case s.started <- cmdline:
+				default: // nobody listens: tests that run many commands
+				}
 				err := cmd.Wait()
+				// The session's end takes its process group along, even when the
+				// command exited by itself (as a hang-up does on a terminal
+				// session): only what left the group, by setsid or systemd-run,
+				// outlives the session.
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 				code := 0
 				var ee *exec.ExitError
 				if errors.As(err, &ee) {

@@ -125,6 +125,8 @@ func (f *fakeRunner) Run(_ context.Context, target string, argv []string) (Outpu
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	line := strings.Join(argv, " ")
+	// The scripts are long and tested over SSH; the calls name them.
+	line = strings.ReplaceAll(strings.ReplaceAll(line, jobScript, "JOB"), aptUpgradeScript, "UPGRADE")
 	f.calls = append(f.calls, target+": "+line)
 	for i := range f.rules {
 		r := &f.rules[i]
@@ -153,9 +155,11 @@ func TestAptUpdater_Install(t *testing.T) {
 			name: "upgrade-all-reboot-needed",
 			cfg:  AptConfig{Refresh: true, Target: Target{Hosts: map[string]string{"n1": "10.0.0.1"}}},
 			rules: []fakeRule{
+				{match: "drover-job status", out: Output{Stdout: "none\n"}},
+				{match: "drover-job start", out: Output{Stdout: "started\n"}},
+				{match: "drover-job wait", out: Output{Stdout: "done 0\nSetting up libc6 ...\n"}},
 				{match: "apt-get update"},
 				{match: "apt list", out: Output{Stdout: aptDebian}, then: &Output{Stdout: aptNothing}},
-				{match: "dist-upgrade", out: Output{Stdout: "Setting up libc6 ..."}},
 				{match: "reboot-required"},
 			},
 			want: drivers.InstallResult{
@@ -166,9 +170,13 @@ func TestAptUpdater_Install(t *testing.T) {
 				RebootRequired: true, Output: "Setting up libc6 ...",
 			},
 			wantCalls: []string{
+				"10.0.0.1: /bin/sh -c JOB drover-job status /var/lib/drover/jobs/apt ",
 				"10.0.0.1: env LC_ALL=C apt-get update -qq",
 				"10.0.0.1: env LC_ALL=C apt list --upgradable",
-				"10.0.0.1: env LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold dist-upgrade",
+				"10.0.0.1: /bin/sh -c JOB drover-job start /var/lib/drover/jobs/apt  " +
+					"base-files 12.4+deb12u13\nlibc-bin 2.36-9+deb12u14\nlibc6 2.36-9+deb12u14\nlinux-image-6.1.0-56-cloud-amd64 6.1.192-2\n " +
+					"/bin/sh -c UPGRADE drover-apt-upgrade env LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold dist-upgrade",
+				"10.0.0.1: /bin/sh -c JOB drover-job wait /var/lib/drover/jobs/apt ",
 				"10.0.0.1: env LC_ALL=C apt list --upgradable",
 				"10.0.0.1: test -f /var/run/reboot-required",
 			},
@@ -177,8 +185,10 @@ func TestAptUpdater_Install(t *testing.T) {
 			name: "held-back-reported-failed-sudo",
 			cfg:  AptConfig{Sudo: true},
 			rules: []fakeRule{
+				{match: "drover-job status", out: Output{Stdout: "none\n"}},
+				{match: "drover-job start", out: Output{Stdout: "started\n"}},
+				{match: "drover-job wait", out: Output{Stdout: "done 0\n"}},
 				{match: "apt list", out: Output{Stdout: aptUbuntu}, then: &Output{Stdout: "openssl/jammy-updates 3.0.2-0ubuntu1.18 amd64 [upgradable from: 3.0.2-0ubuntu1.15]\n"}},
-				{match: "dist-upgrade"},
 				{match: "reboot-required", err: noReboot},
 			},
 			want: drivers.InstallResult{
@@ -186,32 +196,65 @@ func TestAptUpdater_Install(t *testing.T) {
 				Failed:    []drivers.UpdateFailure{{Update: cluster.Update{Name: "openssl", Version: "3.0.2-0ubuntu1.18"}, Error: "still upgradable after dist-upgrade (held back or failed)"}},
 			},
 			wantCalls: []string{
+				"n1: sudo -n /bin/sh -c JOB drover-job status /var/lib/drover/jobs/apt ",
 				"n1: sudo -n env LC_ALL=C apt list --upgradable",
-				"n1: sudo -n env LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold dist-upgrade",
+				"n1: sudo -n /bin/sh -c JOB drover-job start /var/lib/drover/jobs/apt  libssl3 3.0.2-0ubuntu1.18\nopenssl 3.0.2-0ubuntu1.18\n " +
+					"/bin/sh -c UPGRADE drover-apt-upgrade env LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold dist-upgrade",
+				"n1: sudo -n /bin/sh -c JOB drover-job wait /var/lib/drover/jobs/apt ",
 				"n1: sudo -n env LC_ALL=C apt list --upgradable",
 				"n1: sudo -n test -f /var/run/reboot-required",
 			},
 		},
 		{
-			name:      "nothing-pending-no-upgrade",
-			rules:     []fakeRule{{match: "apt list", out: Output{Stdout: aptNothing}}, {match: "reboot-required", err: noReboot}},
-			wantCalls: []string{"n1: env LC_ALL=C apt list --upgradable", "n1: test -f /var/run/reboot-required"},
+			name: "nothing-pending-no-upgrade",
+			rules: []fakeRule{
+				{match: "drover-job status", out: Output{Stdout: "none\n"}},
+				{match: "apt list", out: Output{Stdout: aptNothing}}, {match: "reboot-required", err: noReboot},
+			},
+			wantCalls: []string{"n1: /bin/sh -c JOB drover-job status /var/lib/drover/jobs/apt ", "n1: env LC_ALL=C apt list --upgradable", "n1: test -f /var/run/reboot-required"},
 		},
 		{
-			name:        "upgrade-fails",
-			rules:       []fakeRule{{match: "apt list", out: Output{Stdout: aptDebian}}, {match: "dist-upgrade", err: &ExitError{Code: 100, Stderr: "E: dpkg was interrupted"}}},
-			wantErrPart: "dpkg was interrupted",
+			name: "upgrade-fails",
+			rules: []fakeRule{
+				{match: "drover-job status", out: Output{Stdout: "none\n"}},
+				{match: "drover-job start", out: Output{Stdout: "started\n"}},
+				{match: "drover-job wait", out: Output{Stdout: "done 100\nE: dpkg was interrupted\n"}},
+				{match: "apt list", out: Output{Stdout: aptDebian}},
+			},
+			wantErrPart: "exit status 100: E: dpkg was interrupted",
 		},
 		{
-			name:        "reboot-check-broken",
-			rules:       []fakeRule{{match: "apt list", out: Output{Stdout: aptNothing}}, {match: "reboot-required", err: &ExitError{Code: 2}}},
+			name: "joins-the-upgrade-of-this-run",
+			rules: []fakeRule{
+				{match: "drover-job status", out: Output{Stdout: "running\nlibc6 2.36-9+deb12u14\n"}},
+				{match: "drover-job wait", out: Output{Stdout: "done 0\nSetting up libc6 ...\n"}},
+				{match: "apt list", out: Output{Stdout: aptNothing}}, {match: "reboot-required"},
+			},
+			want: drivers.InstallResult{Installed: []cluster.Update{{Name: "libc6", Version: "2.36-9+deb12u14"}}, RebootRequired: true, Output: "Setting up libc6 ..."},
+			wantCalls: []string{
+				"n1: /bin/sh -c JOB drover-job status /var/lib/drover/jobs/apt ",
+				"n1: /bin/sh -c JOB drover-job wait /var/lib/drover/jobs/apt ",
+				"n1: env LC_ALL=C apt list --upgradable", "n1: test -f /var/run/reboot-required",
+			},
+		},
+		{
+			name:        "node-answers-garbage",
+			rules:       []fakeRule{{match: "drover-job status", out: Output{Stdout: "done maybe\n"}}},
+			wantErrPart: "job state",
+		},
+		{
+			name: "reboot-check-broken",
+			rules: []fakeRule{
+				{match: "drover-job status", out: Output{Stdout: "none\n"}},
+				{match: "apt list", out: Output{Stdout: aptNothing}}, {match: "reboot-required", err: &ExitError{Code: 2}},
+			},
 			wantErrPart: "reboot-required",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fr := &fakeRunner{rules: tt.rules}
-			tt.cfg.Timeout = NewAptConfig().Timeout
+			tt.cfg.Timeout, tt.cfg.JobDir = NewAptConfig().Timeout, DefaultJobDir
 			u := NewAptUpdater(tt.cfg, fr, nil)
 			got, err := u.Install(t.Context(), "n1")
 			if tt.wantErrPart != "" {
@@ -342,6 +385,8 @@ func TestAptConfig_Validate(t *testing.T) {
 	}{
 		{name: "ok", raw: map[string]any{"ssh": map[string]any{"user": "root", "password_env": "PW"}, "sudo": true}},
 		{name: "no-ssh", raw: map[string]any{}, wantField: []string{"ssh"}},
+		{name: "job-dir-relative", raw: map[string]any{"ssh": map[string]any{"user": "root", "password_env": "PW"}, "job_dir": "jobs"}, wantField: []string{"job_dir"}},
+		{name: "job-dir-own", raw: map[string]any{"ssh": map[string]any{"user": "root", "password_env": "PW"}, "job_dir": "/srv/drover"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

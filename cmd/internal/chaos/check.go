@@ -24,14 +24,21 @@ type Findings struct {
 	// ReserveViolations: a pause that left fewer nodes than the N-k reserve needs,
 	// or a second node paused while one was still in maintenance.
 	ReserveViolations []string
-	// Other: the run did not succeed, a node was not patched or was rebooted more
-	// than once, the platform refused a migration, an intent was left open.
+	// DoubleReboots: a node rebooted more than once in the run.
+	DoubleReboots []string
+	// LostSuspended: a VM suspended before the run whose saved state is gone (a
+	// reboot or crash of the node that held it, stopped or missing after the run).
+	// One entry per VM.
+	LostSuspended []string
+	// Other: the run did not succeed, a node was not patched, the platform
+	// refused a migration, an intent was left open.
 	Other []string
 }
 
 // Clean reports whether nothing was found.
 func (f Findings) Clean() bool {
-	return len(f.LostVMs)+len(f.DoubleMigrations)+len(f.LeftPaused)+len(f.ReserveViolations)+len(f.Other) == 0
+	return len(f.LostVMs)+len(f.DoubleMigrations)+len(f.LeftPaused)+len(f.ReserveViolations)+
+		len(f.DoubleReboots)+len(f.LostSuspended)+len(f.Other) == 0
 }
 
 // All lists every finding with its category.
@@ -46,6 +53,8 @@ func (f Findings) All() []string {
 	add("double migration", f.DoubleMigrations)
 	add("left paused", f.LeftPaused)
 	add("reserve violation", f.ReserveViolations)
+	add("double reboot", f.DoubleReboots)
+	add("lost suspended vm", f.LostSuspended)
 	add("other", f.Other)
 	return out
 }
@@ -56,6 +65,8 @@ func (f *Findings) Add(g Findings) {
 	f.DoubleMigrations = append(f.DoubleMigrations, g.DoubleMigrations...)
 	f.LeftPaused = append(f.LeftPaused, g.LeftPaused...)
 	f.ReserveViolations = append(f.ReserveViolations, g.ReserveViolations...)
+	f.DoubleReboots = append(f.DoubleReboots, g.DoubleReboots...)
+	f.LostSuspended = append(f.LostSuspended, g.LostSuspended...)
 	f.Other = append(f.Other, g.Other...)
 }
 
@@ -77,6 +88,7 @@ type CheckInput struct {
 func Check(in CheckInput) Findings {
 	var f Findings
 	checkVMs(in, &f)
+	checkSuspended(in, &f)
 	checkMigrations(in, &f)
 	for _, n := range in.After.Nodes {
 		if n.Paused {
@@ -93,6 +105,8 @@ func checkVMs(in CheckInput, f *Findings) {
 	for _, b := range in.Before.VMs {
 		a, ok := in.After.VM(b.Name)
 		switch {
+		case b.Power == cluster.PowerSuspended:
+			// checkSuspended
 		case !ok:
 			lost[b.Name] = "vm " + b.Name + " is gone from the inventory"
 		case b.Running() && !a.Running():
@@ -113,6 +127,32 @@ func checkVMs(in CheckInput, f *Findings) {
 		}
 	}
 	f.LostVMs = append(f.LostVMs, sortedValues(lost)...)
+}
+
+// checkSuspended finds the suspended VMs whose saved state did not survive the
+// run: the sim recorded the loss (a reboot or crash of the node holding one), or
+// the VM is gone or stopped afterwards. One that runs afterwards kept its state
+// but was resumed, which the run had no business doing.
+func checkSuspended(in CheckInput, f *Findings) {
+	lost := map[string]string{}
+	for _, b := range in.Before.VMs {
+		if b.Power != cluster.PowerSuspended {
+			continue
+		}
+		a, ok := in.After.VM(b.Name)
+		switch {
+		case !ok:
+			lost[b.Name] = "vm " + b.Name + " was suspended on " + b.Node + " before the run and is gone from the inventory"
+		case a.Power == cluster.PowerRunning:
+			f.Other = append(f.Other, fmt.Sprintf("vm %s was suspended on %s before the run and runs on %s after it", b.Name, b.Node, a.Node))
+		case a.Power != cluster.PowerSuspended:
+			lost[b.Name] = fmt.Sprintf("vm %s was suspended on %s before the run and is %s on %s after it", b.Name, b.Node, a.Power, a.Node)
+		}
+	}
+	for _, k := range in.Stats.LostSuspendedVMs {
+		lost[k.VM] = fmt.Sprintf("vm %s lost its suspended state in a %s of %s", k.VM, k.Cause, k.Node)
+	}
+	f.LostSuspended = append(f.LostSuspended, sortedValues(lost)...)
 }
 
 func checkMigrations(in CheckInput, f *Findings) {
@@ -237,8 +277,11 @@ func checkRun(in CheckInput, f *Findings) {
 		if p := in.Pending[n.Name]; len(p) > 0 {
 			f.Other = append(f.Other, fmt.Sprintf("node %s still has %d pending updates in the sim", n.Name, len(p)))
 		}
-		if r := in.Stats.Reboots[n.Name]; r != 1 {
-			f.Other = append(f.Other, fmt.Sprintf("node %s was rebooted %d times, want exactly 1", n.Name, r))
+		switch r := in.Stats.Reboots[n.Name]; {
+		case r > 1:
+			f.DoubleReboots = append(f.DoubleReboots, fmt.Sprintf("node %s was rebooted %d times, want exactly 1", n.Name, r))
+		case r == 0:
+			f.Other = append(f.Other, fmt.Sprintf("node %s was never rebooted, want exactly 1 reboot", n.Name))
 		}
 	}
 	for _, e := range in.OpenIntents {

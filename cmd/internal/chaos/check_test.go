@@ -23,6 +23,7 @@ func cleanRun() CheckInput {
 	vms := []cluster.VM{
 		{Name: "v1", Node: "a", MemoryMiB: 10240, Power: cluster.PowerRunning},
 		{Name: "v2", Node: "b", MemoryMiB: 10240, Power: cluster.PowerRunning},
+		{Name: "saved", Node: "c", MemoryMiB: 4096, Power: cluster.PowerSuspended},
 	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
@@ -41,14 +42,17 @@ func cleanRun() CheckInput {
 		sim.MigrationRecord{VM: "v1", From: "c", To: "a", OK: true},
 		sim.MigrationRecord{VM: "v2", From: "b", To: "c", OK: false},
 		sim.MigrationRecord{VM: "v2", From: "b", To: "c", OK: true},
-		sim.MigrationRecord{VM: "v2", From: "c", To: "b", OK: true})
+		sim.MigrationRecord{VM: "v2", From: "c", To: "b", OK: true},
+		sim.MigrationRecord{VM: "saved", From: "c", To: "a", OK: true})
+	after := append([]cluster.VM(nil), vms...)
+	after[2].Node = "a" // moved as saved state, still suspended
 	rep := report.Report{ID: "r", State: string(runs.StateSucceeded)}
 	for _, n := range nodes {
 		rep.Nodes = append(rep.Nodes, report.Node{Name: n.Name, State: "done", UpdatesInstalled: 2})
 	}
 	return CheckInput{
 		Before:       cluster.Inventory{Nodes: nodes, VMs: vms},
-		After:        cluster.Inventory{Nodes: append([]cluster.Node(nil), nodes...), VMs: append([]cluster.VM(nil), vms...)},
+		After:        cluster.Inventory{Nodes: append([]cluster.Node(nil), nodes...), VMs: after},
 		Stats:        sim.Stats{NodeEvents: events, Migrations: migs, Reboots: map[string]int{"a": 1, "b": 1, "c": 1}},
 		Report:       rep,
 		Pending:      map[string][]cluster.Update{},
@@ -65,7 +69,7 @@ func TestCheck(t *testing.T) {
 		want, text string
 	}{
 		{name: "clean"},
-		{name: "vm-gone", want: "lost", text: "v2 is gone", mutate: func(in *CheckInput) { in.After.VMs = in.After.VMs[:1] }},
+		{name: "vm-gone", want: "lost", text: "v2 is gone", mutate: func(in *CheckInput) { in.After.VMs = append(in.After.VMs[:1:1], in.After.VMs[2:]...) }},
 		{name: "vm-stopped", want: "lost", text: "v1 ran on a before the run and is stopped", mutate: func(in *CheckInput) { in.After.VMs[0].Power = cluster.PowerStopped }},
 		{name: "vm-killed-by-reboot", want: "lost", text: "v2 was killed by a reboot of b", mutate: func(in *CheckInput) {
 			in.Stats.KilledVMs = []sim.KilledVM{{VM: "v2", Node: "b", Cause: "reboot"}}
@@ -96,7 +100,22 @@ func TestCheck(t *testing.T) {
 		{name: "updates-still-pending", want: "other", text: "node b still has 1 pending updates", mutate: func(in *CheckInput) {
 			in.Pending["b"] = []cluster.Update{{Name: "kernel"}}
 		}},
-		{name: "rebooted-twice", want: "other", text: "node c was rebooted 2 times", mutate: func(in *CheckInput) { in.Stats.Reboots["c"] = 2 }},
+		{name: "rebooted-twice", want: "reboot", text: "node c was rebooted 2 times", mutate: func(in *CheckInput) { in.Stats.Reboots["c"] = 2 }},
+		{name: "never-rebooted", want: "other", text: "node b was never rebooted", mutate: func(in *CheckInput) { delete(in.Stats.Reboots, "b") }},
+		{name: "suspended-lost-by-reboot", want: "suspended", text: "vm saved lost its suspended state in a reboot of c", mutate: func(in *CheckInput) {
+			in.Stats.Migrations = in.Stats.Migrations[:5]
+			in.After.VMs[2].Node, in.After.VMs[2].Power = "c", cluster.PowerStopped
+			in.Stats.LostSuspendedVMs = []sim.KilledVM{{VM: "saved", Node: "c", Cause: "reboot"}}
+		}},
+		{name: "suspended-stopped-after", want: "suspended", text: "vm saved was suspended on c before the run and is stopped on a", mutate: func(in *CheckInput) {
+			in.After.VMs[2].Power = cluster.PowerStopped
+		}},
+		{name: "suspended-gone", want: "suspended", text: "vm saved was suspended on c before the run and is gone", mutate: func(in *CheckInput) {
+			in.After.VMs = in.After.VMs[:2]
+		}},
+		{name: "suspended-resumed", want: "other", text: "vm saved was suspended on c before the run and runs on a", mutate: func(in *CheckInput) {
+			in.After.VMs[2].Power = cluster.PowerRunning
+		}},
 		{name: "intent-left-open", want: "other", text: "intent left open: resume node a", mutate: func(in *CheckInput) {
 			in.OpenIntents = []runs.Entry{{Op: runs.OpResume, Node: "a", Seq: 9}}
 		}},
@@ -112,7 +131,10 @@ func TestCheck(t *testing.T) {
 				tt.mutate(&in)
 			}
 			f := Check(in)
-			got := map[string][]string{"lost": f.LostVMs, "double": f.DoubleMigrations, "paused": f.LeftPaused, "reserve": f.ReserveViolations, "other": f.Other}
+			got := map[string][]string{
+				"lost": f.LostVMs, "double": f.DoubleMigrations, "paused": f.LeftPaused, "reserve": f.ReserveViolations,
+				"reboot": f.DoubleReboots, "suspended": f.LostSuspended, "other": f.Other,
+			}
 			for cat, list := range got {
 				switch {
 				case cat == tt.want && !containsText(list, tt.text):

@@ -53,6 +53,10 @@ type Options struct {
 	// APIErrors is the probability of a 5xx answer after the request took effect
 	// (the driver retries; the engine must not act twice). 0 = none.
 	APIErrors float64
+	// Suspend is how many of the cluster's running, migratable VMs the round
+	// suspends before the run (chosen by Seed; the sim then serves a copy of
+	// ClusterFile in Dir). The run must move them as saved state.
+	Suspend int
 	// Serve kills `drover serve` instead of `drover apply`: the run is started
 	// through the daemon's API (drover --server URL apply), and each restarted
 	// daemon resumes it by itself.
@@ -78,6 +82,8 @@ type Result struct {
 	Report   report.Report
 	Findings Findings
 	Wall     time.Duration
+	// Suspended are the VMs the round suspended before the run.
+	Suspended []string
 }
 
 // Run plays one round. An error means the harness could not do its job (a
@@ -98,6 +104,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Procs == nil {
 		o.Procs = &Procs{}
 		defer o.Procs.KillAll()
+	}
+	if o.Suspend > 0 {
+		var err error
+		if o.ClusterFile, res.Suspended, err = suspendVMs(o.ClusterFile, o.Dir, o.Suspend, o.Seed); err != nil {
+			return res, err
+		}
 	}
 	s, err := StartSim(ctx, o.Procs, o.Drover, o.ClusterFile, o.TimeScale, o.Dir)
 	if err != nil {
@@ -584,5 +596,9 @@ func RandomOptions(root string, seed uint64) Options {
 		o.APIErrors = 0.02
 	}
 	o.Serve = r.IntN(4) == 0
+	// Drawn last, so that the other choices of a seed stay what they were.
+	if r.IntN(2) == 0 {
+		o.Suspend = 1 + r.IntN(3)
+	}
 	return o
 }
