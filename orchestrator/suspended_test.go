@@ -65,6 +65,41 @@ func TestEngine_SuspendedVMIsNeverRebootedAway(t *testing.T) {
 			h.checkSafety(rep)
 		})
 	})
+	t.Run("migrated-as-saved-state", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := newHarness(t, suspendedCluster)
+			if !h.drv.Capabilities().MigrateSuspended {
+				t.Fatal("the sim does not migrate suspended VMs")
+			}
+			ctx := context.Background()
+			prep, err := h.eng.Prepare(ctx, testPolicy(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if np := planNode(prep, "b"); np == nil || len(np.Blocked) > 0 {
+				t.Errorf("plan of b = %+v, want planned", np)
+			}
+			id, err := h.eng.Start(ctx, prep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.eng.Execute(ctx, id); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			rep := h.report(id)
+			if vm, _ := h.inventory().VM("saved"); vm.Node == "b" || vm.Power != cluster.PowerSuspended {
+				t.Errorf("saved = %s on %s, want suspended on another node", vm.Power, vm.Node)
+			}
+			moved := false
+			for _, m := range h.node(rep, "b").Migrations {
+				moved = moved || (m.VM == "saved" && m.Error == "")
+			}
+			if !moved || h.stats().Reboots["b"] != 1 {
+				t.Errorf("saved moved=%v, b rebooted %d times; want moved, then b rebooted once", moved, h.stats().Reboots["b"])
+			}
+			h.checkSafety(rep)
+		})
+	})
 	t.Run("skip-names-it", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			h := newHarness(t, suspendedCluster)
