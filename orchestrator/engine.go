@@ -602,10 +602,7 @@ func sameOwner(a, b runs.Owner) bool {
 // reserve_nodes 0, the capacity) holds with all of them out. Nodes in progress share
 // the run's placer and migration limits. It returns the run event that ends the run.
 func (e *Engine) loop(ctx context.Context, rs *runState) (string, error) {
-	budget := rs.policy.MaxFailedNodes
-	if budget < 0 {
-		budget = len(rs.order) / 3
-	}
+	budget := policies.NewFailureBudget(rs.policy.MaxFailedNodes, len(rs.order))
 	defer e.watchDeadlines(rs)()
 	w := newNodeWorkers(e, rs)
 	ev, err := e.startNodes(ctx, rs, w, budget)
@@ -619,9 +616,10 @@ func (e *Engine) loop(ctx context.Context, rs *runState) (string, error) {
 		return evRunStop, rs.pol.stopError()
 	}
 	failed := rs.countFailed()
+	if err := budget.Exceeded(failed); err != nil {
+		return evRunFail, err
+	}
 	switch {
-	case failed > budget:
-		return evRunFail, fmt.Errorf("%d nodes failed, more than the budget of %d (policy.max_failed_nodes)", failed, budget)
 	case failed > 0:
 		return evRunPartial, fmt.Errorf("%d of %d nodes failed", failed, len(rs.order))
 	}
@@ -630,10 +628,10 @@ func (e *Engine) loop(ctx context.Context, rs *runState) (string, error) {
 
 // startNodes starts the nodes in order, each when it may (see loop). It returns a
 // run event when the run ends early; the nodes in progress then still finish.
-func (e *Engine) startNodes(ctx context.Context, rs *runState, w *nodeWorkers, budget int) (string, error) {
+func (e *Engine) startNodes(ctx context.Context, rs *runState, w *nodeWorkers, budget policies.FailureBudget) (string, error) {
 	overBudget := func() (string, error) {
-		if failed := rs.countFailed(); failed > budget {
-			return evRunFail, fmt.Errorf("%d nodes failed, more than the budget of %d (policy.max_failed_nodes)", failed, budget)
+		if err := budget.Exceeded(rs.countFailed()); err != nil {
+			return evRunFail, err
 		}
 		return "", nil
 	}
