@@ -17,6 +17,7 @@ import (
 type nodeFailure struct{ err error }
 
 func (f *nodeFailure) Error() string { return f.err.Error() }
+
 func (f *nodeFailure) Unwrap() error { return f.err }
 
 func failNode(format string, args ...any) error {
@@ -206,100 +207,6 @@ func (rs *runState) inMaintenance() []string {
 		}
 	}
 	return out
-}
-
-// act is the executor of one action: it journals the intent, runs do, and writes the
-// outcome together with the change of the node record it implies (record, may be nil)
-// in one transaction, so that no crash can separate them. An intent for the same
-// action left open by an interrupted run is reused rather than written again. A
-// non-empty key names an action that must never run twice (a reboot, a hook): its
-// outcome is kept in the node record, and a resumed run finds it there and returns it
-// without acting again.
-func (e *Engine) act(ctx context.Context, rs *runState, intent runs.Entry, key string, do func(context.Context) error, record func(r *runs.NodeRecord, actErr error)) error {
-	if key != "" {
-		if o, ok := rs.node(intent.Node).Outcomes[key]; ok {
-			if o.Error != "" {
-				return errors.New(o.Error)
-			}
-			return nil
-		}
-	}
-	seq, err := e.openIntent(rs, intent)
-	if err != nil {
-		return err
-	}
-	if seq == 0 {
-		intent.Status = runs.StatusIntent
-		seqs, err := e.journal(rs, intent)
-		if err != nil {
-			return err
-		}
-		seq = seqs[0]
-	}
-	actErr := do(ctx)
-	if ctx.Err() != nil {
-		// Leave the intent open: the next run reconciles it.
-		return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
-	}
-	if err := e.closeIntent(rs, intent, seq, key, actErr, "", record); err != nil {
-		return err
-	}
-	return actErr
-}
-
-// closeIntent writes the outcome of intent seq (actErr nil: done) with its record
-// change in one transaction; detail overrides the outcome's detail when not empty.
-func (e *Engine) closeIntent(rs *runState, intent runs.Entry, seq uint64, key string, actErr error, detail string, record func(*runs.NodeRecord, error)) error {
-	out := intent
-	out.Ref, out.Status = seq, runs.StatusDone
-	if actErr != nil {
-		out.Status, out.Detail = runs.StatusFailed, actErr.Error()
-	}
-	if detail != "" {
-		out.Detail = detail
-	}
-	_, err := e.persist(rs, intent.Node, func(r *runs.NodeRecord) {
-		if key != "" {
-			if r.Outcomes == nil {
-				r.Outcomes = map[string]runs.Outcome{}
-			}
-			o := runs.Outcome{Seq: seq}
-			if actErr != nil {
-				o.Error = actErr.Error()
-			}
-			r.Outcomes[key] = o
-		}
-		if record != nil {
-			record(r, actErr)
-		}
-	}, out)
-	return err
-}
-
-// openIntent finds an open intent of the same op on the same node (and VM).
-func (e *Engine) openIntent(rs *runState, want runs.Entry) (uint64, error) {
-	open, err := e.cfg.Store.OpenIntents(rs.id)
-	if err != nil {
-		return 0, fmt.Errorf("read journal: %w", err)
-	}
-	for _, in := range open {
-		if in.Op == want.Op && in.Node == want.Node && in.VM == want.VM {
-			return in.Seq, nil
-		}
-	}
-	return 0, nil
-}
-
-// settleIntent closes an open intent whose action is found done after a restart
-// (the process died between the action and its outcome), with its record change, so
-// that the journal says what happened and no later step mistakes it for an action
-// still to do.
-func (e *Engine) settleIntent(rs *runState, want runs.Entry, key, detail string, record func(*runs.NodeRecord, error)) error {
-	seq, err := e.openIntent(rs, want)
-	if err != nil || seq == 0 {
-		return err
-	}
-	return e.closeIntent(rs, want, seq, key, nil, detail, record)
 }
 
 func (e *Engine) stepPausing(ctx context.Context, rs *runState, name string) error {
