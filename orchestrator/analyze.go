@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
-	"sort"
 	"strings"
-	"sync"
 
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
@@ -359,41 +357,18 @@ func checkNodesUp(inv cluster.Inventory, p Policy) Check {
 // pending updates per node for the order.
 func checkUpdater(ctx context.Context, u drivers.Updater, openErr error, inv cluster.Inventory, p Policy) (map[string][]cluster.Update, Check) {
 	c := Check{Name: "update_plugin", Status: CheckPass}
-	pending := map[string][]cluster.Update{}
 	if u == nil {
 		c.Status, c.Message, c.Remedy = CheckFail, "the update plug-in could not be opened", "check cluster.updater"
 		if openErr != nil {
 			c.Message += ": " + openErr.Error()
 		}
-		return pending, c
+		return map[string][]cluster.Update{}, c
 	}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs []string
-		sem  = make(chan struct{}, 8)
-	)
-	asked := 0
-	for _, n := range inv.Nodes {
-		if !n.Ready() {
-			continue
-		}
-		asked++
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			ups, err := u.Scan(ctx, n.Name)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s: %v", n.Name, err))
-				return
-			}
-			pending[n.Name] = ups
-		})
+	pending, failed, asked := scanNodes(ctx, u, inv)
+	errs := make([]string, 0, len(failed))
+	for _, name := range sortedKeys(failed) {
+		errs = append(errs, fmt.Sprintf("%s: %v", name, failed[name]))
 	}
-	wg.Wait()
-	sort.Strings(errs)
 	updates, nodes := 0, 0
 	for _, ups := range pending {
 		updates += len(ups)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
@@ -114,13 +113,8 @@ func (e *Engine) drainErr(ctx, dctx context.Context, rs *runState, err error) er
 }
 
 func joinSorted(m map[string]error) error {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	errs := make([]error, 0, len(keys))
-	for _, k := range keys {
+	errs := make([]error, 0, len(m))
+	for _, k := range sortedKeys(m) {
 		errs = append(errs, m[k])
 	}
 	return errors.Join(errs...)

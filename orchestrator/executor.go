@@ -108,7 +108,8 @@ func (e *Engine) settleIntent(rs *runState, want runs.Entry, key, detail string,
 }
 
 // persist applies fn to a node's record and writes it, with optional journal
-// entries, in one transaction; the in-memory copy changes only if the write succeeds.
+// entries, in one transaction; the in-memory copy changes only if the write
+// succeeds. With node "" it writes the entries alone.
 func (e *Engine) persist(rs *runState, node string, fn func(*runs.NodeRecord), entries ...runs.Entry) ([]uint64, error) {
 	var seqs []uint64
 	var updated runs.NodeRecord
@@ -123,6 +124,9 @@ func (e *Engine) persist(rs *runState, node string, fn func(*runs.NodeRecord), e
 			}
 			seqs = append(seqs, seq)
 		}
+		if node == "" {
+			return nil
+		}
 		return tx.UpdateNode(rs.id, node, func(r *runs.NodeRecord) error {
 			if fn != nil {
 				fn(r)
@@ -131,35 +135,23 @@ func (e *Engine) persist(rs *runState, node string, fn func(*runs.NodeRecord), e
 			return nil
 		})
 	})
+	if err != nil && node == "" {
+		return nil, fmt.Errorf("write journal: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("write state of node %s: %w", node, err)
 	}
-	rs.mu.Lock()
-	rs.nodes[node] = updated
-	rs.mu.Unlock()
+	if node != "" {
+		rs.mu.Lock()
+		rs.nodes[node] = updated
+		rs.mu.Unlock()
+	}
 	return seqs, nil
 }
 
 // journal writes entries without changing a node record.
 func (e *Engine) journal(rs *runState, entries ...runs.Entry) ([]uint64, error) {
-	var seqs []uint64
-	err := e.cfg.Store.Update(func(tx *runs.Tx) error {
-		for _, en := range entries {
-			if en.At.IsZero() {
-				en.At = e.clock.Now()
-			}
-			seq, err := tx.Append(rs.id, en)
-			if err != nil {
-				return err
-			}
-			seqs = append(seqs, seq)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("write journal: %w", err)
-	}
-	return seqs, nil
+	return e.persist(rs, "", nil, entries...)
 }
 
 // transition moves a node to its next state, closing the phase it leaves and

@@ -106,17 +106,28 @@ func Prepare(ctx context.Context, d drivers.Driver, u drivers.Updater, p Policy)
 // scanAll asks the update plug-in for every ready node's pending updates, a few
 // nodes at a time.
 func scanAll(ctx context.Context, u drivers.Updater, inv cluster.Inventory) (map[string][]cluster.Update, error) {
+	pending, failed, _ := scanNodes(ctx, u, inv)
+	errs := make([]error, 0, len(failed))
+	for _, name := range sortedKeys(failed) {
+		errs = append(errs, fmt.Errorf("scan updates of node %s: %w", name, failed[name]))
+	}
+	return pending, errors.Join(errs...)
+}
+
+// scanNodes scans every ready node, eight at a time: the pending updates of those
+// that answered, the errors of those that did not, and how many were asked.
+func scanNodes(ctx context.Context, u drivers.Updater, inv cluster.Inventory) (pending map[string][]cluster.Update, failed map[string]error, asked int) {
 	var (
-		mu   sync.Mutex
-		out  = map[string][]cluster.Update{}
-		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 8)
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, 8)
 	)
+	pending, failed = map[string][]cluster.Update{}, map[string]error{}
 	for _, n := range inv.Nodes {
 		if !n.Ready() {
 			continue
 		}
+		asked++
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -124,14 +135,23 @@ func scanAll(ctx context.Context, u drivers.Updater, inv cluster.Inventory) (map
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				errs = append(errs, fmt.Errorf("scan updates of node %s: %w", n.Name, err))
+				failed[n.Name] = err
 				return
 			}
-			out[n.Name] = ups
+			pending[n.Name] = ups
 		})
 	}
 	wg.Wait()
-	return out, errors.Join(errs...)
+	return pending, failed, asked
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // orderNodes applies the order policy. Nodes the run leaves out (no pending update,
