@@ -192,7 +192,9 @@ func (e *Engine) restartLeft(ctx context.Context, rs *runState, name string) err
 			return failNode("cannot restart vm %s: driver has no power control", l.VM)
 		}
 		vm := l.VM
-		err := e.act(ctx, rs, runs.Entry{Op: runs.OpStart, Node: name, VM: vm}, actKey(runs.OpStart, vm), func(ctx context.Context) error {
+		// Not keyed: a start that failed may be tried again (in resuming); one that
+		// worked is marked Restarted in the same write as its outcome.
+		err := e.act(ctx, rs, runs.Entry{Op: runs.OpStart, Node: name, VM: vm}, "", func(ctx context.Context) error {
 			return pc.StartVM(ctx, vm)
 		}, func(r *runs.NodeRecord, err error) {
 			for i := range r.VMsLeft {
