@@ -132,7 +132,7 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 		stopping := rs.stopped() || ctx.Err() != nil
 		if !giveUp && !stopping && fatal == nil && len(queue) > 0 {
 			var secs float64
-			queue, secs, fatal = e.startJobs(rs, queue, placer, reserver, reserved, failed, start, &giveUp, &boardChanged)
+			queue, secs, fatal = e.startJobs(rs, node, queue, placer, reserver, reserved, failed, start, &giveUp, &boardChanged)
 			if recheck != nil {
 				recheck.Stop()
 				recheck = nil
@@ -253,7 +253,7 @@ func (e *Engine) afterFailure(ctx context.Context, rs *runState, r migResult) er
 // startJobs starts what the drain scheduler says may start now and returns the jobs
 // left waiting and when to decide again (seconds of cluster time, 0 = when a
 // migration ends). Joins (migrations already moving on the platform) start at once.
-func (e *Engine) startJobs(rs *runState, queue []migJob, placer chooser, reserver *policies.Placer, reserved map[string]bool, failed map[string]error, start func(migJob, string) error, giveUp *bool, boardChanged *<-chan struct{}) ([]migJob, float64, error) {
+func (e *Engine) startJobs(rs *runState, node string, queue []migJob, placer chooser, reserver *policies.Placer, reserved map[string]bool, failed map[string]error, start func(migJob, string) error, giveUp *bool, boardChanged *<-chan struct{}) ([]migJob, float64, error) {
 	now := e.clock.Now()
 	var rest []migJob
 	for i, j := range queue {
@@ -282,6 +282,26 @@ func (e *Engine) startJobs(rs *runState, queue []migJob, placer chooser, reserve
 	*boardChanged = changed
 	done := map[string]bool{}
 	var fatal error
+	if len(dec.Start) > 0 {
+		// The intents of one decision in one write: fewer commits, same order
+		// (every intent is on disk before its migration starts).
+		entries := make([]runs.Entry, 0, len(dec.Start))
+		for _, s := range dec.Start {
+			j := byVM[s.Job.VM.Name]
+			entries = append(entries, runs.Entry{Op: runs.OpMigrate, Status: runs.StatusIntent, Node: node, VM: j.vm.Name, From: j.from, To: s.To, Detail: j.kind})
+		}
+		seqs, err := e.journal(rs, entries...)
+		if err != nil {
+			fatal = err
+		}
+		for i, s := range dec.Start {
+			if err == nil {
+				j := byVM[s.Job.VM.Name]
+				j.seq = seqs[i]
+				byVM[s.Job.VM.Name] = j
+			}
+		}
+	}
 	for _, s := range dec.Start {
 		j := byVM[s.Job.VM.Name]
 		done[j.vm.Name] = true
