@@ -36,7 +36,7 @@ func (e *PausedByOtherRunError) Error() string {
 	for _, id := range ids {
 		nodes := strings.Join(e.Runs[id], ", ")
 		if e.Ours[id] {
-			parts = append(parts, fmt.Sprintf("node(s) %s paused by this state file's interrupted run %s: resume run %s with `drover runs resume %s` (or end it with `drover runs stop %s`)", nodes, id, id, id, id))
+			parts = append(parts, fmt.Sprintf("node(s) %s paused by this state file's unfinished run %s: let it finish, or if it was interrupted resume run %s with `drover runs resume %s` (or end it with `drover runs stop %s`)", nodes, id, id, id, id))
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("node(s) %s paused by drover run %s, which is not in this state file: another drover works on this cluster; wait for it to finish, or, if that run is gone for good, resume the nodes on the platform", nodes, id))
