@@ -106,3 +106,37 @@ func TestEngine_StopsArePruned(t *testing.T) {
 		}
 	})
 }
+
+// TestAnalyze_OwnInterruptedRunsMarks: nodes paused by this state file's interrupted
+// run make analyze fail with the way on: resume that run.
+func TestAnalyze_OwnInterruptedRunsMarks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, small)
+		ctx, cancel := context.WithCancel(context.Background())
+		h.events.check = func(e orchestrator.Event) {
+			if e.Kind == orchestrator.EventMigrationStarted {
+				cancel()
+			}
+		}
+		id := h.start(ctx, testPolicy(nil))
+		if _, err := h.eng.Execute(ctx, id); !errors.Is(err, orchestrator.ErrInterrupted) {
+			t.Fatalf("Execute = %v", err)
+		}
+		h.openStore()
+		a := orchestrator.Analyze(context.Background(), orchestrator.AnalyzeConfig{Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store,
+			Alive: func(runs.Owner) runs.Liveness { return runs.Dead }})
+		found := false
+		for _, c := range a.Checks {
+			if c.Name != "pause_marks" {
+				continue
+			}
+			found = true
+			if c.Status != orchestrator.CheckFail || !strings.Contains(c.Message, "drover runs resume "+id) {
+				t.Errorf("pause_marks = %s %q, want fail saying resume run %s", c.Status, c.Message, id)
+			}
+		}
+		if !found {
+			t.Error("analyze has no pause_marks check")
+		}
+	})
+}
