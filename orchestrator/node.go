@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/droverhq/drover/cluster"
@@ -236,46 +237,53 @@ func (e *Engine) stepDraining(ctx context.Context, rs *runState, name string) er
 }
 
 func (e *Engine) stepPatching(ctx context.Context, rs *runState, name string) error {
-	rec := rs.node(name)
-	pendingBefore := rec.Pending
-	var (
-		installed  []runs.Update
-		failed     []drivers.UpdateFailure
-		output     []string
-		reboot     bool
-		installErr error
-	)
+	pendingBefore := rs.node(name).Pending
+	var installErr error
 	// An install is retried when the plug-in fails or reports updates that did not
-	// install; what one attempt installed stays installed.
+	// install; what one attempt installed stays installed. Each attempt's outcome is
+	// written with what it installed, in one transaction, and keyed: a resumed run
+	// goes on after the last closed attempt instead of installing again.
 	for attempt := 0; attempt <= rs.policy.RetriesPerNode; attempt++ {
 		var result drivers.InstallResult
-		// Installs are not keyed: the update plug-in is idempotent (what is
-		// installed is no longer pending), so a resumed run installs again.
-		installErr = e.act(ctx, rs, runs.Entry{Op: runs.OpInstall, Node: name, Detail: updateNames(pendingBefore)}, "", func(ctx context.Context) error {
+		installErr = e.act(ctx, rs, runs.Entry{Op: runs.OpInstall, Node: name, Detail: updateNames(pendingBefore)}, actKey(runs.OpInstall, strconv.Itoa(attempt)), func(ctx context.Context) error {
 			var err error
 			result, err = e.cfg.Updater.Install(ctx, name)
 			return err
-		}, nil)
+		}, func(r *runs.NodeRecord, err error) {
+			if err != nil {
+				return
+			}
+			r.Installed = append(r.Installed, toRunUpdates(result.Installed)...)
+			r.RebootRequired = r.RebootRequired || result.RebootRequired
+			r.FailedUpdates = nil
+			for _, f := range result.Failed {
+				r.FailedUpdates = append(r.FailedUpdates, runs.UpdateFailure{Update: runs.Update{Name: f.Update.Name, Version: f.Update.Version}, Error: f.Error})
+			}
+			if result.Output != "" {
+				r.Notes = append(r.Notes, "install output: "+result.Output)
+			}
+		})
 		if errors.Is(installErr, ErrInterrupted) {
 			return installErr
 		}
 		if installErr == nil {
-			installed = append(installed, toRunUpdates(result.Installed)...)
-			failed = result.Failed
-			reboot = reboot || result.RebootRequired
-			if result.Output != "" {
-				output = append(output, result.Output)
-			}
+			failed := rs.node(name).FailedUpdates
 			if len(failed) == 0 {
 				break
 			}
-			installErr = fmt.Errorf("%d update(s) failed to install, first %s: %s", len(failed), failed[0].Update.Name, failed[0].Error)
+			installErr = fmt.Errorf("%d update(s) failed to install, first %s: %s", len(failed), failed[0].Name, failed[0].Error)
 		}
 		e.log.Warn("install failed", "run_id", rs.id, "node", name, "attempt", attempt+1, "error", installErr)
 	}
-	if len(installed) == 0 && len(pendingBefore) > 0 && installErr == nil {
-		// An install that ran before a restart leaves nothing to install now: what
-		// was pending then and is not pending now was installed.
+	if installErr != nil {
+		return failNode("install updates on %s: %d attempts failed, last: %w", name, rs.policy.RetriesPerNode+1, installErr)
+	}
+	rec := rs.node(name)
+	var found []runs.Update
+	if len(rec.Installed) == 0 && len(pendingBefore) > 0 {
+		// An install that took effect before a restart, its outcome lost, leaves
+		// nothing to install now: what was pending then and is not pending now was
+		// installed.
 		now, err := e.cfg.Updater.Scan(ctx, name)
 		if err != nil {
 			return failNode("scan updates of %s after install: %w", name, err)
@@ -286,33 +294,19 @@ func (e *Engine) stepPatching(ctx context.Context, rs *runState, name string) er
 		}
 		for _, u := range pendingBefore {
 			if !still[u.Name] {
-				installed = append(installed, u)
+				found = append(found, u)
 			}
 		}
-		reboot = reboot || len(installed) > 0
 	}
-	record := func(r *runs.NodeRecord) {
-		r.Installed = installed
-		r.RebootRequired = reboot || rs.policy.Force
-		r.FailedUpdates = nil
-		for _, f := range failed {
-			r.FailedUpdates = append(r.FailedUpdates, runs.UpdateFailure{Update: runs.Update{Name: f.Update.Name, Version: f.Update.Version}, Error: f.Error})
-		}
-		for _, o := range output {
-			r.Notes = append(r.Notes, "install output: "+o)
-		}
-	}
-	if installErr != nil {
-		if _, err := e.persist(rs, name, record); err != nil {
-			return err
-		}
-		return failNode("install updates on %s: %d attempts failed, last: %w", name, rs.policy.RetriesPerNode+1, installErr)
-	}
+	reboot := rec.RebootRequired || len(found) > 0 || rs.policy.Force
 	next := evVerify
-	if reboot || rs.policy.Force {
+	if reboot {
 		next = evReboot
 	}
-	return e.transition(rs, name, next, record)
+	return e.transition(rs, name, next, func(r *runs.NodeRecord) {
+		r.Installed = append(r.Installed, found...)
+		r.RebootRequired = reboot
+	})
 }
 
 func updateNames(us []runs.Update) string {

@@ -92,7 +92,7 @@ type NodeRecord struct {
 	Notes      []string  `json:"notes,omitempty"`
 	Errors     []string  `json:"errors,omitempty"`
 	// Outcomes are the closed actions of the node that must not run twice (reboot,
-	// hooks, VM shutdown), by action key, written in the same transaction
+	// hooks, VM shutdown, install attempts), by action key, written in the same transaction
 	// as the journal's outcome: a resumed run honours them instead of acting again.
 	Outcomes map[string]Outcome `json:"outcomes,omitempty"`
 }
