@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
-	"sort"
 	"strings"
-	"sync"
 
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
@@ -97,6 +95,9 @@ func Analyze(ctx context.Context, cfg AnalyzeConfig) Analysis {
 
 	inv, c := checkDriver(ctx, cfg)
 	add(c)
+	if c.Status != CheckFail && cfg.Driver != nil {
+		add(checkRebootEvidence(cfg.Driver.Capabilities(), p))
+	}
 	if c.Status != CheckFail {
 		if err := inv.Validate(); err != nil {
 			add(Check{Name: "inventory_valid", Status: CheckFail, Message: "the driver's inventory is inconsistent: " + err.Error(),
@@ -104,6 +105,7 @@ func Analyze(ctx context.Context, cfg AnalyzeConfig) Analysis {
 		} else {
 			add(Check{Name: "inventory_valid", Status: CheckPass, Message: fmt.Sprintf("%d nodes, %d VMs, names unique and consistent", len(inv.Nodes), len(inv.VMs))})
 			add(checkNodesUp(inv, p))
+			add(checkPauseMarks(inv, cfg))
 			pending, c := checkUpdater(ctx, cfg.Updater, cfg.UpdaterErr, inv, p)
 			add(c)
 			order, skipped, err := orderNodes(inv, p, pending)
@@ -117,7 +119,7 @@ func Analyze(ctx context.Context, cfg AnalyzeConfig) Analysis {
 					}
 				}
 				add(Check{Name: "node_order", Status: CheckPass, Message: fmt.Sprintf("%d nodes to maintain in this order: %s (%d left out)", len(run), orNone(run), len(skipped))})
-				add(checkVMsMovable(inv, p, run))
+				add(checkVMsMovable(inv, p, run, cfg.Driver.Capabilities()))
 				add(checkReserveNow(inv, p))
 				add(checkReserveDuringRun(inv, p, run))
 			}
@@ -368,41 +370,18 @@ func checkNodesUp(inv cluster.Inventory, p Policy) Check {
 // pending updates per node for the order.
 func checkUpdater(ctx context.Context, u drivers.Updater, openErr error, inv cluster.Inventory, p Policy) (map[string][]cluster.Update, Check) {
 	c := Check{Name: "update_plugin", Status: CheckPass}
-	pending := map[string][]cluster.Update{}
 	if u == nil {
 		c.Status, c.Message, c.Remedy = CheckFail, "the update plug-in could not be opened", "check cluster.updater"
 		if openErr != nil {
 			c.Message += ": " + openErr.Error()
 		}
-		return pending, c
+		return map[string][]cluster.Update{}, c
 	}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs []string
-		sem  = make(chan struct{}, 8)
-	)
-	asked := 0
-	for _, n := range inv.Nodes {
-		if !n.Ready() {
-			continue
-		}
-		asked++
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			ups, err := u.Scan(ctx, n.Name)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s: %v", n.Name, err))
-				return
-			}
-			pending[n.Name] = ups
-		})
+	pending, failed, asked := scanNodes(ctx, u, inv)
+	errs := make([]string, 0, len(failed))
+	for _, name := range sortedKeys(failed) {
+		errs = append(errs, fmt.Sprintf("%s: %v", name, failed[name]))
 	}
-	wg.Wait()
-	sort.Strings(errs)
 	updates, nodes := 0, 0
 	for _, ups := range pending {
 		updates += len(ups)
@@ -425,40 +404,56 @@ func checkUpdater(ctx context.Context, u drivers.Updater, openErr error, inv clu
 	return pending, c
 }
 
+// checkRebootEvidence: how a reboot will be proven. Without boot IDs the run relies
+// on seeing each node down; policy.reboot_evidence=first_ready accepts less.
+func checkRebootEvidence(caps drivers.Capabilities, p Policy) Check {
+	c := Check{Name: "reboot_evidence", Status: CheckPass, Message: "nodes report boot IDs: a reboot is proven by a new boot ID"}
+	switch {
+	case p.RebootEvidence == RebootEvidenceFirstReady:
+		c.Status = CheckWarn
+		c.Message = "policy.reboot_evidence=first_ready: where no new boot ID or downtime is seen, the first ready answer after the reboot command counts as the reboot, and it may come from the old system before it goes down"
+		c.Remedy = "give the driver boot IDs (libvirt: boot_id_command) and set policy.reboot_evidence=strict"
+	case !caps.BootID:
+		c.Status = CheckWarn
+		c.Message = "the driver reports no boot IDs: a reboot is proven only by seeing the node down (polled every policy.poll_interval); a node that reboots faster than that fails"
+		c.Remedy = "give the driver boot IDs (libvirt: boot_id_command), or lower policy.poll_interval; policy.reboot_evidence=first_ready accepts weaker evidence"
+	}
+	return c
+}
+
 // maxListed bounds the VMs a check names.
 const maxListed = 8
 
-// checkVMsMovable: every running VM of the nodes to maintain can live-migrate to some
-// other node (capacity, CPU group, networks by name and VLAN, anti-affinity), each on
-// its own with its node out, or is handled by policy.non_migratable.
-func checkVMsMovable(inv cluster.Inventory, p Policy, run []string) Check {
+// checkVMsMovable: every VM of the nodes to maintain that holds state on its node
+// (running or suspended) can move to some other node (capacity, CPU group, networks
+// by name and VLAN, anti-affinity), each on its own with its node out, or is handled
+// by policy.non_migratable; a VM of unknown power state blocks its node. It sorts the
+// VMs with the run's own classification (policies.SplitVMs).
+func checkVMsMovable(inv cluster.Inventory, p Policy, run []string, caps drivers.Capabilities) Check {
 	c := Check{Name: "vms_movable", Status: CheckPass}
-	inRun := map[string]bool{}
-	for _, n := range run {
-		inRun[n] = true
-	}
 	placer := policies.NewPlacer(inv, policies.PlacementOptions{CPUOvercommit: p.CPUOvercommit, MemoryHeadroomMiB: p.MemoryHeadroomMiB})
 	var stuck, covered, noTarget []string
 	movable := 0
-	for _, vm := range inv.VMs {
-		if !vm.Running() || !inRun[vm.Node] {
-			continue
+	for _, node := range run {
+		split := policies.SplitVMs(inv.VMsOn(node), policies.SplitOptions{Mode: policies.NonMigratableMode(p.NonMigratable), MigrateSuspended: caps.MigrateSuspended})
+		for _, b := range split.Blocking {
+			stuck = append(stuck, fmt.Sprintf("vm %s (%s) on %s", b.VM, b.Reason, node))
 		}
-		if !vm.Migratable {
-			if p.NonMigratable == NonMigratableFail {
-				stuck = append(stuck, describeStuck(vm)+" on "+vm.Node)
-			} else {
-				covered = append(covered, vm.Name)
+		for _, v := range split.Shutdown {
+			covered = append(covered, v.Name)
+		}
+		for _, n := range split.Skip {
+			covered = append(covered, n.VM)
+		}
+		for _, vm := range split.Migrate {
+			target, err := placer.Place(vm, nil)
+			if err != nil {
+				noTarget = append(noTarget, err.Error())
+				continue
 			}
-			continue
+			placer.Cancel(vm, target)
+			movable++
 		}
-		target, err := placer.Place(vm, nil)
-		if err != nil {
-			noTarget = append(noTarget, err.Error())
-			continue
-		}
-		placer.Cancel(vm, target)
-		movable++
 	}
 	var msgs, remedies []string
 	if len(noTarget) > 0 {
@@ -468,8 +463,8 @@ func checkVMsMovable(inv cluster.Inventory, p Policy, run []string) Check {
 	}
 	if len(stuck) > 0 {
 		c.Status = CheckFail
-		msgs = append(msgs, fmt.Sprintf("%d running VMs cannot live-migrate and policy.non_migratable is fail, so their nodes will not be patched: %s", len(stuck), firstN(stuck, maxListed)))
-		remedies = append(remedies, "set policy.non_migratable to shutdown (stopped and restarted) or skip (left running, goes down with the reboot), or make the VMs migratable")
+		msgs = append(msgs, fmt.Sprintf("%d VMs cannot leave their nodes, so those nodes will not be patched: %s", len(stuck), firstN(stuck, maxListed)))
+		remedies = append(remedies, "set policy.non_migratable to shutdown (stopped and restarted) or skip (left on the node, goes down with the reboot), make the VMs migratable, resume or stop suspended VMs, or fix VMs of unknown power state")
 	}
 	if len(covered) > 0 {
 		verb := "shut down and restarted after the patch"
@@ -480,9 +475,9 @@ func checkVMsMovable(inv cluster.Inventory, p Policy, run []string) Check {
 			}
 			remedies = append(remedies, "policy.non_migratable=shutdown stops them cleanly instead")
 		}
-		msgs = append(msgs, fmt.Sprintf("%d non-migratable VMs will be %s (policy.non_migratable=%s): %s", len(covered), verb, p.NonMigratable, firstN(covered, maxListed)))
+		msgs = append(msgs, fmt.Sprintf("%d VMs that cannot move will be %s (policy.non_migratable=%s): %s", len(covered), verb, p.NonMigratable, firstN(covered, maxListed)))
 	}
-	msgs = append([]string{fmt.Sprintf("%d running VMs on the nodes to maintain can move", movable)}, msgs...)
+	msgs = append([]string{fmt.Sprintf("%d VMs on the nodes to maintain can move", movable)}, msgs...)
 	c.Message = strings.Join(msgs, "; ")
 	c.Remedy = strings.Join(remedies, "; ")
 	return c

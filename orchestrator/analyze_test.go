@@ -85,7 +85,7 @@ vms:
 		{name: "down-node-without-the-option", cluster: down, ready: true, want: map[string]orchestrator.CheckStatus{"nodes_up": "warn"}, has: map[string]string{"nodes_up": "d is down"}},
 		{name: "down-node-with-require-all", cluster: down, policy: func(p *orchestrator.Policy) { p.RequireAllNodesOnline = true },
 			want: map[string]orchestrator.CheckStatus{"nodes_up": "fail"}},
-		{name: "non-migratable-fail", cluster: pinned, want: map[string]orchestrator.CheckStatus{"vms_movable": "fail"}, has: map[string]string{"vms_movable": "vm pinned (local disk) on b"}},
+		{name: "non-migratable-fail", cluster: pinned, want: map[string]orchestrator.CheckStatus{"vms_movable": "fail"}, has: map[string]string{"vms_movable": "vm pinned (not migratable: local disk) on b"}},
 		{name: "non-migratable-shutdown", cluster: pinned, ready: true, policy: func(p *orchestrator.Policy) { p.NonMigratable = orchestrator.NonMigratableShutdown },
 			want: map[string]orchestrator.CheckStatus{"vms_movable": "pass"}, has: map[string]string{"vms_movable": "shut down and restarted"}},
 		{name: "non-migratable-skip", cluster: pinned, ready: true, policy: func(p *orchestrator.Policy) { p.NonMigratable = orchestrator.NonMigratableSkip },

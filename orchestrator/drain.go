@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
@@ -43,26 +42,32 @@ func (e *Engine) drain(ctx context.Context, rs *runState, name string) error {
 			// the shutdown took effect) is shut down again below.
 			handled[l.VM] = l.Action != "shutdown"
 		}
+		split := e.splitVMs(rs, inv.VMsOn(name))
+		if len(split.Blocking) > 0 {
+			return failNode("node %s cannot be emptied: %s; the node is not patched%s", name, describeNotes(split.Blocking), blockingFix(rs.policy))
+		}
 		var jobs []migJob
-		var shutdown, skip []cluster.VM
-		for _, vm := range inv.VMsOn(name) {
+		for _, vm := range split.Migrate {
 			switch {
-			case !vm.Running(), joining[vm.Name], handled[vm.Name]:
+			case joining[vm.Name], handled[vm.Name]:
 			case vm.MigratingTo != "":
 				// Moving, but not by an intent of ours (another tool, or an intent
 				// lost with a crash before it was written): join it, journaled anew.
 				jobs = append(jobs, migJob{vm: vm, from: name, to: vm.MigratingTo, kind: runs.KindDrain})
-			case !vm.Migratable:
-				switch rs.policy.NonMigratable {
-				case NonMigratableShutdown:
-					shutdown = append(shutdown, vm)
-				case NonMigratableSkip:
-					skip = append(skip, vm)
-				default:
-					return failNode("cannot live-migrate %s; the node is not patched", describeStuck(vm))
-				}
 			default:
 				jobs = append(jobs, migJob{vm: vm, from: name, kind: runs.KindDrain})
+			}
+		}
+		var shutdown []cluster.VM
+		for _, vm := range split.Shutdown {
+			if !handled[vm.Name] {
+				shutdown = append(shutdown, vm)
+			}
+		}
+		var skip []policies.VMNote
+		for _, n := range split.Skip {
+			if !handled[n.VM] {
+				skip = append(skip, n)
 			}
 		}
 		jobs = append(joins, jobs...)
@@ -108,13 +113,8 @@ func (e *Engine) drainErr(ctx, dctx context.Context, rs *runState, err error) er
 }
 
 func joinSorted(m map[string]error) error {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	errs := make([]error, 0, len(keys))
-	for _, k := range keys {
+	errs := make([]error, 0, len(m))
+	for _, k := range sortedKeys(m) {
 		errs = append(errs, m[k])
 	}
 	return errors.Join(errs...)
@@ -122,13 +122,13 @@ func joinSorted(m map[string]error) error {
 
 // leaveVMs handles the non-migratable VMs once everything else has moved: shut them
 // down (restarted once the node is back) or leave them running, loudly.
-func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdown, skip []cluster.VM) error {
-	for _, vm := range skip {
-		msg := fmt.Sprintf("vm %s cannot live-migrate and is LEFT RUNNING on %s (policy.non_migratable=skip): the reboot will take it down", vm.Name, name)
-		e.log.Warn("vm left on node", "run_id", rs.id, "node", name, "vm", vm.Name)
-		e.emit(Event{Kind: EventWarning, RunID: rs.id, Node: name, VM: vm.Name, Message: msg})
+func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdown []cluster.VM, skip []policies.VMNote) error {
+	for _, n := range skip {
+		msg := fmt.Sprintf("vm %s cannot leave %s and is LEFT ON IT (policy.non_migratable=skip): %s", n.VM, name, n.Reason)
+		e.log.Warn("vm left on node", "run_id", rs.id, "node", name, "vm", n.VM, "reason", n.Reason)
+		e.emit(Event{Kind: EventWarning, RunID: rs.id, Node: name, VM: n.VM, Message: msg})
 		if _, err := e.persist(rs, name, func(r *runs.NodeRecord) {
-			r.VMsLeft = append(r.VMsLeft, runs.VMLeft{VM: vm.Name, Action: "skipped", Reason: describeStuck(vm) + " cannot live-migrate"})
+			r.VMsLeft = append(r.VMsLeft, runs.VMLeft{VM: n.VM, Action: "skipped", Reason: "vm " + n.VM + ": " + n.Reason})
 		}); err != nil {
 			return err
 		}
@@ -137,7 +137,7 @@ func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdo
 		if l.Action == "shutdown" && !slices.ContainsFunc(shutdown, func(vm cluster.VM) bool { return vm.Name == l.VM }) {
 			// Recorded and no longer running: shut down by a process that died
 			// before journaling it.
-			if err := e.settleIntent(rs, runs.Entry{Op: runs.OpShutdown, Node: name, VM: l.VM}, "found stopped after a restart"); err != nil {
+			if err := e.settleIntent(rs, runs.Entry{Op: runs.OpShutdown, Node: name, VM: l.VM}, actKey(runs.OpShutdown, l.VM), "found stopped after a restart", nil); err != nil {
 				return err
 			}
 		}
@@ -155,14 +155,14 @@ func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdo
 		// know to start it again after the patch.
 		if !slices.ContainsFunc(rs.node(name).VMsLeft, func(l runs.VMLeft) bool { return l.VM == vm.Name }) {
 			if _, err := e.persist(rs, name, func(r *runs.NodeRecord) {
-				r.VMsLeft = append(r.VMsLeft, runs.VMLeft{VM: vm.Name, Action: "shutdown", Reason: describeStuck(vm) + " cannot live-migrate"})
+				r.VMsLeft = append(r.VMsLeft, runs.VMLeft{VM: vm.Name, Action: "shutdown", Reason: shutdownReason(vm)})
 			}); err != nil {
 				return err
 			}
 		}
-		err := e.act(ctx, rs, runs.Entry{Op: runs.OpShutdown, Node: name, VM: vm.Name}, func(ctx context.Context) error {
+		err := e.act(ctx, rs, runs.Entry{Op: runs.OpShutdown, Node: name, VM: vm.Name}, actKey(runs.OpShutdown, vm.Name), func(ctx context.Context) error {
 			return pc.ShutdownVM(ctx, vm.Name)
-		})
+		}, nil)
 		if err != nil {
 			if errors.Is(err, ErrInterrupted) {
 				return err
@@ -171,6 +171,13 @@ func (e *Engine) leaveVMs(ctx context.Context, rs *runState, name string, shutdo
 		}
 	}
 	return nil
+}
+
+func shutdownReason(vm cluster.VM) string {
+	if policies.Classify(vm) == policies.ClassSaved && vm.Migratable {
+		return "vm " + vm.Name + " is suspended and the driver cannot migrate saved state: shut down, its saved state is lost"
+	}
+	return describeStuck(vm) + " cannot live-migrate"
 }
 
 // placementOptions builds the placer's view: nodes in maintenance, or about to enter

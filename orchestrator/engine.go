@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -119,185 +118,9 @@ func (e *Engine) Unfinished() (runs.Run, bool, error) {
 	return runs.Run{}, false, nil
 }
 
-// Prepared is a run as it would start: the node order and why nodes are left out.
-type Prepared struct {
-	Policy  Policy
-	Order   []string
-	Records []runs.NodeRecord
-	// Plan is the whole run as predicted (Engine.Prepare, PlanRun); Start stores it
-	// and the drain follows it.
-	Plan *RunPlan
-	// inv is the inventory the order was decided on.
-	inv cluster.Inventory
-}
-
-// Prepare scans the cluster, decides the node order of a new run and plans it,
-// without changing anything.
-func (e *Engine) Prepare(ctx context.Context, p Policy) (Prepared, error) {
-	prep, err := Prepare(ctx, e.cfg.Driver, e.cfg.Updater, p)
-	if err != nil {
-		return prep, err
-	}
-	return e.withPlan(prep)
-}
-
-// Prepare scans the cluster and decides the node order of a new run, without
-// changing anything and without a state file.
-func Prepare(ctx context.Context, d drivers.Driver, u drivers.Updater, p Policy) (Prepared, error) {
-	if err := p.Validate(); err != nil {
-		return Prepared{}, err
-	}
-	inv, err := d.Inventory(ctx)
-	if err != nil {
-		return Prepared{}, fmt.Errorf("read inventory: %w", err)
-	}
-	if err := requireOnline(inv, p); err != nil {
-		return Prepared{}, err
-	}
-	known := map[string]bool{}
-	for _, n := range inv.Nodes {
-		known[n.Name] = true
-	}
-	for i, n := range p.Nodes {
-		if !known[n] {
-			return Prepared{}, drivers.Fieldf(fmt.Sprintf("policy.nodes[%d]", i), "use a node name from `drover inventory`", "unknown node %q", n)
-		}
-	}
-	pending, err := scanAll(ctx, u, inv)
-	if err != nil {
-		return Prepared{}, err
-	}
-	order, skipped, err := orderNodes(inv, p, pending)
-	if err != nil {
-		return Prepared{}, err
-	}
-	var recs []runs.NodeRecord
-	for _, name := range order {
-		rec := runs.NodeRecord{Name: name, State: NodeQueued, Pending: toRunUpdates(pending[name])}
-		if reason, ok := skipped[name]; ok {
-			rec.State, rec.SkipReason = NodeSkipped, reason
-		}
-		recs = append(recs, rec)
-	}
-	return Prepared{Policy: p, Order: order, Records: recs, inv: inv}, nil
-}
-
-// scanAll asks the update plug-in for every ready node's pending updates, a few
-// nodes at a time.
-func scanAll(ctx context.Context, u drivers.Updater, inv cluster.Inventory) (map[string][]cluster.Update, error) {
-	var (
-		mu   sync.Mutex
-		out  = map[string][]cluster.Update{}
-		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 8)
-	)
-	for _, n := range inv.Nodes {
-		if !n.Ready() {
-			continue
-		}
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			ups, err := u.Scan(ctx, n.Name)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("scan updates of node %s: %w", n.Name, err))
-				return
-			}
-			out[n.Name] = ups
-		})
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
-}
-
-// orderNodes applies the order policy. Nodes the run leaves out (no pending update,
-// down, paused by someone else) come last, as skipped, so the report shows them.
-func orderNodes(inv cluster.Inventory, p Policy, pending map[string][]cluster.Update) ([]string, map[string]string, error) {
-	strategy, err := policies.ParseOrderStrategy(p.NodeOrder)
-	if err != nil {
-		return nil, nil, drivers.Fieldf("policy.node_order", "use one of: "+strategyNames(), "unknown order %q", p.NodeOrder)
-	}
-	counts := map[string]int{}
-	for name, ups := range pending {
-		counts[name] = len(ups)
-	}
-	exclude := map[string]string{}
-	for _, n := range inv.Nodes {
-		switch {
-		case !n.Ready():
-			exclude[n.Name] = fmt.Sprintf("node is %s", n.State)
-		case pausedByRun(n) != "":
-			exclude[n.Name] = "node is paused by Drover run " + pausedByRun(n) + ", interrupted: resume run " + pausedByRun(n) + " instead (drover runs resume " + pausedByRun(n) + ")"
-		case n.Paused:
-			exclude[n.Name] = "node was paused before the run (drover leaves it alone; resume it to include it)"
-		}
-	}
-	opts := policies.OrderOptions{Strategy: strategy, Pending: counts, Force: p.Force, Exclude: exclude}
-	if len(p.Nodes) > 0 {
-		opts.Nodes = p.Nodes
-		if strategy != policies.OrderExplicit {
-			// A node list with another strategy limits the run to those nodes.
-			for _, n := range inv.Nodes {
-				if !slices.Contains(p.Nodes, n.Name) {
-					opts.Exclude[n.Name] = "not in policy.nodes"
-				}
-			}
-		}
-	}
-	opts.Label = p.OrderLabel
-	order, skippedList, err := policies.OrderNodes(inv, opts)
-	if err != nil {
-		return nil, nil, policyField(err)
-	}
-	sort.Slice(skippedList, func(i, j int) bool { return skippedList[i].Node < skippedList[j].Node })
-	skipped := map[string]string{}
-	for _, s := range skippedList {
-		if s.Reason == "not in policy.nodes" || (strategy == policies.OrderExplicit && !slices.Contains(p.Nodes, s.Node)) {
-			continue // outside the run altogether
-		}
-		if strings.HasPrefix(s.Reason, "no pending updates") {
-			s.Reason = "no pending updates (use --force to patch and reboot anyway)"
-		}
-		skipped[s.Node] = s.Reason
-		order = append(order, s.Node)
-	}
-	return order, skipped, nil
-}
-
-// policyField renames the fields of the order policy's errors to config keys.
-func policyField(err error) error {
-	var fe *drivers.FieldError
-	if !errors.As(err, &fe) {
-		return err
-	}
-	field := fe.Field
-	for from, to := range map[string]string{"order.nodes": "policy.nodes", "order.strategy": "policy.node_order", "order.label": "policy.order_label"} {
-		if strings.HasPrefix(field, from) {
-			field = to + strings.TrimPrefix(field, from)
-		}
-	}
-	return &drivers.FieldError{Field: field, Problem: fe.Problem, Fix: fe.Fix}
-}
-
-func strategyNames() string {
-	var s []string
-	for _, o := range policies.OrderStrategies() {
-		s = append(s, string(o))
-	}
-	return strings.Join(s, ", ")
-}
-
 // Start records a new run and takes the cluster's run lock. It refuses when the
 // cluster has an unfinished run.
 func (e *Engine) Start(ctx context.Context, prep Prepared) (string, error) {
-	if r, ok, err := e.Unfinished(); err != nil {
-		return "", err
-	} else if ok {
-		return "", &UnfinishedRunError{Run: r, Live: e.cfg.Alive(r.Owner) == runs.Alive}
-	}
 	opts, err := json.Marshal(storedPolicy(prep.Policy))
 	if err != nil {
 		return "", fmt.Errorf("encode policy: %w", err)
@@ -317,16 +140,32 @@ func (e *Engine) Start(ctx context.Context, prep Prepared) (string, error) {
 		Plan:      plan,
 		Owner:     e.cfg.Owner,
 	}
+	var unfinished *UnfinishedRunError
 	err = e.cfg.Store.Update(func(tx *runs.Tx) error {
+		// The check and the lock in one transaction: no other process of this
+		// state file can start a run in between.
+		rs, err := tx.Runs(e.cfg.Cluster)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if !r.State.Terminal() {
+				unfinished = &UnfinishedRunError{Run: r, Live: e.cfg.Alive(r.Owner) == runs.Alive}
+				return unfinished
+			}
+		}
 		if _, err := tx.AcquireLock(runs.Lock{Cluster: e.cfg.Cluster, RunID: run.ID, Owner: e.cfg.Owner, Acquired: now}, e.cfg.Alive, e.cfg.ForceRecovery); err != nil {
 			return err
 		}
 		if err := tx.CreateRun(run, prep.Records); err != nil {
 			return err
 		}
-		_, err := tx.Append(run.ID, runs.Entry{At: e.clock.Now(), Op: runs.OpRunStart, Status: runs.StatusEvent, Detail: fmt.Sprintf("order %v", prep.Order)})
+		_, err = tx.Append(run.ID, runs.Entry{At: e.clock.Now(), Op: runs.OpRunStart, Status: runs.StatusEvent, Detail: fmt.Sprintf("order %v", prep.Order)})
 		return err
 	})
+	if unfinished != nil {
+		return "", unfinished
+	}
 	if err != nil {
 		return "", fmt.Errorf("start run: %w", err)
 	}
@@ -340,6 +179,9 @@ func (e *Engine) Stop(runID string) {
 	defer e.mu.Unlock()
 	ch, ok := e.stops[runID]
 	if !ok {
+		if r, err := e.cfg.Store.Run(runID); err == nil && r.State.Terminal() {
+			return // nothing to stop, and nothing to remember
+		}
 		ch = make(chan struct{})
 		e.stops[runID] = ch
 	}
@@ -348,6 +190,12 @@ func (e *Engine) Stop(runID string) {
 	default:
 		close(ch)
 	}
+}
+
+func (e *Engine) forgetStop(runID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.stops, runID)
 }
 
 func (e *Engine) stopChan(runID string) chan struct{} {
@@ -374,6 +222,8 @@ type runState struct {
 
 	mu    sync.Mutex
 	nodes map[string]runs.NodeRecord
+	// machines hold each node's state and transition table (fsm.go).
+	machines map[string]*nodeMachine
 
 	// pol holds the run policies' own state (plan, deadlines, stop reason).
 	pol policyState
@@ -383,6 +233,17 @@ func (rs *runState) node(name string) runs.NodeRecord {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	return rs.nodes[name]
+}
+
+func (rs *runState) machine(name string) *nodeMachine {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	m, ok := rs.machines[name]
+	if !ok {
+		m = newNodeMachine(rs.nodes[name].State)
+		rs.machines[name] = m
+	}
+	return m
 }
 
 func (rs *runState) stopped() bool {
@@ -401,6 +262,8 @@ func (e *Engine) Execute(ctx context.Context, runID string) (runs.Run, error) {
 		return r, err
 	}
 	rs, resumed, err := e.claim(runID)
+	// The stop switch lives as long as the run executes here.
+	defer e.forgetStop(runID)
 	if err != nil {
 		return runs.Run{}, err
 	}
@@ -526,15 +389,17 @@ func (e *Engine) claim(runID string) (*runState, bool, error) {
 	}
 	p = e.withSecrets(p)
 	rs := &runState{
-		id:      runID,
-		policy:  p,
-		order:   run.Order,
-		stop:    e.stopChan(runID),
-		limiter: newLimiter(p.DrainOptions()),
-		nodes:   map[string]runs.NodeRecord{},
+		id:       runID,
+		policy:   p,
+		order:    run.Order,
+		stop:     e.stopChan(runID),
+		limiter:  newLimiter(p.DrainOptions()),
+		nodes:    map[string]runs.NodeRecord{},
+		machines: map[string]*nodeMachine{},
 	}
 	for _, n := range nodes {
 		rs.nodes[n.Name] = n
+		rs.machines[n.Name] = newNodeMachine(n.State)
 	}
 	return rs, resumed, nil
 }
@@ -548,10 +413,7 @@ func sameOwner(a, b runs.Owner) bool {
 // reserve_nodes 0, the capacity) holds with all of them out. Nodes in progress share
 // the run's placer and migration limits. It returns the run event that ends the run.
 func (e *Engine) loop(ctx context.Context, rs *runState) (string, error) {
-	budget := rs.policy.MaxFailedNodes
-	if budget < 0 {
-		budget = len(rs.order) / 3
-	}
+	budget := policies.NewFailureBudget(rs.policy.MaxFailedNodes, len(rs.order))
 	defer e.watchDeadlines(rs)()
 	w := newNodeWorkers(e, rs)
 	ev, err := e.startNodes(ctx, rs, w, budget)
@@ -565,9 +427,10 @@ func (e *Engine) loop(ctx context.Context, rs *runState) (string, error) {
 		return evRunStop, rs.pol.stopError()
 	}
 	failed := rs.countFailed()
+	if err := budget.Exceeded(failed); err != nil {
+		return evRunFail, err
+	}
 	switch {
-	case failed > budget:
-		return evRunFail, fmt.Errorf("%d nodes failed, more than the budget of %d (policy.max_failed_nodes)", failed, budget)
 	case failed > 0:
 		return evRunPartial, fmt.Errorf("%d of %d nodes failed", failed, len(rs.order))
 	}
@@ -576,10 +439,10 @@ func (e *Engine) loop(ctx context.Context, rs *runState) (string, error) {
 
 // startNodes starts the nodes in order, each when it may (see loop). It returns a
 // run event when the run ends early; the nodes in progress then still finish.
-func (e *Engine) startNodes(ctx context.Context, rs *runState, w *nodeWorkers, budget int) (string, error) {
+func (e *Engine) startNodes(ctx context.Context, rs *runState, w *nodeWorkers, budget policies.FailureBudget) (string, error) {
 	overBudget := func() (string, error) {
-		if failed := rs.countFailed(); failed > budget {
-			return evRunFail, fmt.Errorf("%d nodes failed, more than the budget of %d (policy.max_failed_nodes)", failed, budget)
+		if err := budget.Exceeded(rs.countFailed()); err != nil {
+			return evRunFail, err
 		}
 		return "", nil
 	}
@@ -718,98 +581,6 @@ func (e *Engine) emit(ev Event) {
 		ev.Time = e.clock.Now()
 	}
 	e.cfg.Observer.Observe(ev)
-}
-
-// persist applies fn to a node's record and writes it, with optional journal
-// entries, in one transaction; the in-memory copy changes only if the write succeeds.
-func (e *Engine) persist(rs *runState, node string, fn func(*runs.NodeRecord), entries ...runs.Entry) ([]uint64, error) {
-	var seqs []uint64
-	var updated runs.NodeRecord
-	err := e.cfg.Store.Update(func(tx *runs.Tx) error {
-		for _, en := range entries {
-			if en.At.IsZero() {
-				en.At = e.clock.Now()
-			}
-			seq, err := tx.Append(rs.id, en)
-			if err != nil {
-				return err
-			}
-			seqs = append(seqs, seq)
-		}
-		return tx.UpdateNode(rs.id, node, func(r *runs.NodeRecord) error {
-			if fn != nil {
-				fn(r)
-			}
-			updated = *r
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("write state of node %s: %w", node, err)
-	}
-	rs.mu.Lock()
-	rs.nodes[node] = updated
-	rs.mu.Unlock()
-	return seqs, nil
-}
-
-// journal writes entries without changing a node record.
-func (e *Engine) journal(rs *runState, entries ...runs.Entry) ([]uint64, error) {
-	var seqs []uint64
-	err := e.cfg.Store.Update(func(tx *runs.Tx) error {
-		for _, en := range entries {
-			if en.At.IsZero() {
-				en.At = e.clock.Now()
-			}
-			seq, err := tx.Append(rs.id, en)
-			if err != nil {
-				return err
-			}
-			seqs = append(seqs, seq)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("write journal: %w", err)
-	}
-	return seqs, nil
-}
-
-// transition moves a node to its next state, closing the phase it leaves and
-// opening the next one, in one write.
-func (e *Engine) transition(rs *runState, node, event string, fn func(*runs.NodeRecord)) error {
-	cur := rs.node(node)
-	next, err := nextNodeState(cur.State, event)
-	if err != nil {
-		return err
-	}
-	now := e.clock.Now()
-	_, err = e.persist(rs, node, func(r *runs.NodeRecord) {
-		if k := len(r.Phases); k > 0 && r.Phases[k-1].Name == r.State {
-			// The start comes back from the state file without its monotonic
-			// reading: a stepped wall clock can make the span negative, which
-			// readers of timings take as "not measured".
-			r.Phases[k-1].Seconds = max(0, now.Sub(r.Phases[k-1].Start).Seconds())
-		}
-		if r.State == NodeQueued && r.StartedAt.IsZero() && !NodeTerminal(next) {
-			r.StartedAt = now
-		}
-		r.State = next
-		if NodeTerminal(next) {
-			r.FinishedAt = now
-		} else {
-			r.Phases = append(r.Phases, runs.Phase{Name: next, Start: now})
-		}
-		if fn != nil {
-			fn(r)
-		}
-	}, runs.Entry{Op: runs.OpState, Status: runs.StatusEvent, Node: node, Detail: cur.State + " -> " + next})
-	if err != nil {
-		return err
-	}
-	e.log.Info("node state", "run_id", rs.id, "node", node, "from", cur.State, "to", next)
-	e.emit(Event{Kind: EventNodeState, RunID: rs.id, Node: node, State: next, Message: rs.node(node).Failure})
-	return nil
 }
 
 func toRunUpdates(us []cluster.Update) []runs.Update {

@@ -3,6 +3,7 @@ package orchestrator_test
 import (
 	"bufio"
 	"context"
+	"flag"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,20 +20,52 @@ import (
 	"github.com/droverhq/drover/runs/report"
 )
 
-// BenchmarkEngine_Run runs a whole rolling run of an 8-node, 128-VM cluster on the
-// embedded simulator (time-scaled) and reports, per successful migration, the CPU
-// time of the process (engine and in-process simulator together: an upper bound of
-// the engine's), what the state store says it wrote (runs.Store.Stats) and what the
-// process really wrote (Linux /proc/self/io wchar: every byte handed to write calls).
+// BenchmarkEngine_Run runs a whole rolling run on the embedded simulator
+// (time-scaled) at three sizes, about 100, 3,000 and 30,000 migrations, and reports,
+// per successful migration, the CPU time of the process (engine and in-process
+// simulator together: an upper bound of the engine's), what the state store says it
+// wrote (runs.Store.Stats), its commits, and what the process really wrote (Linux
+// /proc/self/io wchar: every byte handed to write calls). Pick a size with
+// -bench 'BenchmarkEngine_Run/migrations-3000'.
 func BenchmarkEngine_Run(b *testing.B) {
-	c := bench.ScaleCluster(bench.DefaultSeed, 8, 16)
+	for _, size := range []struct {
+		name              string
+		nodes, vmsPerNode int
+		// timeScale is the sim's speed-up: a large cluster's inventory takes long
+		// enough to read that a faster clock would time out its reboots.
+		timeScale float64
+	}{
+		{"migrations-100", 8, 13, 2000},
+		{"migrations-3000", 30, 100, 2000},
+		{"migrations-30000", 300, 100, 50},
+	} {
+		b.Run(size.name, func(b *testing.B) {
+			if size.nodes >= 300 && !benchAskedFor(size.name) {
+				// Over half an hour on two cores: only when named, so that
+				// `make bench` (-bench .) stays short.
+				b.Skipf("run it by name: -bench 'BenchmarkEngine_Run/%s$'", size.name)
+			}
+			benchEngineRun(b, size.nodes, size.vmsPerNode, size.timeScale)
+		})
+	}
+}
+
+// benchAskedFor reports whether the -bench pattern names this size.
+func benchAskedFor(name string) bool {
+	f := flag.Lookup("test.bench")
+	return f != nil && strings.Contains(f.Value.String(), name)
+}
+
+func benchEngineRun(b *testing.B, nodes, vmsPerNode int, timeScale float64) {
+	c := bench.ScaleCluster(bench.DefaultSeed, nodes, vmsPerNode)
 	var migrations int
 	var cpu time.Duration
 	var storeBytes, wchar int64
+	var commits int
 	for b.Loop() {
 		b.StopTimer()
 		ctx := context.Background()
-		drv, err := sim.NewEmbedded(ctx, sim.EmbeddedOptions{Cluster: c, TimeScale: 2000})
+		drv, err := sim.NewEmbedded(ctx, sim.EmbeddedOptions{Cluster: c, TimeScale: timeScale})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -73,6 +106,7 @@ func BenchmarkEngine_Run(b *testing.B) {
 		wchar += procWchar(b) - w0
 		_, bytes1 := st.Stats()
 		storeBytes += bytes1 - bytes0
+		commits += st.Commits()
 		r, _ := st.Run(id)
 		nodes, _ := st.Nodes(id)
 		rep := report.Build(r, nodes)
@@ -88,6 +122,7 @@ func BenchmarkEngine_Run(b *testing.B) {
 	b.ReportMetric(float64(migrations)/float64(b.N), "migrations/run")
 	b.ReportMetric(float64(cpu.Microseconds())/m, "cpu-µs/migration")
 	b.ReportMetric(float64(storeBytes)/m, "store-stats-B/migration")
+	b.ReportMetric(float64(commits)/m, "commits/migration")
 	if wchar > 0 {
 		b.ReportMetric(float64(wchar)/m, "written-B/migration")
 	}

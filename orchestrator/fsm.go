@@ -77,16 +77,47 @@ func nodeInMaintenance(state string) bool {
 // from disk, so this is an error to report, not a panic.
 var ErrInvalidTransition = errors.New("invalid state transition")
 
-// nextNodeState validates event in state and returns the new state, using a fresh
-// looplab/fsm machine so that no machine outlives a transition (a machine whose
-// Event saw a cancelled context stays wedged).
-func nextNodeState(state, event string) (string, error) {
-	m := fsm.NewFSM(state, nodeEvents, nil)
-	// Event's context only reaches callbacks, which these machines do not have.
-	if err := m.Event(context.Background(), event); err != nil {
-		return state, fmt.Errorf("node %s --%s->: %w (%v)", state, event, ErrInvalidTransition, err)
+// nodeMachine is one node's state machine for the life of a run's execution:
+// looplab/fsm holds the transition table (nodeEvents) and the current state. A
+// transition happens only if its record write succeeds: the write runs in the
+// machine's before_event callback and cancels the event when it fails, so the
+// machine, the record and the journal never disagree.
+type nodeMachine struct{ m *fsm.FSM }
+
+func newNodeMachine(state string) *nodeMachine {
+	return &nodeMachine{m: fsm.NewFSM(state, nodeEvents, fsm.Callbacks{
+		"before_event": func(_ context.Context, e *fsm.Event) {
+			if len(e.Args) == 0 {
+				return
+			}
+			if write, ok := e.Args[0].(func(dst string) error); ok {
+				if err := write(e.Dst); err != nil {
+					e.Cancel(err)
+				}
+			}
+		},
+	})}
+}
+
+// current is the node's state.
+func (nm *nodeMachine) current() string { return nm.m.Current() }
+
+// fire moves the machine by event, after write (may be nil) stored the move to the
+// returned state. The context of Event only reaches the callbacks: a background one
+// keeps an interrupted run from wedging the machine.
+func (nm *nodeMachine) fire(event string, write func(dst string) error) (string, error) {
+	from := nm.m.Current()
+	if write == nil {
+		write = func(string) error { return nil }
 	}
-	return m.Current(), nil
+	err := nm.m.Event(context.Background(), event, write)
+	if ce, ok := errors.AsType[fsm.CanceledError](err); ok {
+		return from, ce.Err
+	}
+	if err != nil {
+		return from, fmt.Errorf("node %s --%s->: %w (%v)", from, event, ErrInvalidTransition, err)
+	}
+	return nm.m.Current(), nil
 }
 
 // Run events and transitions.

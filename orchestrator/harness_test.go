@@ -220,6 +220,9 @@ func (h *harness) checkSafety(rep report.Report, allowStopped ...string) {
 	if st.VMsKilledByReboot != 0 {
 		h.t.Errorf("%d running VMs were killed by a reboot: %+v", st.VMsKilledByReboot, st.KilledVMs)
 	}
+	if st.SuspendedLostByReboot != 0 {
+		h.t.Errorf("%d suspended VMs lost their saved state to a reboot", st.SuspendedLostByReboot)
+	}
 	for _, v := range st.Violations {
 		h.t.Errorf("platform rule broken: %+v", v)
 	}

@@ -127,21 +127,21 @@ func (e *Engine) runHook(ctx context.Context, rs *runState, node, phase string) 
 		}
 	}
 	var res commandResult
-	err := e.act(ctx, rs, runs.Entry{Op: runs.OpHook, Node: node, Detail: phase}, func(ctx context.Context) error {
+	run := runs.HookRun{Name: phase}
+	err := e.act(ctx, rs, runs.Entry{Op: runs.OpHook, Node: node, Detail: phase}, actKey(runs.OpHook, phase), func(ctx context.Context) error {
 		res = runCommand(ctx, h.Command, h.Timeout.D(), map[string]string{
 			"DROVER_NODE": node, "DROVER_RUN_ID": rs.id, "DROVER_PHASE": phase, "DROVER_CLUSTER": e.cfg.Cluster,
 		})
 		return res.Err
+	}, func(r *runs.NodeRecord, err error) {
+		run = runs.HookRun{Name: phase, ExitCode: res.ExitCode, Output: res.Output, Seconds: res.Elapsed.Seconds()}
+		if err != nil {
+			run.Error = err.Error()
+		}
+		r.Hooks = append(r.Hooks, run)
 	})
 	if errors.Is(err, ErrInterrupted) {
 		return err
-	}
-	run := runs.HookRun{Name: phase, ExitCode: res.ExitCode, Output: res.Output, Seconds: res.Elapsed.Seconds()}
-	if err != nil {
-		run.Error = err.Error()
-	}
-	if _, perr := e.persist(rs, node, func(r *runs.NodeRecord) { r.Hooks = append(r.Hooks, run) }); perr != nil {
-		return perr
 	}
 	if err == nil {
 		e.log.Info("hook succeeded", "run_id", rs.id, "node", node, "phase", phase, "seconds", run.Seconds)

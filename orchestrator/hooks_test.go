@@ -175,6 +175,12 @@ func TestPolicy_ValidateRunPolicies(t *testing.T) {
 		{name: "gate-url-not-http", mutate: func(p *Policy) { p.HealthGate.URL = "ftp://u:secret@x/" }, errHas: `policy.health_gate.url: "ftp://u:xxxxx@x/" is not an http(s) URL`},
 		{name: "gate-negative-retries", mutate: func(p *Policy) { p.HealthGate.Retries = -1 }, errHas: "policy.health_gate.retries"},
 		{name: "gate-zero-interval", mutate: func(p *Policy) { p.HealthGate.Interval = 0 }, errHas: "policy.health_gate.interval"},
+		{name: "reboot-evidence-unknown", mutate: func(p *Policy) { p.RebootEvidence = "trust" }, errHas: `policy.reboot_evidence: unknown value "trust"`},
+		{name: "reboot-evidence-first-ready", mutate: func(p *Policy) { p.RebootEvidence = RebootEvidenceFirstReady }},
+		{name: "reboot-evidence-empty-is-strict", mutate: func(p *Policy) { p.RebootEvidence = "" }},
+		{name: "migration-timeout-negative", mutate: func(p *Policy) { p.MigrationTimeout = Duration(-time.Second) }, errHas: "policy.migration_timeout: must not be negative"},
+		{name: "migration-timeout-over-drain", mutate: func(p *Policy) { p.MigrationTimeout = Duration(2 * time.Hour) }, errHas: "policy.migration_timeout: 2h0m0s is longer than policy.drain_timeout"},
+		{name: "migration-timeout-without-drain-limit", mutate: func(p *Policy) { p.MigrationTimeout, p.DrainTimeout = Duration(2*time.Hour), 0 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

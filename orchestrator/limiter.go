@@ -86,8 +86,10 @@ func (l *limiter) hasLinks() bool {
 }
 
 // decide asks the scheduler which jobs start now and records those as flights,
-// atomically with respect to every other drain of the run.
-func (l *limiter) decide(now time.Time, jobs []policies.DrainJob, targets policies.TargetChooser, avoid map[string]bool) policies.DrainDecision {
+// atomically with respect to every other drain of the run. The channel, handed out
+// under the same lock as the decision, is closed by the next change of the board: a
+// caller that waits on it cannot miss a release that came after the decision.
+func (l *limiter) decide(now time.Time, jobs []policies.DrainJob, targets policies.TargetChooser, avoid map[string]bool) (policies.DrainDecision, <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	view := policies.DrainView{Links: l.links, Flights: make([]policies.Flight, 0, len(l.flights)), Avoid: avoid}
@@ -103,7 +105,7 @@ func (l *limiter) decide(now time.Time, jobs []policies.DrainJob, targets polici
 			at: now,
 		}
 	}
-	return dec
+	return dec, l.changed
 }
 
 // join records a migration already moving on the platform (found after a restart):
@@ -169,17 +171,18 @@ func (l *limiter) release(vm string) {
 }
 
 // claim makes node take no further migration and reports whether none is still
-// moving to it. unclaim lifts that.
-func (l *limiter) claim(node string) (clear bool) {
+// moving to it; when one is, the channel (handed out under the same lock as the
+// answer) is closed by the next change of the board. unclaim lifts the claim.
+func (l *limiter) claim(node string) (clear bool, changed <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.claimed[node] = true
 	for _, fl := range l.flights {
 		if fl.f.To == node {
-			return false
+			return false, l.changed
 		}
 	}
-	return true
+	return true, nil
 }
 
 // claimedNodes returns the claimed nodes that have not entered maintenance yet

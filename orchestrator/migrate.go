@@ -32,6 +32,9 @@ type migResult struct {
 	res     drivers.MigrationResult
 	err     error
 	started time.Time
+	// timedOut: cancelled by policy.migration_timeout; where the VM ended is what
+	// the platform says (the cancel can lose the race with completion).
+	timedOut bool
 }
 
 // chooser picks targets for jobs without a fixed one.
@@ -78,6 +81,9 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 	// Migrations we aborted: their outcome is what the platform says afterwards
 	// (an abort can lose the race with completion).
 	var aborted []migResult
+	// boardChanged is closed by the first change of the run's migration board after
+	// the last decision (handed out with it, so no release in between is missed).
+	boardChanged := rs.limiter.wait()
 	reserved := map[string]bool{}
 
 	start := func(j migJob, to string) error {
@@ -90,6 +96,10 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 			seq = seqs[0]
 		}
 		mctx, cancel := context.WithCancel(migCtx)
+		if d := rs.policy.MigrationTimeout.D(); d > 0 {
+			// This migration's own limit: when it fires only this one is cancelled.
+			mctx, cancel = context.WithTimeout(migCtx, e.clock.WallDuration(d))
+		}
 		cancels[j.vm.Name] = cancel
 		e.emit(Event{Kind: EventMigrationStarted, RunID: rs.id, Node: node, VM: j.vm.Name, From: j.from, To: to})
 		e.log.Info("migration started", "run_id", rs.id, "node", node, "vm", j.vm.Name, "from", j.from, "to", to, "attempt", j.attempt+1)
@@ -99,7 +109,11 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 				rs.limiter.progress(e.clock.Now(), j.vm.Name, p)
 				e.emit(Event{Kind: EventMigrationProgress, RunID: rs.id, Node: node, VM: j.vm.Name, From: j.from, To: to, Progress: &p})
 			})
-			results <- migResult{job: j, to: to, seq: seq, res: res, err: err, started: started}
+			timedOut := err != nil && migCtx.Err() == nil && errors.Is(mctx.Err(), context.DeadlineExceeded)
+			if timedOut {
+				err = fmt.Errorf("cancelled after policy.migration_timeout (%s): %w", rs.policy.MigrationTimeout.D(), err)
+			}
+			results <- migResult{job: j, to: to, seq: seq, res: res, err: err, started: started, timedOut: timedOut}
 		}()
 		return nil
 	}
@@ -118,7 +132,7 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 		stopping := rs.stopped() || ctx.Err() != nil
 		if !giveUp && !stopping && fatal == nil && len(queue) > 0 {
 			var secs float64
-			queue, secs, fatal = e.startJobs(rs, queue, placer, reserver, reserved, failed, start, &giveUp)
+			queue, secs, fatal = e.startJobs(rs, node, queue, placer, reserver, reserved, failed, start, &giveUp, &boardChanged)
 			if recheck != nil {
 				recheck.Stop()
 				recheck = nil
@@ -138,7 +152,8 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 			// Nothing of ours in flight, yet nothing could start: other drains'
 			// migrations hold the links. Wait for one of them to finish.
 			select {
-			case <-rs.limiter.wait():
+			case <-boardChanged:
+				boardChanged = rs.limiter.wait()
 			case <-recheckC:
 				recheck = nil
 			case <-stopCh:
@@ -154,6 +169,9 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 				undo(r.job, r.to)
 				aborted = append(aborted, r)
 				continue
+			}
+			if r.timedOut {
+				r.err = e.settleTimedOut(ctx, r)
 			}
 			if err := e.recordMigration(rs, node, r); err != nil {
 				fatal = err
@@ -181,8 +199,9 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 				continue
 			}
 			queue = append(queue, r.job)
-		case <-rs.limiter.wait():
+		case <-boardChanged:
 			// Another migration of the run ended: its bandwidth may be ours now.
+			boardChanged = rs.limiter.wait()
 		case <-recheckC:
 			recheck = nil
 		case <-stopCh:
@@ -224,7 +243,7 @@ func (e *Engine) afterFailure(ctx context.Context, rs *runState, r migResult) er
 	switch {
 	case !ok:
 		return fmt.Errorf("migrate vm %s: the vm is gone from the inventory after: %w", r.job.vm.Name, r.err)
-	case !vm.Running():
+	case !policies.Classify(vm).HoldsState():
 		src, _ := inv.Node(r.job.from)
 		return fmt.Errorf("migrate vm %s: the vm is %s now (node %s is %s), not retried after: %w", vm.Name, vm.Power, r.job.from, src.State, r.err)
 	}
@@ -234,7 +253,7 @@ func (e *Engine) afterFailure(ctx context.Context, rs *runState, r migResult) er
 // startJobs starts what the drain scheduler says may start now and returns the jobs
 // left waiting and when to decide again (seconds of cluster time, 0 = when a
 // migration ends). Joins (migrations already moving on the platform) start at once.
-func (e *Engine) startJobs(rs *runState, queue []migJob, placer chooser, reserver *policies.Placer, reserved map[string]bool, failed map[string]error, start func(migJob, string) error, giveUp *bool) ([]migJob, float64, error) {
+func (e *Engine) startJobs(rs *runState, node string, queue []migJob, placer chooser, reserver *policies.Placer, reserved map[string]bool, failed map[string]error, start func(migJob, string) error, giveUp *bool, boardChanged *<-chan struct{}) ([]migJob, float64, error) {
 	now := e.clock.Now()
 	var rest []migJob
 	for i, j := range queue {
@@ -259,9 +278,30 @@ func (e *Engine) startJobs(rs *runState, queue []migJob, placer chooser, reserve
 		byVM[vm.Name] = j
 		djobs = append(djobs, policies.DrainJob{VM: vm, To: j.to})
 	}
-	dec := rs.limiter.decide(now, djobs, placer, rs.limiter.claimedNodes(rs))
+	dec, changed := rs.limiter.decide(now, djobs, placer, rs.limiter.claimedNodes(rs))
+	*boardChanged = changed
 	done := map[string]bool{}
 	var fatal error
+	if len(dec.Start) > 0 {
+		// The intents of one decision in one write: fewer commits, same order
+		// (every intent is on disk before its migration starts).
+		entries := make([]runs.Entry, 0, len(dec.Start))
+		for _, s := range dec.Start {
+			j := byVM[s.Job.VM.Name]
+			entries = append(entries, runs.Entry{Op: runs.OpMigrate, Status: runs.StatusIntent, Node: node, VM: j.vm.Name, From: j.from, To: s.To, Detail: j.kind})
+		}
+		seqs, err := e.journal(rs, entries...)
+		if err != nil {
+			fatal = err
+		}
+		for i, s := range dec.Start {
+			if err == nil {
+				j := byVM[s.Job.VM.Name]
+				j.seq = seqs[i]
+				byVM[s.Job.VM.Name] = j
+			}
+		}
+	}
 	for _, s := range dec.Start {
 		j := byVM[s.Job.VM.Name]
 		done[j.vm.Name] = true
@@ -344,6 +384,20 @@ func (e *Engine) settleAborted(ctx context.Context, rs *runState, node string, a
 	return nil
 }
 
+// settleTimedOut asks the platform where a migration cancelled by
+// policy.migration_timeout left its VM: on the target, the migration completed after
+// all (nil); otherwise it failed with the timeout's error.
+func (e *Engine) settleTimedOut(ctx context.Context, r migResult) error {
+	inv, err := e.cfg.Driver.Inventory(ctx)
+	if err != nil {
+		return r.err
+	}
+	if vm, ok := inv.VM(r.job.vm.Name); ok && vm.Node == r.to && vm.MigratingTo == "" {
+		return nil
+	}
+	return r.err
+}
+
 // recordMigration journals a migration's outcome and adds it to the node record.
 func (e *Engine) recordMigration(rs *runState, node string, r migResult) error {
 	status, detail := runs.StatusDone, r.job.kind
@@ -385,12 +439,12 @@ func (e *Engine) recordMigration(rs *runState, node string, r migResult) error {
 // moving there, failed if it is still on its source and not moving. It returns jobs
 // that join migrations in flight.
 func (e *Engine) reconcileMigrations(rs *runState, inv cluster.Inventory, node string) ([]migJob, error) {
-	journal, err := e.cfg.Store.Journal(rs.id)
+	open, err := e.cfg.Store.OpenIntents(rs.id)
 	if err != nil {
 		return nil, fmt.Errorf("read journal: %w", err)
 	}
 	var joins []migJob
-	for _, in := range runs.OpenIntents(journal) {
+	for _, in := range open {
 		if in.Op != runs.OpMigrate || in.Node != node {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/droverhq/drover/cluster"
@@ -17,6 +18,7 @@ import (
 type nodeFailure struct{ err error }
 
 func (f *nodeFailure) Error() string { return f.err.Error() }
+
 func (f *nodeFailure) Unwrap() error { return f.err }
 
 func failNode(format string, args ...any) error {
@@ -31,12 +33,13 @@ var errStopped = errors.New("run stopped by the operator before this node was pa
 // re-enters the step of the state it was in, and every step is idempotent.
 func (e *Engine) processNode(ctx context.Context, rs *runState, name string, index int) error {
 	for {
-		rec := rs.node(name)
-		if NodeTerminal(rec.State) {
+		// The machine holds the state; the record was written with it.
+		state := rs.machine(name).current()
+		if NodeTerminal(state) {
 			return nil
 		}
 		var err error
-		switch rec.State {
+		switch state {
 		case NodeQueued:
 			err = e.stepQueued(ctx, rs, name)
 		case NodePausing:
@@ -54,7 +57,7 @@ func (e *Engine) processNode(ctx context.Context, rs *runState, name string, ind
 		case NodeFailingBack:
 			err = e.stepFailingBack(ctx, rs, name)
 		default:
-			return fmt.Errorf("node %s: unknown state %q in the state file", name, rec.State)
+			return fmt.Errorf("node %s: unknown state %q in the state file", name, state)
 		}
 		if err == nil {
 			continue
@@ -135,20 +138,16 @@ func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) erro
 		})
 	}
 	if node.Paused {
+		who := "someone else"
+		if id, ok := runOfMark(node.PausedBy); ok {
+			who = "drover run " + id
+		}
 		return e.transition(rs, name, evSkip, func(r *runs.NodeRecord) {
-			r.SkipReason = "node was paused by someone else at its turn; drover leaves it alone"
+			r.SkipReason = "node was paused by " + who + " at its turn; drover leaves it alone"
 		})
 	}
-	if rs.policy.NonMigratable == NonMigratableFail {
-		var stuck []string
-		for _, vm := range inv.VMsOn(name) {
-			if vm.Running() && !vm.Migratable {
-				stuck = append(stuck, describeStuck(vm))
-			}
-		}
-		if len(stuck) > 0 {
-			return failNode("cannot live-migrate %s; with policy.non_migratable=fail the node is not patched (use shutdown or skip to patch it anyway)", strings.Join(stuck, ", "))
-		}
+	if split := e.splitVMs(rs, inv.VMsOn(name)); len(split.Blocking) > 0 {
+		return failNode("node %s cannot be emptied: %s; the node is not patched%s", name, describeNotes(split.Blocking), blockingFix(rs.policy))
 	}
 	if k := rs.policy.ReserveNodes; k > 0 && !rs.policy.OverrideReserve {
 		out := append(rs.inMaintenance(), name)
@@ -164,6 +163,31 @@ func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) erro
 		r.BootIDBefore = node.BootID
 		r.Attempts++
 	})
+}
+
+// splitVMs is the run's one classification of a node's VMs (policies.SplitVMs) under
+// its policy and the driver's capabilities: plan, drain and reboot guard use it.
+func (e *Engine) splitVMs(rs *runState, vms []cluster.VM) policies.Split {
+	return policies.SplitVMs(vms, policies.SplitOptions{
+		Mode:             policies.NonMigratableMode(rs.policy.NonMigratable),
+		MigrateSuspended: e.cfg.Driver.Capabilities().MigrateSuspended,
+	})
+}
+
+func describeNotes(ns []policies.VMNote) string {
+	out := make([]string, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, fmt.Sprintf("vm %s (%s)", n.VM, n.Reason))
+	}
+	return strings.Join(out, ", ")
+}
+
+// blockingFix says how to patch a node whose VMs block it, when the policy can.
+func blockingFix(p Policy) string {
+	if p.NonMigratable == NonMigratableFail || p.NonMigratable == "" {
+		return " (policy.non_migratable=fail; use shutdown or skip to patch it anyway)"
+	}
+	return ""
 }
 
 func describeStuck(vm cluster.VM) string {
@@ -186,68 +210,10 @@ func (rs *runState) inMaintenance() []string {
 	return out
 }
 
-// act journals an intent, runs do, and journals its outcome. An intent for the same
-// action left open by an interrupted run is reused rather than written again.
-func (e *Engine) act(ctx context.Context, rs *runState, intent runs.Entry, do func(context.Context) error) error {
-	seq, err := e.openIntent(rs, intent)
-	if err != nil {
-		return err
-	}
-	if seq == 0 {
-		intent.Status = runs.StatusIntent
-		seqs, err := e.journal(rs, intent)
-		if err != nil {
-			return err
-		}
-		seq = seqs[0]
-	}
-	actErr := do(ctx)
-	if ctx.Err() != nil {
-		// Leave the intent open: the next run reconciles it.
-		return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
-	}
-	out := intent
-	out.Ref, out.Status = seq, runs.StatusDone
-	if actErr != nil {
-		out.Status, out.Detail = runs.StatusFailed, actErr.Error()
-	}
-	if _, err := e.journal(rs, out); err != nil {
-		return err
-	}
-	return actErr
-}
-
-// openIntent finds an open intent of the same op on the same node (and VM).
-func (e *Engine) openIntent(rs *runState, want runs.Entry) (uint64, error) {
-	journal, err := e.cfg.Store.Journal(rs.id)
-	if err != nil {
-		return 0, fmt.Errorf("read journal: %w", err)
-	}
-	for _, in := range runs.OpenIntents(journal) {
-		if in.Op == want.Op && in.Node == want.Node && in.VM == want.VM {
-			return in.Seq, nil
-		}
-	}
-	return 0, nil
-}
-
-// settleIntent closes an open intent whose action is found done after a restart
-// (the process died between the action and its outcome), so that the journal says
-// what happened and no later step mistakes it for an action still to do.
-func (e *Engine) settleIntent(rs *runState, want runs.Entry, detail string) error {
-	seq, err := e.openIntent(rs, want)
-	if err != nil || seq == 0 {
-		return err
-	}
-	want.Status, want.Ref, want.Detail = runs.StatusDone, seq, detail
-	_, err = e.journal(rs, want)
-	return err
-}
-
 func (e *Engine) stepPausing(ctx context.Context, rs *runState, name string) error {
-	err := e.act(ctx, rs, runs.Entry{Op: runs.OpPause, Node: name}, func(ctx context.Context) error {
+	err := e.act(ctx, rs, runs.Entry{Op: runs.OpPause, Node: name}, "", func(ctx context.Context) error {
 		return e.cfg.Driver.PauseNode(ctx, name, drivers.PauseMark(rs.id))
-	})
+	}, func(r *runs.NodeRecord, err error) { r.PausedByUs = r.PausedByUs || err == nil })
 	if err != nil {
 		if errors.Is(err, ErrInterrupted) {
 			return err
@@ -271,44 +237,53 @@ func (e *Engine) stepDraining(ctx context.Context, rs *runState, name string) er
 }
 
 func (e *Engine) stepPatching(ctx context.Context, rs *runState, name string) error {
-	rec := rs.node(name)
-	pendingBefore := rec.Pending
-	var (
-		installed  []runs.Update
-		failed     []drivers.UpdateFailure
-		output     []string
-		reboot     bool
-		installErr error
-	)
+	pendingBefore := rs.node(name).Pending
+	var installErr error
 	// An install is retried when the plug-in fails or reports updates that did not
-	// install; what one attempt installed stays installed.
+	// install; what one attempt installed stays installed. Each attempt's outcome is
+	// written with what it installed, in one transaction, and keyed: a resumed run
+	// goes on after the last closed attempt instead of installing again.
 	for attempt := 0; attempt <= rs.policy.RetriesPerNode; attempt++ {
 		var result drivers.InstallResult
-		installErr = e.act(ctx, rs, runs.Entry{Op: runs.OpInstall, Node: name, Detail: updateNames(pendingBefore)}, func(ctx context.Context) error {
+		installErr = e.act(ctx, rs, runs.Entry{Op: runs.OpInstall, Node: name, Detail: updateNames(pendingBefore)}, actKey(runs.OpInstall, strconv.Itoa(attempt)), func(ctx context.Context) error {
 			var err error
 			result, err = e.cfg.Updater.Install(ctx, name)
 			return err
+		}, func(r *runs.NodeRecord, err error) {
+			if err != nil {
+				return
+			}
+			r.Installed = append(r.Installed, toRunUpdates(result.Installed)...)
+			r.RebootRequired = r.RebootRequired || result.RebootRequired
+			r.FailedUpdates = nil
+			for _, f := range result.Failed {
+				r.FailedUpdates = append(r.FailedUpdates, runs.UpdateFailure{Update: runs.Update{Name: f.Update.Name, Version: f.Update.Version}, Error: f.Error})
+			}
+			if result.Output != "" {
+				r.Notes = append(r.Notes, "install output: "+result.Output)
+			}
 		})
 		if errors.Is(installErr, ErrInterrupted) {
 			return installErr
 		}
 		if installErr == nil {
-			installed = append(installed, toRunUpdates(result.Installed)...)
-			failed = result.Failed
-			reboot = reboot || result.RebootRequired
-			if result.Output != "" {
-				output = append(output, result.Output)
-			}
+			failed := rs.node(name).FailedUpdates
 			if len(failed) == 0 {
 				break
 			}
-			installErr = fmt.Errorf("%d update(s) failed to install, first %s: %s", len(failed), failed[0].Update.Name, failed[0].Error)
+			installErr = fmt.Errorf("%d update(s) failed to install, first %s: %s", len(failed), failed[0].Name, failed[0].Error)
 		}
 		e.log.Warn("install failed", "run_id", rs.id, "node", name, "attempt", attempt+1, "error", installErr)
 	}
-	if len(installed) == 0 && len(pendingBefore) > 0 && installErr == nil {
-		// An install that ran before a restart leaves nothing to install now: what
-		// was pending then and is not pending now was installed.
+	if installErr != nil {
+		return failNode("install updates on %s: %d attempts failed, last: %w", name, rs.policy.RetriesPerNode+1, installErr)
+	}
+	rec := rs.node(name)
+	var found []runs.Update
+	if len(rec.Installed) == 0 && len(pendingBefore) > 0 {
+		// An install that took effect before a restart, its outcome lost, leaves
+		// nothing to install now: what was pending then and is not pending now was
+		// installed.
 		now, err := e.cfg.Updater.Scan(ctx, name)
 		if err != nil {
 			return failNode("scan updates of %s after install: %w", name, err)
@@ -319,33 +294,19 @@ func (e *Engine) stepPatching(ctx context.Context, rs *runState, name string) er
 		}
 		for _, u := range pendingBefore {
 			if !still[u.Name] {
-				installed = append(installed, u)
+				found = append(found, u)
 			}
 		}
-		reboot = reboot || len(installed) > 0
 	}
-	record := func(r *runs.NodeRecord) {
-		r.Installed = installed
-		r.RebootRequired = reboot || rs.policy.Force
-		r.FailedUpdates = nil
-		for _, f := range failed {
-			r.FailedUpdates = append(r.FailedUpdates, runs.UpdateFailure{Update: runs.Update{Name: f.Update.Name, Version: f.Update.Version}, Error: f.Error})
-		}
-		for _, o := range output {
-			r.Notes = append(r.Notes, "install output: "+o)
-		}
-	}
-	if installErr != nil {
-		if _, err := e.persist(rs, name, record); err != nil {
-			return err
-		}
-		return failNode("install updates on %s: %d attempts failed, last: %w", name, rs.policy.RetriesPerNode+1, installErr)
-	}
+	reboot := rec.RebootRequired || len(found) > 0 || rs.policy.Force
 	next := evVerify
-	if reboot || rs.policy.Force {
+	if reboot {
 		next = evReboot
 	}
-	return e.transition(rs, name, next, record)
+	return e.transition(rs, name, next, func(r *runs.NodeRecord) {
+		r.Installed = append(r.Installed, found...)
+		r.RebootRequired = reboot
+	})
 }
 
 func updateNames(us []runs.Update) string {

@@ -110,14 +110,17 @@ func (w *nodeWorkers) claim(ctx context.Context, name string) error {
 	if p := w.rs.placer.current(); p != nil {
 		p.SetUnavailable(name, "about to enter maintenance")
 	}
-	for !w.rs.limiter.claim(name) {
+	for {
+		clear, changed := w.rs.limiter.claim(name)
+		if clear {
+			return nil
+		}
 		select {
-		case <-w.rs.limiter.wait():
+		case <-changed:
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
 		}
 	}
-	return nil
 }
 
 // mayJoin reports whether node may enter maintenance while the active nodes are

@@ -81,7 +81,7 @@ func buildRunPlan(prep Prepared, timings []runs.Timing, now time.Time) (*RunPlan
 		rp.Order, rp.MovesPerVM = []string{}, map[string]int{}
 		return rp, nil
 	}
-	plan, err := policies.BuildPlan(prep.inv, planOptions(prep.Policy, nodes, pt))
+	plan, err := policies.BuildPlan(prep.inv, planOptions(prep.Policy, nodes, pt, prep.caps))
 	if err != nil {
 		return nil, fmt.Errorf("plan the run: %w", err)
 	}
@@ -91,16 +91,17 @@ func buildRunPlan(prep Prepared, timings []runs.Timing, now time.Time) (*RunPlan
 }
 
 // planOptions maps a run's policy onto the planner's options; the order is the run's.
-func planOptions(p Policy, order []string, t policies.Timings) policies.PlanOptions {
+func planOptions(p Policy, order []string, t policies.Timings, caps drivers.Capabilities) policies.PlanOptions {
 	return policies.PlanOptions{
-		Order:           policies.OrderOptions{Strategy: policies.OrderExplicit, Nodes: order},
-		Placement:       policies.PlacementOptions{CPUOvercommit: p.CPUOvercommit, MemoryHeadroomMiB: p.MemoryHeadroomMiB},
-		ReserveK:        p.ReserveNodes,
-		OverrideReserve: p.OverrideReserve,
-		NonMigratable:   policies.NonMigratableMode(p.NonMigratable),
-		Failback:        policies.FailbackMode(p.Failback),
-		Estimate:        policies.EstimateOptions{MaxParallel: p.MaxParallelMigrations, PerNode: p.MaxMigrationsPerNode},
-		Timings:         t,
+		MigrateSuspended: caps.MigrateSuspended,
+		Order:            policies.OrderOptions{Strategy: policies.OrderExplicit, Nodes: order},
+		Placement:        policies.PlacementOptions{CPUOvercommit: p.CPUOvercommit, MemoryHeadroomMiB: p.MemoryHeadroomMiB},
+		ReserveK:         p.ReserveNodes,
+		OverrideReserve:  p.OverrideReserve,
+		NonMigratable:    policies.NonMigratableMode(p.NonMigratable),
+		Failback:         policies.FailbackMode(p.Failback),
+		Estimate:         policies.EstimateOptions{MaxParallel: p.MaxParallelMigrations, PerNode: p.MaxMigrationsPerNode},
+		Timings:          t,
 		// The run overlaps nodes where the reserve allows it (parallel.go): so does
 		// the ETA.
 		MaxParallelNodes: p.MaxParallelNodes,

@@ -57,6 +57,12 @@ const (
 	FailbackPolicy    = "policy"
 )
 
+// Reboot evidence (policy.reboot_evidence).
+const (
+	RebootEvidenceStrict     = "strict"
+	RebootEvidenceFirstReady = "first_ready"
+)
+
 // Non-migratable VM handling.
 const (
 	NonMigratableFail     = "fail"
@@ -84,6 +90,15 @@ type Policy struct {
 	RebootTimeout Duration `json:"reboot_timeout" mapstructure:"reboot_timeout"`
 	// DrainTimeout: how long the drain of one node may take (0 = no limit).
 	DrainTimeout Duration `json:"drain_timeout" mapstructure:"drain_timeout"`
+	// MigrationTimeout: how long one live migration may take (0 = no limit); a
+	// migration that takes longer is cancelled on its own (the VM stays on its
+	// source) and retried like any failed migration, the rest of the drain goes on.
+	MigrationTimeout Duration `json:"migration_timeout,omitempty" mapstructure:"migration_timeout"`
+	// RebootEvidence is what proves a node rebooted: strict (a boot ID change, or
+	// the node seen down after the reboot command) or first_ready (also the first
+	// ready answer after the command, for drivers that report no boot ID and whose
+	// nodes may come back faster than poll_interval). "" is strict.
+	RebootEvidence string `json:"reboot_evidence,omitempty" mapstructure:"reboot_evidence"`
 	// Failback: none, immediate or policy.
 	Failback string `json:"failback" mapstructure:"failback"`
 	// NodeOrder names the order policy (fewest-vms, explicit, ...).
@@ -175,6 +190,7 @@ func DefaultPolicy() Policy {
 		RetriesPerNode:        3,
 		RebootTimeout:         Duration(15 * time.Minute),
 		DrainTimeout:          Duration(time.Hour),
+		RebootEvidence:        RebootEvidenceStrict,
 		Failback:              FailbackNone,
 		NodeOrder:             "fewest-vms",
 		MaxFailedNodes:        -1,
@@ -213,6 +229,17 @@ func (p Policy) Validate() error {
 	}
 	if p.DrainTimeout < 0 {
 		bad("drain_timeout", "set 0 (no limit) or a positive duration, e.g. 1h", "must not be negative, got %s", p.DrainTimeout.D())
+	}
+	switch {
+	case p.MigrationTimeout < 0:
+		bad("migration_timeout", "set 0 (no limit) or a positive duration, e.g. 30m", "must not be negative, got %s", p.MigrationTimeout.D())
+	case p.DrainTimeout > 0 && p.MigrationTimeout > p.DrainTimeout:
+		bad("migration_timeout", "set it at most policy.drain_timeout, or raise policy.drain_timeout", "%s is longer than policy.drain_timeout (%s), which would cancel the drain first", p.MigrationTimeout.D(), p.DrainTimeout.D())
+	}
+	switch p.RebootEvidence {
+	case "", RebootEvidenceStrict, RebootEvidenceFirstReady:
+	default:
+		bad("reboot_evidence", "use strict or first_ready", "unknown value %q", p.RebootEvidence)
 	}
 	if p.PollInterval <= 0 {
 		bad("poll_interval", "set a positive duration, e.g. 5s", "must be positive, got %s", p.PollInterval.D())

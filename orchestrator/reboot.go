@@ -9,8 +9,14 @@ import (
 
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
 )
+
+// Keys of the actions that must never run twice (runs.NodeRecord.Outcomes).
+const actReboot = "reboot"
+
+func actKey(op runs.Op, what string) string { return string(op) + ":" + what }
 
 func (e *Engine) stepRebooting(ctx context.Context, rs *runState, name string) error {
 	rec := rs.node(name)
@@ -19,21 +25,22 @@ func (e *Engine) stepRebooting(ctx context.Context, rs *runState, name string) e
 		if err != nil {
 			return failNode("read inventory before rebooting %s: %w", name, err)
 		}
-		// Safety invariant 1: never reboot a node that still runs VMs, except those
-		// the policy deliberately left there (and the report says so).
+		// Safety invariant 1: never reboot a node that still holds a VM's state
+		// (running, suspended, or of unknown power state), except VMs the policy
+		// deliberately left there (and the report names them).
 		left := map[string]bool{}
 		for _, l := range rec.VMsLeft {
-			// Only skipped VMs may still run: one shut down for the patch must be off.
+			// Only skipped VMs may still hold state: one shut down for the patch must be off.
 			left[l.VM] = l.Action == "skipped"
 		}
 		var still []string
 		for _, vm := range inv.VMsOn(name) {
-			if vm.Running() && !left[vm.Name] {
-				still = append(still, vm.Name)
+			if c := policies.Classify(vm); c != policies.ClassStopped && !left[vm.Name] {
+				still = append(still, fmt.Sprintf("%s (%s)", vm.Name, c))
 			}
 		}
 		if len(still) > 0 {
-			return failNode("refusing to reboot %s: it still runs %s", name, strings.Join(still, ", "))
+			return failNode("refusing to reboot %s: it still holds %s", name, strings.Join(still, ", "))
 		}
 		node, _ := inv.Node(name)
 		issued, err := e.rebootAlreadyIssued(rs, name, rec, node)
@@ -41,18 +48,15 @@ func (e *Engine) stepRebooting(ctx context.Context, rs *runState, name string) e
 			return err
 		}
 		if !issued {
-			err := e.act(ctx, rs, runs.Entry{Op: runs.OpReboot, Node: name, Detail: "boot id before: " + rec.BootIDBefore}, func(ctx context.Context) error {
+			err := e.act(ctx, rs, runs.Entry{Op: runs.OpReboot, Node: name, Detail: "boot id before: " + rec.BootIDBefore}, actReboot, func(ctx context.Context) error {
 				return e.cfg.Driver.RebootNode(ctx, name)
-			})
+			}, func(r *runs.NodeRecord, err error) { r.Rebooted = err == nil })
 			if err != nil {
 				if errors.Is(err, ErrInterrupted) {
 					return err
 				}
 				return failNode("reboot %s: %w", name, err)
 			}
-		}
-		if _, err := e.persist(rs, name, func(r *runs.NodeRecord) { r.Rebooted = true }); err != nil {
-			return err
 		}
 	}
 	if err := e.waitBack(ctx, rs, name); err != nil {
@@ -72,32 +76,42 @@ func (e *Engine) rebootAlreadyIssued(rs *runState, name string, rec runs.NodeRec
 	if node.Ready() && !newBoot {
 		return false, nil
 	}
-	_, err = e.journal(rs, runs.Entry{Op: runs.OpReboot, Status: runs.StatusDone, Ref: seq, Node: name, Detail: fmt.Sprintf("found %s with boot id %q after a restart", node.State, node.BootID)})
+	err = e.closeIntent(rs, runs.Entry{Op: runs.OpReboot, Node: name}, seq, actReboot, nil,
+		fmt.Sprintf("found %s with boot id %q after a restart", node.State, node.BootID),
+		func(r *runs.NodeRecord, _ error) {
+			r.Rebooted = true
+			r.SeenDown = r.SeenDown || !node.Ready()
+		})
 	return err == nil, err
 }
 
-// waitBack polls until the node is ready again after its reboot (with a new boot ID
-// when the platform reports one), up to policy.reboot_timeout.
+// waitBack polls until the node is back after its reboot, up to
+// policy.reboot_timeout. A "ready" answer alone proves nothing: it may come from the
+// old system seconds before it goes down. Back means ready with evidence that the
+// node went down and came back: a new boot ID where the platform reports one, else
+// the node seen not ready since the reboot command (persisted, so that a resumed run
+// knows it), else, only with policy.reboot_evidence=first_ready, nothing more.
 func (e *Engine) waitBack(ctx context.Context, rs *runState, name string) error {
 	timeout := rs.policy.RebootTimeout.D()
 	wctx, cancel := context.WithTimeout(ctx, e.clock.WallDuration(timeout))
 	defer cancel()
 	before := rs.node(name).BootIDBefore
-	checkBoot := before != "" && e.cfg.Driver.Capabilities().BootID
+	bootIDs := before != "" && e.cfg.Driver.Capabilities().BootID
 	poll := time.NewTicker(e.clock.WallDuration(rs.policy.PollInterval.D()))
 	defer poll.Stop()
+	unproven := false // answered ready without evidence of a reboot
 	for {
 		ready, err := e.cfg.Driver.NodeReady(wctx, name)
-		if err == nil && ready && checkBoot {
-			inv, ierr := e.cfg.Driver.Inventory(wctx)
-			if ierr != nil {
-				ready = false
-			} else if n, ok := inv.Node(name); !ok || n.BootID == before {
-				ready = false
+		switch {
+		case err == nil && !ready && !rs.node(name).SeenDown:
+			if _, err := e.persist(rs, name, func(r *runs.NodeRecord) { r.SeenDown = true }); err != nil {
+				return err
 			}
-		}
-		if err == nil && ready {
-			return nil
+		case err == nil && ready:
+			if e.rebootProven(wctx, rs, name, bootIDs, before) {
+				return nil
+			}
+			unproven = true
 		}
 		select {
 		case <-poll.C:
@@ -105,9 +119,32 @@ func (e *Engine) waitBack(ctx context.Context, rs *runState, name string) error 
 			if ctx.Err() != nil {
 				return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
 			}
+			if unproven {
+				return failNode("node %s answers ready, but within policy.reboot_timeout (%s) there was no evidence that it rebooted (%s); if the platform reports no boot ID and the node reboots faster than policy.poll_interval, set policy.reboot_evidence=first_ready", name, timeout, missingEvidence(bootIDs))
+			}
 			return failNode("node %s did not come back within policy.reboot_timeout (%s) after its reboot", name, timeout)
 		}
 	}
+}
+
+// rebootProven reports whether a ready node shows evidence of its reboot.
+func (e *Engine) rebootProven(ctx context.Context, rs *runState, name string, bootIDs bool, before string) bool {
+	if bootIDs {
+		inv, err := e.cfg.Driver.Inventory(ctx)
+		if err != nil {
+			return false
+		}
+		n, ok := inv.Node(name)
+		return ok && n.BootID != "" && n.BootID != before
+	}
+	return rs.node(name).SeenDown || rs.policy.RebootEvidence == RebootEvidenceFirstReady
+}
+
+func missingEvidence(bootIDs bool) string {
+	if bootIDs {
+		return "its boot ID did not change"
+	}
+	return "the platform reports no boot ID and drover never saw the node down"
 }
 
 func (e *Engine) stepVerifying(ctx context.Context, rs *runState, name string) error {
@@ -154,24 +191,23 @@ func (e *Engine) restartLeft(ctx context.Context, rs *runState, name string) err
 		if !ok {
 			return failNode("cannot restart vm %s: driver has no power control", l.VM)
 		}
-		err := e.act(ctx, rs, runs.Entry{Op: runs.OpStart, Node: name, VM: l.VM}, func(ctx context.Context) error {
-			return pc.StartVM(ctx, l.VM)
+		vm := l.VM
+		// Not keyed: a start that failed may be tried again (in resuming); one that
+		// worked is marked Restarted in the same write as its outcome.
+		err := e.act(ctx, rs, runs.Entry{Op: runs.OpStart, Node: name, VM: vm}, "", func(ctx context.Context) error {
+			return pc.StartVM(ctx, vm)
+		}, func(r *runs.NodeRecord, err error) {
+			for i := range r.VMsLeft {
+				if r.VMsLeft[i].VM == vm {
+					r.VMsLeft[i].Restarted = err == nil
+				}
+			}
 		})
 		if err != nil {
 			if errors.Is(err, ErrInterrupted) {
 				return err
 			}
-			return failNode("restart vm %s: %w", l.VM, err)
-		}
-		vm := l.VM
-		if _, err := e.persist(rs, name, func(r *runs.NodeRecord) {
-			for i := range r.VMsLeft {
-				if r.VMsLeft[i].VM == vm {
-					r.VMsLeft[i].Restarted = true
-				}
-			}
-		}); err != nil {
-			return err
+			return failNode("restart vm %s: %w", vm, err)
 		}
 	}
 	return nil
@@ -192,9 +228,18 @@ func (e *Engine) stepResuming(ctx context.Context, rs *runState, name string) er
 		// before it takes VMs again.
 		leftPaused = fmt.Sprintf("node is %s; drover does not resume a node it cannot verify: check it, then resume it on the platform", node.State)
 	case node.Paused:
-		err := e.act(ctx, rs, runs.Entry{Op: runs.OpResume, Node: name}, func(ctx context.Context) error {
+		ours, err := e.pauseIsOurs(rs, node)
+		if err != nil {
+			return err
+		}
+		if !ours {
+			// Another run's (or an admin's) pause: never lifted by this run.
+			leftPaused = fmt.Sprintf("node is paused by %s, not by this run; drover leaves it alone", orUnmarked(node.PausedBy))
+			break
+		}
+		err = e.act(ctx, rs, runs.Entry{Op: runs.OpResume, Node: name}, "", func(ctx context.Context) error {
 			return e.cfg.Driver.ResumeNode(ctx, name)
-		})
+		}, nil)
 		if errors.Is(err, ErrInterrupted) {
 			return err
 		}
@@ -205,7 +250,7 @@ func (e *Engine) stepResuming(ctx context.Context, rs *runState, name string) er
 		// Already resumed: a resume of an earlier process took effect before its
 		// outcome was journaled. Close that intent: the journal must say what
 		// happened.
-		if err := e.settleIntent(rs, runs.Entry{Op: runs.OpResume, Node: name}, "found resumed after a restart"); err != nil {
+		if err := e.settleIntent(rs, runs.Entry{Op: runs.OpResume, Node: name}, "", "found resumed after a restart", nil); err != nil {
 			return err
 		}
 	}
@@ -239,6 +284,13 @@ func (e *Engine) stepResuming(ctx context.Context, rs *runState, name string) er
 	return e.transition(rs, name, evFailback, nil)
 }
 
+func orUnmarked(mark string) string {
+	if mark == "" {
+		return "someone else (no owner mark)"
+	}
+	return mark
+}
+
 func (e *Engine) stepFailingBack(ctx context.Context, rs *runState, name string) error {
 	if rs.policy.Failback == FailbackNone || rs.stopped() {
 		return e.transition(rs, name, evFinish, nil)
@@ -262,7 +314,7 @@ func (e *Engine) stepFailingBack(ctx context.Context, rs *runState, name string)
 		}
 		seen[m.VM] = true
 		vm, ok := inv.VM(m.VM)
-		if !ok || vm.Node != m.To || !vm.Running() || vm.MigratingTo != "" {
+		if !ok || vm.Node != m.To || !policies.Classify(vm).HoldsState() || vm.MigratingTo != "" {
 			continue // moved on, stopped or gone since: leave it where it is
 		}
 		jobs = append(jobs, migJob{vm: vm, from: m.To, to: name, kind: runs.KindFailback})

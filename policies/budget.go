@@ -1,41 +1,28 @@
 package policies
 
-import "errors"
+import "fmt"
 
-// DefaultRetriesPerNode is CAU's MaxRetriesPerNode default.
-const DefaultRetriesPerNode = 3
-
-// DefaultMaxFailedNodes is CAU's default failure budget: a third of the nodes, rounded
-// down (so a cluster of 2 tolerates no failed node).
-func DefaultMaxFailedNodes(nodes int) int { return max(nodes, 0) / 3 }
-
-// Budget is how much failure a run tolerates.
-type Budget struct {
-	// MaxFailedNodes is how many nodes may fail before the run stops.
+// FailureBudget is how many nodes of a run may fail before the run stops.
+type FailureBudget struct {
+	// MaxFailedNodes is the most nodes that may fail.
 	MaxFailedNodes int `json:"max_failed_nodes"`
-	// RetriesPerNode is how many times a failed node is tried again.
-	RetriesPerNode int `json:"retries_per_node"`
 }
 
-// DefaultBudget is the budget of a run over nodes nodes.
-func DefaultBudget(nodes int) Budget {
-	return Budget{MaxFailedNodes: DefaultMaxFailedNodes(nodes), RetriesPerNode: DefaultRetriesPerNode}
-}
-
-// Validate reports negative limits.
-func (b Budget) Validate() error {
-	var errs []error
-	if b.MaxFailedNodes < 0 {
-		errs = append(errs, fieldf("max_failed_nodes", "use 0 (stop at the first failure) or more", "%d is negative", b.MaxFailedNodes))
+// NewFailureBudget is the budget of a run over nodes nodes under
+// policy.max_failed_nodes; -1 is CAU's default, a third of the nodes rounded down (so
+// a cluster of 2 tolerates no failed node).
+func NewFailureBudget(maxFailedNodes, nodes int) FailureBudget {
+	if maxFailedNodes < 0 {
+		return FailureBudget{MaxFailedNodes: max(nodes, 0) / 3}
 	}
-	if b.RetriesPerNode < 0 {
-		errs = append(errs, fieldf("retries_per_node", "use 0 (no retry) or more", "%d is negative", b.RetriesPerNode))
-	}
-	return errors.Join(errs...)
+	return FailureBudget{MaxFailedNodes: maxFailedNodes}
 }
 
-// Exceeded reports whether failed nodes are more than the run tolerates: stop the run.
-func (b Budget) Exceeded(failed int) bool { return failed > b.MaxFailedNodes }
-
-// Retry reports whether a node that has failed `failures` times may be tried again.
-func (b Budget) Retry(failures int) bool { return failures <= b.RetriesPerNode }
+// Exceeded returns why the run must stop when failed nodes are more than it
+// tolerates, nil otherwise.
+func (b FailureBudget) Exceeded(failed int) error {
+	if failed > b.MaxFailedNodes {
+		return fmt.Errorf("%d nodes failed, more than the budget of %d (policy.max_failed_nodes)", failed, b.MaxFailedNodes)
+	}
+	return nil
+}

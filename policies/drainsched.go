@@ -1,3 +1,5 @@
+// Over 600 lines: the drain scheduler's decision (caps, link model, convergence, rechecks) is one algorithm read top to bottom; its model lives in drainsched_model.go.
+
 package policies
 
 import (

@@ -33,23 +33,33 @@ func TestSplitVMs(t *testing.T) {
 		}
 		return strings.Join(s, ",")
 	}
+	const savedStuck = "saved(suspended with its memory state on the node, and the driver cannot migrate saved state"
 	tests := []struct {
+		name                                    string
 		mode                                    NonMigratableMode
+		noSaved                                 bool // the driver cannot migrate suspended VMs
 		migrate, shutdown, skip, blocking, stay string
 	}{
-		{mode: NonMigratableFail, migrate: "big,saved,small,moving",
-			blocking: "gpu(not migratable: pass-through GPU),pinned(not migratable),what(power state unknown)", stay: "off(stopped)"},
-		{mode: NonMigratableShutdown, migrate: "big,saved,small,moving", shutdown: "gpu,pinned",
+		{name: "suspended-stays-without-capability-fail", mode: NonMigratableFail, noSaved: true, migrate: "big,small,moving",
+			blocking: savedStuck + "),gpu(not migratable: pass-through GPU),pinned(not migratable),what(power state unknown)", stay: "off(stopped)"},
+		{name: "suspended-shut-down-without-capability", mode: NonMigratableShutdown, noSaved: true, migrate: "big,small,moving", shutdown: "saved,gpu,pinned",
 			blocking: "what(power state unknown)", stay: "off(stopped)"},
-		{mode: NonMigratableSkip, migrate: "big,saved,small,moving",
+		{name: "suspended-left-without-capability", mode: NonMigratableSkip, noSaved: true, migrate: "big,small,moving",
+			skip:     savedStuck + "; left suspended, the reboot loses its saved state),gpu(not migratable: pass-through GPU; left running, goes down with the reboot),pinned(not migratable; left running, goes down with the reboot)",
+			blocking: "what(power state unknown)", stay: "off(stopped)"},
+		{name: "fail", mode: NonMigratableFail, migrate: "big,saved,small,moving",
+			blocking: "gpu(not migratable: pass-through GPU),pinned(not migratable),what(power state unknown)", stay: "off(stopped)"},
+		{name: "shutdown", mode: NonMigratableShutdown, migrate: "big,saved,small,moving", shutdown: "gpu,pinned",
+			blocking: "what(power state unknown)", stay: "off(stopped)"},
+		{name: "skip", mode: NonMigratableSkip, migrate: "big,saved,small,moving",
 			skip:     "gpu(not migratable: pass-through GPU; left running, goes down with the reboot),pinned(not migratable; left running, goes down with the reboot)",
 			blocking: "what(power state unknown)", stay: "off(stopped)"},
-		{mode: "bogus", migrate: "big,saved,small,moving",
+		{name: "unknown-mode-fails-closed", mode: "bogus", migrate: "big,saved,small,moving",
 			blocking: "gpu(not migratable: pass-through GPU),pinned(not migratable),what(power state unknown)", stay: "off(stopped)"},
 	}
 	for _, tt := range tests {
-		t.Run(string(tt.mode), func(t *testing.T) {
-			s := SplitVMs(vms, tt.mode)
+		t.Run(tt.name, func(t *testing.T) {
+			s := SplitVMs(vms, SplitOptions{Mode: tt.mode, MigrateSuspended: !tt.noSaved})
 			for _, c := range []struct{ what, got, want string }{
 				{"migrate", names(s.Migrate), tt.migrate}, {"shutdown", names(s.Shutdown), tt.shutdown},
 				{"skip", notes(s.Skip), tt.skip}, {"blocking", notes(s.Blocking), tt.blocking}, {"stay", notes(s.Stay), tt.stay},
@@ -58,12 +68,9 @@ func TestSplitVMs(t *testing.T) {
 					t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
 				}
 			}
-			if s.Blocked() != (tt.blocking != "") {
-				t.Errorf("Blocked = %v", s.Blocked())
-			}
 		})
 	}
-	if s := SplitVMs(vms[:2], NonMigratableFail); s.Blocked() {
+	if s := SplitVMs(vms[:2], SplitOptions{Mode: NonMigratableFail}); len(s.Blocking) > 0 {
 		t.Error("migratable VMs block")
 	}
 }

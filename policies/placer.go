@@ -1,3 +1,5 @@
+// Over 600 lines: the placer's capacity, CPU-group, network and anti-affinity rules share one index of the cluster; split, every rule would need it exported.
+
 package policies
 
 import (

@@ -26,6 +26,9 @@ type PlanOptions struct {
 	// DefaultMaxFailureSets); see ReserveResult.
 	ReserveMaxFailureSets int               `json:"reserve_max_failure_sets,omitempty"`
 	NonMigratable         NonMigratableMode `json:"non_migratable"`
+	// MigrateSuspended: the driver moves suspended VMs as saved state
+	// (drivers.Capabilities.MigrateSuspended); without it they cannot leave a node.
+	MigrateSuspended bool `json:"migrate_suspended,omitempty"`
 	// Failback: policy mode is planned as "VMs whose PreferredNode is the node go back";
 	// their allowed hours are evaluated at run time (FailbackTargets).
 	Failback FailbackMode    `json:"failback"`
@@ -286,7 +289,7 @@ func (pl *planner) node(name string) NodePlan {
 	for _, r := range p.nodes[ni].vms {
 		vms = append(vms, p.vms[r].vm)
 	}
-	split := SplitVMs(vms, mode)
+	split := SplitVMs(vms, SplitOptions{Mode: mode, MigrateSuspended: opts.MigrateSuspended})
 	np.Blocking = split.Blocking
 	np.LeftOn = split.Skip
 	for _, v := range split.Shutdown {

@@ -67,7 +67,8 @@ func checkPlan(in cluster.Inventory, opts PlanOptions, plan Plan) error {
 			}
 			listed := slices.Contains(np.Shutdown, v.Name) ||
 				slices.ContainsFunc(np.LeftOn, func(n VMNote) bool { return n.VM == v.Name })
-			if v.Migratable || !listed {
+			movable := v.Migratable && (v.Power != cluster.PowerSuspended || opts.MigrateSuspended)
+			if movable || !listed {
 				return fmt.Errorf("%s: vm %s (%s, migratable %v) stays on the node through its reboot", x, v.Name, v.Power, v.Migratable)
 			}
 		}
@@ -116,6 +117,8 @@ func TestBuildPlan_Property(t *testing.T) {
 			OverrideReserve: rng.IntN(5) == 0,
 			NonMigratable:   []NonMigratableMode{NonMigratableFail, NonMigratableShutdown, NonMigratableSkip}[rng.IntN(3)],
 			Failback:        []FailbackMode{FailbackNone, FailbackImmediate, FailbackPolicy}[rng.IntN(3)],
+			// Half the drivers move suspended VMs as saved state.
+			MigrateSuspended: seed%2 == 0,
 		}
 		if rng.IntN(3) == 0 {
 			opts.Placement.Unavailable = map[string]string{in.Nodes[rng.IntN(len(in.Nodes))].Name: "excluded"}

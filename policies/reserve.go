@@ -1,3 +1,5 @@
+// Over 600 lines: the N-k reserve check (aggregate bound, per-VM first-fit proof over failure sets, explanations) is one algorithm; split, its invariants would span files.
+
 package policies
 
 import (

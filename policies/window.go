@@ -59,11 +59,19 @@ var dayNames = map[string]time.Weekday{
 
 // NewWindow validates spec. Errors are *FieldError values (joined), fields relative to
 // the window: "days[1]", "start", "tz", "blackout[0]".
-func NewWindow(spec WindowSpec) (*Window, error) {
+func NewWindow(spec WindowSpec) (*Window, error) { return NewWindowAt("", spec) }
+
+// NewWindowAt is NewWindow for the window at config key key (e.g. "windows[2]"): its
+// errors name their fields under it ("windows[2].start").
+func NewWindowAt(key string, spec WindowSpec) (*Window, error) {
+	at := ""
+	if key != "" {
+		at = key + "."
+	}
 	w := &Window{spec: spec}
 	var errs []error
 	if len(spec.Days) == 0 {
-		errs = append(errs, fieldf("days", `list the days the window opens, e.g. [tue, wed], or [all]`, "no days"))
+		errs = append(errs, fieldf(at+"days", `list the days the window opens, e.g. [tue, wed], or [all]`, "no days"))
 	}
 	for i, d := range spec.Days {
 		d = strings.ToLower(strings.TrimSpace(d))
@@ -73,37 +81,37 @@ func NewWindow(spec WindowSpec) (*Window, error) {
 		}
 		wd, ok := dayNames[d]
 		if !ok {
-			errs = append(errs, fieldf(fmt.Sprintf("days[%d]", i), "use mon, tue, wed, thu, fri, sat, sun or all", "unknown day %q", spec.Days[i]))
+			errs = append(errs, fieldf(at+fmt.Sprintf("days[%d]", i), "use mon, tue, wed, thu, fri, sat, sun or all", "unknown day %q", spec.Days[i]))
 			continue
 		}
 		w.days[wd] = true
 	}
 	for i, wk := range spec.Weeks {
 		if wk < 1 || wk > 5 {
-			errs = append(errs, fieldf(fmt.Sprintf("weeks[%d]", i), "use 1-4 for the nth week of the month, 5 for the last", "week %d out of range", wk))
+			errs = append(errs, fieldf(at+fmt.Sprintf("weeks[%d]", i), "use 1-4 for the nth week of the month, 5 for the last", "week %d out of range", wk))
 			continue
 		}
 		w.weeks[wk] = true
 	}
 	var startErr, endErr error
 	if w.start, startErr = parseClock(spec.Start, false); startErr != nil {
-		errs = append(errs, fieldf("start", `use "HH:MM", 00:00 to 23:59`, "%v", startErr))
+		errs = append(errs, fieldf(at+"start", `use "HH:MM", 00:00 to 23:59`, "%v", startErr))
 	}
 	if w.end, endErr = parseClock(spec.End, true); endErr != nil {
-		errs = append(errs, fieldf("end", `use "HH:MM", 00:00 to 24:00`, "%v", endErr))
+		errs = append(errs, fieldf(at+"end", `use "HH:MM", 00:00 to 24:00`, "%v", endErr))
 	}
 	if startErr == nil && endErr == nil && w.end == w.start {
-		errs = append(errs, fieldf("end", `for a whole day use start "00:00" and end "24:00"`, "end equals start: empty window"))
+		errs = append(errs, fieldf(at+"end", `for a whole day use start "00:00" and end "24:00"`, "end equals start: empty window"))
 	}
 	w.crosses = w.end <= w.start
 	var err error
 	if w.loc, err = loadTZ(spec.TZ); err != nil {
-		errs = append(errs, fieldf("tz", `use an IANA zone name such as "Europe/Berlin", or "" for UTC`, "%v", err))
+		errs = append(errs, fieldf(at+"tz", `use an IANA zone name such as "Europe/Berlin", or "" for UTC`, "%v", err))
 	}
 	for i, b := range spec.Blackout {
 		r, err := parseDateRange(b)
 		if err != nil {
-			errs = append(errs, fieldf(fmt.Sprintf("blackout[%d]", i), `use "2026-12-24" or "2026-12-24..2027-01-01"`, "%v", err))
+			errs = append(errs, fieldf(at+fmt.Sprintf("blackout[%d]", i), `use "2026-12-24" or "2026-12-24..2027-01-01"`, "%v", err))
 			continue
 		}
 		w.blackout = append(w.blackout, r)

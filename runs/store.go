@@ -10,8 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -69,6 +69,12 @@ var (
 	bucketLocks   = []byte("locks")   // cluster -> Lock
 	bucketTimings = []byte("timings") // nested: cluster -> seq -> Timing
 	bucketMeta    = []byte("meta")
+	// bucketOpen indexes each run's open intents (nested: run ID -> seq -> Entry), so
+	// that finding them costs what is open, not the whole journal.
+	bucketOpen = []byte("open")
+	// bucketSettings holds per-cluster settings that outlive a process (the daemon's
+	// pause switch).
+	bucketSettings = []byte("settings")
 )
 
 const schemaVersion = "1"
@@ -89,6 +95,10 @@ type Store struct {
 	db       *bolt.DB
 	path     string
 	readOnly bool
+	// writeMu orders updates with the crash point's count; bbolt serialises writers
+	// anyway, so it costs no concurrency.
+	writeMu sync.Mutex
+	crash   crashPoint
 }
 
 // Open opens (or, unless read-only, creates with mode 0600) the state file at path.
@@ -116,7 +126,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open state file %s: it is a folder; set `state` to a file path such as %s", path, filepath.Join(path, "drover.db"))
 	}
 
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		switch {
 		case errors.Is(err, bolterrors.ErrTimeout):
@@ -150,7 +160,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open state file %s: set mode 0600: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRuns, bucketNodes, bucketJournal, bucketLocks, bucketTimings, bucketMeta} {
+		for _, b := range [][]byte{bucketRuns, bucketNodes, bucketJournal, bucketLocks, bucketTimings, bucketMeta, bucketOpen, bucketSettings} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -242,7 +252,16 @@ type Tx struct{ tx *bolt.Tx }
 
 // Update runs fn in one read-write transaction: it commits if fn returns nil.
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	return s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.crash.dead(); err != nil {
+		return err
+	}
+	if err := s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) }); err != nil {
+		return err
+	}
+	s.crash.committed()
+	return nil
 }
 
 // View runs fn in a read-only transaction (a damaged page: *DamagedError).
@@ -291,6 +310,9 @@ func (t *Tx) CreateRun(r Run, nodes []NodeRecord) error {
 		}
 	}
 	if _, err := t.tx.Bucket(bucketJournal).CreateBucket([]byte(r.ID)); err != nil {
+		return fmt.Errorf("create run %s: %w", r.ID, err)
+	}
+	if _, err := t.tx.Bucket(bucketOpen).CreateBucket([]byte(r.ID)); err != nil {
 		return fmt.Errorf("create run %s: %w", r.ID, err)
 	}
 	return nil
@@ -407,6 +429,9 @@ func (t *Tx) Append(runID string, e Entry) (uint64, error) {
 	if err := putJSON(jb, seqKey(seq), e); err != nil {
 		return 0, fmt.Errorf("journal of run %s: %w", runID, err)
 	}
+	if err := t.indexOpen(runID, e); err != nil {
+		return 0, fmt.Errorf("journal of run %s: %w", runID, err)
+	}
 	return seq, nil
 }
 
@@ -426,24 +451,6 @@ func (t *Tx) Journal(runID string) ([]Entry, error) {
 		return nil
 	})
 	return out, err
-}
-
-// OpenIntents returns the intents of a run that have no outcome yet: actions that
-// may or may not have happened before a crash.
-func OpenIntents(journal []Entry) []Entry {
-	closed := map[uint64]bool{}
-	for _, e := range journal {
-		if e.Ref != 0 && (e.Status == StatusDone || e.Status == StatusFailed) {
-			closed[e.Ref] = true
-		}
-	}
-	var out []Entry
-	for _, e := range journal {
-		if e.Status == StatusIntent && !closed[e.Seq] {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // Lock returns the run lock of cluster, if any.
@@ -495,72 +502,6 @@ func (t *Tx) ReleaseLock(cluster, runID string) error {
 // (the planner reads no more than these), so the state file does not grow with every run.
 const TimingsKept = 20
 
-// AddTimings records measurements of a cluster, keeping the newest TimingsKept per
-// node and kind (in the order they were added).
-func (t *Tx) AddTimings(cluster string, ts []Timing) error {
-	cb, err := t.tx.Bucket(bucketTimings).CreateBucketIfNotExists([]byte(cluster))
-	if err != nil {
-		return err
-	}
-	for _, tm := range ts {
-		seq, err := cb.NextSequence()
-		if err != nil {
-			return err
-		}
-		if err := putJSON(cb, seqKey(seq), tm); err != nil {
-			return err
-		}
-	}
-	return pruneTimings(cb)
-}
-
-// pruneTimings deletes all but the newest TimingsKept measurements per node and kind.
-// Keys are sequence numbers: walking backwards meets the newest first.
-func pruneTimings(cb *bolt.Bucket) error {
-	type nodeKind struct{ node, kind string }
-	seen := map[nodeKind]int{}
-	var drop [][]byte
-	c := cb.Cursor()
-	for k, v := c.Last(); k != nil; k, v = c.Prev() {
-		var tm Timing
-		if err := json.Unmarshal(v, &tm); err != nil {
-			// Unreadable, it would make every read of the timings fail; the end of a
-			// run must not: it goes.
-			drop = append(drop, slices.Clone(k))
-			continue
-		}
-		nk := nodeKind{tm.Node, tm.Kind}
-		if seen[nk]++; seen[nk] > TimingsKept {
-			drop = append(drop, slices.Clone(k))
-		}
-	}
-	// Deleting while the cursor walks would skip keys: delete afterwards.
-	for _, k := range drop {
-		if err := cb.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Timings returns the recorded measurements of a cluster, oldest first.
-func (t *Tx) Timings(cluster string) ([]Timing, error) {
-	cb := t.tx.Bucket(bucketTimings).Bucket([]byte(cluster))
-	if cb == nil {
-		return nil, nil
-	}
-	var out []Timing
-	err := cb.ForEach(func(_, v []byte) error {
-		var tm Timing
-		if err := json.Unmarshal(v, &tm); err != nil {
-			return err
-		}
-		out = append(out, tm)
-		return nil
-	})
-	return out, err
-}
-
 // Convenience wrappers for single-operation transactions.
 
 // Run returns one run.
@@ -585,12 +526,6 @@ func (s *Store) Nodes(runID string) (ns []NodeRecord, err error) {
 func (s *Store) Journal(runID string) (es []Entry, err error) {
 	err = s.View(func(tx *Tx) error { es, err = tx.Journal(runID); return err })
 	return es, err
-}
-
-// Timings returns a cluster's recorded measurements.
-func (s *Store) Timings(cluster string) (ts []Timing, err error) {
-	err = s.View(func(tx *Tx) error { ts, err = tx.Timings(cluster); return err })
-	return ts, err
 }
 
 // Stats reports the bytes bbolt has written so far (for per-migration cost figures).

@@ -63,6 +63,8 @@ type NodeRecord struct {
 	SkipReason string `json:"skip_reason,omitempty"`
 	// WasPaused: the node was paused before the run, so the run leaves it paused.
 	WasPaused bool `json:"was_paused,omitempty"`
+	// PausedByUs: this run's pause of the node took effect (written with its outcome).
+	PausedByUs bool `json:"paused_by_us,omitempty"`
 	// LeftPaused says why the node could not be resumed, when it could not.
 	LeftPaused string `json:"left_paused,omitempty"`
 	// BootIDBefore is the node's boot ID before its reboot, to tell whether a reboot
@@ -73,8 +75,12 @@ type NodeRecord struct {
 	Installed      []Update        `json:"installed,omitempty"`
 	FailedUpdates  []UpdateFailure `json:"failed_updates,omitempty"`
 	RebootRequired bool            `json:"reboot_required,omitempty"`
-	Rebooted       bool            `json:"rebooted,omitempty"`
-	Migrations     []Migration     `json:"migrations,omitempty"`
+	// Rebooted is set in the same write as the reboot's outcome.
+	Rebooted bool `json:"rebooted,omitempty"`
+	// SeenDown: after its reboot was issued, the node was seen not ready (persisted
+	// evidence that it went down, for drivers without boot IDs).
+	SeenDown   bool        `json:"seen_down,omitempty"`
+	Migrations []Migration `json:"migrations,omitempty"`
 	// VMsLeft are VMs deliberately left on the node (policy skip) or shut down for the
 	// patch (policy shutdown), with what was done.
 	VMsLeft    []VMLeft  `json:"vms_left,omitempty"`
@@ -85,6 +91,18 @@ type NodeRecord struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	Notes      []string  `json:"notes,omitempty"`
 	Errors     []string  `json:"errors,omitempty"`
+	// Outcomes are the closed actions of the node that must not run twice (reboot,
+	// hooks, VM shutdown, install attempts), by action key, written in the same transaction
+	// as the journal's outcome: a resumed run honours them instead of acting again.
+	Outcomes map[string]Outcome `json:"outcomes,omitempty"`
+}
+
+// Outcome is how a journaled action ended.
+type Outcome struct {
+	// Seq is the journal entry of the outcome.
+	Seq uint64 `json:"seq"`
+	// Error is "" when the action succeeded.
+	Error string `json:"error,omitempty"`
 }
 
 // Update is one update of a node.

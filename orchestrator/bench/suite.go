@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -164,15 +163,6 @@ func round(x float64) float64 {
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 
 func mib(x float64) int64 { return int64(math.Round(x * (1 << 20))) }
-
-// Check verifies a row set is complete: every scenario under every strategy.
-func Check(rows []Row, scenarios []string) error {
-	want := len(scenarios) * len(Strategies())
-	if len(rows) != want {
-		return fmt.Errorf("bench: %d rows, want %d", len(rows), want)
-	}
-	return nil
-}
 
 // initialInventory is the scenario's cluster before the run.
 func initialInventory(sc Scenario) (cluster.Inventory, error) {

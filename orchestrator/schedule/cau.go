@@ -8,7 +8,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
-	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/cluster"
 )
 
 // CAU is a schedule in the forms of Cluster-Aware Updating's self-updating mode:
@@ -31,7 +31,7 @@ var _ cron.Schedule = (*CAU)(nil)
 func newCAU(spec Spec, loc *time.Location) (*CAU, error) {
 	var errs []error
 	bad := func(field, fix, problem string, args ...any) {
-		errs = append(errs, drivers.Fieldf(field, fix, problem, args...))
+		errs = append(errs, cluster.Fieldf(field, fix, problem, args...))
 	}
 	c := &CAU{loc: loc, interval: spec.IntervalWeeks, spec: spec}
 	if len(spec.Days) == 0 {

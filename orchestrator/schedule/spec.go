@@ -10,7 +10,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
-	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/cluster"
 )
 
 // Spec is a cluster's schedule as written in the config file (key schedule, or
@@ -68,12 +68,12 @@ var dayNames = map[string]time.Weekday{
 	"thursday": time.Thursday, "friday": time.Friday, "saturday": time.Saturday,
 }
 
-// Parse validates spec. Errors are *drivers.FieldError values (joined) with fields
+// Parse validates spec. Errors are *cluster.FieldError values (joined) with fields
 // relative to the schedule ("cron", "days[1]", "blackout[0]").
 func Parse(spec Spec) (*Schedule, error) {
 	var errs []error
 	bad := func(field, fix, problem string, args ...any) {
-		errs = append(errs, drivers.Fieldf(field, fix, problem, args...))
+		errs = append(errs, cluster.Fieldf(field, fix, problem, args...))
 	}
 	s := &Schedule{loc: time.UTC}
 	if spec.TZ != "" {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/policies"
 )
 
@@ -19,9 +18,9 @@ func ParseWindows(key string, specs []policies.WindowSpec) (Windows, error) {
 	var errs []error
 	var ws Windows
 	for i, s := range specs {
-		w, err := policies.NewWindow(s)
+		w, err := policies.NewWindowAt(fmt.Sprintf("%s[%d]", key, i), s)
 		if err != nil {
-			errs = append(errs, drivers.PrefixFields(fmt.Sprintf("%s[%d]", key, i), err))
+			errs = append(errs, err)
 			continue
 		}
 		ws = append(ws, w)

@@ -82,7 +82,7 @@ func TestAnalyze_Command(t *testing.T) {
 		out    []string
 		checks map[string]orchestrator.CheckStatus // with --json
 	}{
-		{name: "ready", args: []string{"--config", ready, "analyze"}, code: 0, out: []string{"PASS    vms_movable", "Cluster t is ready: 11 passed, 0 warnings, 0 failed."}},
+		{name: "ready", args: []string{"--config", ready, "analyze"}, code: 0, out: []string{"PASS    vms_movable", "Cluster t is ready: 13 passed, 0 warnings, 0 failed."}},
 		{name: "ready-json", args: []string{"--config", ready, "analyze", "--json"}, code: 0,
 			checks: map[string]orchestrator.CheckStatus{"driver_reachable": "pass", "update_plugin": "pass", "reserve_during_run": "pass"}},
 		{name: "reserve-cannot-hold", args: []string{"--config", tight, "analyze", "--reserve-nodes", "1"}, code: 1,

@@ -104,6 +104,8 @@ func defaults() map[string]any {
 		"policy.retries_per_node":        p.RetriesPerNode,
 		"policy.reboot_timeout":          p.RebootTimeout.D().String(),
 		"policy.drain_timeout":           p.DrainTimeout.D().String(),
+		"policy.migration_timeout":       p.MigrationTimeout.D().String(),
+		"policy.reboot_evidence":         p.RebootEvidence,
 		"policy.failback":                p.Failback,
 		"policy.node_order":              p.NodeOrder,
 		"policy.nodes":                   []string{},

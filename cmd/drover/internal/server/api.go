@@ -257,6 +257,10 @@ func (s *Server) handlePause(paused bool) http.HandlerFunc {
 			writeFailure(w, err)
 			return
 		}
+		if err := c.store.SetScheduleSwitch(c.cfg.Name, runs.ScheduleSwitch{Paused: paused, At: time.Now()}); err != nil {
+			writeFailure(w, fmt.Errorf("persist the pause switch: %w", err))
+			return
+		}
 		c.setPaused(paused)
 		writeJSON(w, http.StatusOK, PauseState{Cluster: c.cfg.Name, Paused: paused, NextRun: c.nextRun()})
 	}

@@ -67,6 +67,12 @@ func (s *Server) newCluster(cc ClusterConfig) (*cluster, error) {
 		paused: cc.Paused,
 		wake:   make(chan struct{}, 1),
 	}
+	// The switch set through the API outlives a restart: it wins over the config.
+	if sw, ok, err := s.cfg.Store.ScheduleSwitch(cc.Name); err != nil {
+		return nil, fmt.Errorf("server: cluster %s: %w", cc.Name, err)
+	} else if ok {
+		c.paused = sw.Paused
+	}
 	eng, err := orchestrator.New(orchestrator.Config{
 		Cluster:   cc.Name,
 		Driver:    cc.Driver,
