@@ -125,6 +125,11 @@ func Analyze(ctx context.Context, cfg AnalyzeConfig) Analysis {
 			}
 		}
 	}
+	if rc, ok := cfg.Driver.(drivers.ReadinessChecker); ok {
+		for _, c := range checkPlatform(ctx, rc) {
+			add(c)
+		}
+	}
 	if g := p.HealthGate; len(g.Command) > 0 || g.URL != "" {
 		if err := gateCheck(ctx, g, map[string]string{"DROVER_PHASE": hookGate, "DROVER_CLUSTER": cfg.Cluster}, cfg.HTTPClient); err != nil {
 			add(Check{Name: "health_gate", Status: CheckFail, Message: "the health check fails now: " + err.Error(),
@@ -135,6 +140,35 @@ func Analyze(ctx context.Context, cfg AnalyzeConfig) Analysis {
 	}
 	a.Ready = a.Count(CheckFail) == 0
 	return a
+}
+
+// checkPlatform takes over the driver's own readiness checks (Hyper-V quorum and CSVs,
+// vCenter privileges and DRS/HA settings, Proxmox token rights and Ceph health, ...).
+// Their results are untrusted driver answers: an unknown status is a failure, so a
+// driver cannot turn a problem into a pass by misspelling it.
+func checkPlatform(ctx context.Context, rc drivers.ReadinessChecker) []Check {
+	found, err := rc.Readiness(ctx)
+	if err != nil {
+		return []Check{{Name: "platform", Status: CheckFail, Message: "the platform's readiness checks could not run: " + err.Error(),
+			Remedy: "check that the platform answers and the account may read its configuration"}}
+	}
+	out := make([]Check, 0, len(found))
+	for _, f := range found {
+		c := Check{Name: f.Name, Message: f.Message, Remedy: f.Remedy}
+		switch f.Status {
+		case drivers.CheckPass:
+			c.Status = CheckPass
+		case drivers.CheckWarn:
+			c.Status = CheckWarn
+		case drivers.CheckFail:
+			c.Status = CheckFail
+		default:
+			c.Status = CheckFail
+			c.Message = fmt.Sprintf("%s (the driver answered an unknown status %q)", f.Message, f.Status)
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func orNone(list []string) string {

@@ -26,7 +26,8 @@ import (
 type harness struct {
 	t      *testing.T
 	drv    *sim.Driver
-	driver drivers.Driver // what the engine uses: drv, or a wrapper of it
+	driver drivers.Driver  // what the engine uses: drv, or a wrapper of it
+	upd    drivers.Updater // the update plug-in, when a test wraps the sim's
 	owner  runs.Owner
 	last   string // ID of the last run, for checks
 	// processes counts the simulated drover processes (each openStore is one).
@@ -103,6 +104,14 @@ func (h *harness) openStore() {
 	h.newEngine()
 }
 
+// updater is the sim's own plug-in unless a test swapped in a wrapper.
+func (h *harness) updater() drivers.Updater {
+	if h.upd != nil {
+		return h.upd
+	}
+	return h.drv
+}
+
 // swapDriver makes the engine use d (a wrapper of the sim driver).
 func (h *harness) swapDriver(d drivers.Driver) {
 	h.driver = d
@@ -114,7 +123,7 @@ func (h *harness) newEngine() {
 	eng, err := orchestrator.New(orchestrator.Config{
 		Cluster:  "test",
 		Driver:   h.driver,
-		Updater:  h.drv,
+		Updater:  h.updater(),
 		Store:    h.store,
 		Logger:   slog.New(slog.DiscardHandler),
 		Observer: h.events,

@@ -247,7 +247,7 @@ func (e *Engine) stepPatching(ctx context.Context, rs *runState, name string) er
 		var result drivers.InstallResult
 		installErr = e.act(ctx, rs, runs.Entry{Op: runs.OpInstall, Node: name, Detail: updateNames(pendingBefore)}, actKey(runs.OpInstall, strconv.Itoa(attempt)), func(ctx context.Context) error {
 			var err error
-			result, err = e.cfg.Updater.Install(ctx, name)
+			result, err = e.cfg.Updater.Install(drivers.WithRunID(ctx, rs.id), name)
 			return err
 		}, func(r *runs.NodeRecord, err error) {
 			if err != nil {
