@@ -74,6 +74,26 @@ func (e *Engine) drain(ctx context.Context, rs *runState, name string) error {
 		if len(jobs) == 0 {
 			return e.leaveVMs(dctx, rs, name, shutdown, skip)
 		}
+		if nd, ok := e.nativeDrainer(); ok && pass == 0 {
+			// The platform places and moves the VMs itself (Hyper-V's
+			// Suspend-ClusterNode -Drain); what it leaves behind, Drover moves on
+			// the next pass with its own placement.
+			err := e.act(dctx, rs, runs.Entry{Op: runs.OpDrain, Node: name}, "", func(ctx context.Context) error {
+				return nd.DrainNode(ctx, name, func(p drivers.MigrationProgress) {
+					e.emit(Event{Kind: EventMigrationProgress, RunID: rs.id, Node: name, VM: p.VM, From: p.From, To: p.To, Progress: &p})
+				})
+			}, nil)
+			if err != nil {
+				if rs.stopped() {
+					return errStopped
+				}
+				if dctx.Err() != nil || errors.Is(err, ErrInterrupted) {
+					return e.drainErr(ctx, dctx, rs, err)
+				}
+				e.log.Warn("native drain failed, drover moves the rest", "run_id", rs.id, "node", name, "error", err)
+			}
+			continue
+		}
 		if pass == maxPasses {
 			return failNode("node %s still runs %d VMs after %d drain passes", name, len(jobs), maxPasses)
 		}
@@ -99,6 +119,13 @@ func (e *Engine) drain(ctx context.Context, rs *runState, name string) error {
 			return failNode("drain of %s failed: %w", name, joinSorted(failed))
 		}
 	}
+}
+
+// nativeDrainer returns the driver's own drain when the platform is configured to
+// drain nodes itself (Capabilities.NativeDrain).
+func (e *Engine) nativeDrainer() (drivers.NativeDrainer, bool) {
+	nd, ok := e.cfg.Driver.(drivers.NativeDrainer)
+	return nd, ok && e.cfg.Driver.Capabilities().NativeDrain
 }
 
 // drainErr tells an interruption of the run from the drain's own timeout.

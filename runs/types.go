@@ -172,6 +172,8 @@ const (
 	OpPause    Op = "pause"
 	OpResume   Op = "resume"
 	OpMigrate  Op = "migrate"
+	// OpDrain is the platform's own drain of a node (drivers.NativeDrainer).
+	OpDrain    Op = "drain"
 	OpInstall  Op = "install"
 	OpReboot   Op = "reboot"
 	OpShutdown Op = "shutdown"

@@ -229,8 +229,8 @@ func figures(t *testing.T, name string, c *wsmantest.Cluster, rep report.Report,
 	if c.InNetns() {
 		where = "one network namespace per node"
 	}
-	line := fmt.Sprintf("e2e-hyperv %s (%s): %s in %.1fs wall; %d nodes done, %d reboots, %d migrations started / %d completed / %d cancelled, peak %d parallel (cluster limit 2), %d updates installed, %d resumes; %s",
-		name, where, rep.State, wall.Seconds(), rep.Summary.NodesDone, st.Reboots, st.MigrationsStarted, st.MigrationsCompleted, st.MigrationsCancelled, st.PeakParallel, rep.Summary.UpdatesInstalled, rep.Resumes, wire)
+	line := fmt.Sprintf("e2e-hyperv %s (%s): %s in %.1fs wall; %d nodes done, %d reboots, %d migrations started / %d completed / %d cancelled, peak %d parallel (cluster limit 2), %d updates installed, %d resumes, %d native drains; %s",
+		name, where, rep.State, wall.Seconds(), rep.Summary.NodesDone, st.Reboots, st.MigrationsStarted, st.MigrationsCompleted, st.MigrationsCancelled, st.PeakParallel, rep.Summary.UpdatesInstalled, rep.Resumes, st.NativeDrains, wire)
 	t.Log(line)
 	fmt.Println(line)
 }
@@ -238,6 +238,8 @@ func figures(t *testing.T, name string, c *wsmantest.Cluster, rep report.Report,
 // e2eLab is one model cluster reached over one transport.
 type e2eLab struct {
 	c *wsmantest.Cluster
+	// nativeDrain: the config says drain: cluster.
+	nativeDrain bool
 	// transport is the hyperv section's transport lines for drover.yaml.
 	transport string
 	// driver opens a driver over the same transport, for the checks.
@@ -287,6 +289,15 @@ func winrmLab(t *testing.T, dir string) e2eLab {
 		}}
 }
 
+// clusterDrainLab is the WinRM lab with drain: cluster: the cluster drains each
+// node itself (Suspend-ClusterNode -Drain) and Drover waits for it.
+func clusterDrainLab(t *testing.T, dir string) e2eLab {
+	lab := winrmLab(t, dir)
+	lab.transport += "\n    drain: cluster"
+	lab.nativeDrain = true
+	return lab
+}
+
 func sshE2ELab(t *testing.T, dir string) e2eLab {
 	m := e2eModel()
 	c, key, kh := sshLab(t, m, dir, labNetns(t, m))
@@ -317,6 +328,7 @@ func TestE2E(t *testing.T) {
 		{"winrm-apply", winrmLab, false},
 		{"winrm-kill-9-mid-drain-then-resume", winrmLab, true},
 		{"ssh-apply", sshE2ELab, false},
+		{"winrm-cluster-drain", clusterDrainLab, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -391,6 +403,11 @@ func TestE2E(t *testing.T) {
 				t.Errorf("migrations: %d started, %d completed, %d cancelled, %d failed: some never ended", st.MigrationsStarted, st.MigrationsCompleted, st.MigrationsCancelled, st.MigrationsFailed)
 			}
 			checkCluster(t, lab.c, lab.driver(t))
+			if st := m.Stats(); lab.nativeDrain != (st.NativeDrains > 0) {
+				t.Errorf("the cluster drained %d nodes itself; want native drains: %v", st.NativeDrains, lab.nativeDrain)
+			} else if lab.nativeDrain && st.NativeDrains != 3 {
+				t.Errorf("the cluster drained %d nodes itself, want 3", st.NativeDrains)
+			}
 			figures(t, tc.name, lab.c, rep, wall)
 		})
 	}

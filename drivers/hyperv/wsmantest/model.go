@@ -115,6 +115,8 @@ type Stats struct {
 	PeakParallel int
 	Reboots      int
 	Failovers    int
+	// NativeDrains counts drains the cluster ran itself (Suspend-ClusterNode -Drain).
+	NativeDrains int
 	// Rejected lists commands that were not a shipped script.
 	Rejected []string
 }

@@ -246,6 +246,9 @@ func updatesOrEmpty(u []Update) []Update {
 // drain starts the cluster's own drain of n: every online role moves to the Up node
 // with the most free memory, preferred owners first.
 func (m *Model) drain(n *Node, now time.Time) {
+	if n.DrainStatus != "InProgress" {
+		m.stats.NativeDrains++
+	}
 	n.DrainStatus = "InProgress"
 	for _, g := range m.groups {
 		if !strings.EqualFold(g.Owner, n.Name) || g.State != "Online" {
