@@ -35,7 +35,12 @@ func TestAnalyze_RecognisesItsOwnInterruptedRun(t *testing.T) {
 		if !strings.Contains(c.Message, "paused by Drover run "+id) || !strings.Contains(c.Remedy, "drover runs resume "+id) || strings.Contains(c.Message, "someone else") {
 			t.Errorf("nodes_up = %+v, want the node named as paused by run %s", c, id)
 		}
-		prep, err := h.eng.Prepare(context.Background(), testPolicy(nil))
+		// Starting anew is refused, naming the run to resume ...
+		if _, err := h.eng.Prepare(context.Background(), testPolicy(nil)); err == nil || !strings.Contains(err.Error(), id) {
+			t.Errorf("Prepare = %v, want a refusal naming run %s", err, id)
+		}
+		// ... and a plan (drover plan, apply --dry-run) leaves the node out, saying so.
+		prep, err := orchestrator.PlanRun(context.Background(), h.drv, h.drv, testPolicy(nil), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +48,7 @@ func TestAnalyze_RecognisesItsOwnInterruptedRun(t *testing.T) {
 		for _, r := range prep.Records {
 			if r.State == orchestrator.NodeSkipped {
 				found = true
-				if !strings.Contains(r.SkipReason, "resume run "+id) {
+				if !strings.Contains(r.SkipReason, "drover runs resume "+id) {
 					t.Errorf("node %s skipped: %q, want resume run %s", r.Name, r.SkipReason, id)
 				}
 			}

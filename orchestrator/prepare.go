@@ -35,6 +35,12 @@ type Prepared struct {
 // without changing anything.
 func (e *Engine) Prepare(ctx context.Context, p Policy) (Prepared, error) {
 	prep, err := Prepare(ctx, e.cfg.Driver, e.cfg.Updater, p)
+	if err != nil {
+		return prep, err
+	}
+	// Starting needs every node free of another run's pause; a plan for viewing
+	// (PlanRun) only leaves such nodes out.
+	err = checkForeignPauses(prep.inv, nil, "")
 	if pe, ok := errors.AsType[*PausedByOtherRunError](err); ok {
 		// Tell this state file's interrupted runs (resume them) from other drovers'.
 		if rs, rerr := e.cfg.Store.Runs(e.cfg.Cluster); rerr == nil {
@@ -70,9 +76,6 @@ func Prepare(ctx context.Context, d drivers.Driver, u drivers.Updater, p Policy)
 		return Prepared{}, fmt.Errorf("read inventory: %w", err)
 	}
 	if err := requireOnline(inv, p); err != nil {
-		return Prepared{}, err
-	}
-	if err := checkForeignPauses(inv, nil, ""); err != nil {
 		return Prepared{}, err
 	}
 	known := map[string]bool{}
@@ -171,7 +174,8 @@ func orderNodes(inv cluster.Inventory, p Policy, pending map[string][]cluster.Up
 		case !n.Ready():
 			exclude[n.Name] = fmt.Sprintf("node is %s", n.State)
 		case pausedByRun(n) != "":
-			exclude[n.Name] = "node is paused by Drover run " + pausedByRun(n) + ", interrupted: resume run " + pausedByRun(n) + " instead (drover runs resume " + pausedByRun(n) + ")"
+			id := pausedByRun(n)
+			exclude[n.Name] = "node is paused by Drover run " + id + ": let that run finish, or resume it if it was interrupted (drover runs resume " + id + ")"
 		case n.Paused:
 			exclude[n.Name] = "node was paused before the run (drover leaves it alone; resume it to include it)"
 		}
