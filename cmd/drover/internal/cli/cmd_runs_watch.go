@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -107,22 +108,41 @@ func runsWatchRun(ctx context.Context, opts *RunsOptions) error {
 		return failedErr(err)
 	}
 	// The final report: from the process if it still answers, else from the file it
-	// has released.
-	final := rep
+	// releases as it exits (the event may arrive while it is closing).
+	final, done := rep, false
 	if sc2 := dialStatus(s2path(f)); sc2 != nil {
-		if err := sc2.get(ctx, "/runs/"+rep.ID, &final); err != nil {
-			final = rep
+		var got report.Report
+		if err := sc2.get(ctx, "/runs/"+rep.ID, &got); err == nil && finalState(got.State) {
+			final, done = got, true
 		}
-	} else if s, err := f.openSession(ctx, sessionOptions{store: readStore, command: "runs watch"}); err == nil {
-		defer s.Close()
-		if r, err := findRun(s.store, s.cfg.Cluster.Name, rep.ID); err == nil {
-			if nodes, err := s.store.Nodes(r.ID); err == nil {
-				final = report.Build(r, nodes)
+	}
+	for deadline := time.Now().Add(finalReportWait); !done && time.Now().Before(deadline) && ctx.Err() == nil; {
+		if s, err := f.openSession(ctx, sessionOptions{store: readStore, command: "runs watch"}); err == nil {
+			if r, err := findRun(s.store, s.cfg.Cluster.Name, rep.ID); err == nil {
+				if nodes, err := s.store.Nodes(r.ID); err == nil {
+					final, done = report.Build(r, nodes), true
+				}
 			}
+			s.Close()
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	printReport(f.IO.Out, final)
 	return endStatus(final)
+}
+
+// finalReportWait bounds how long runs watch waits for the running process to
+// release the state file once the run has ended.
+const finalReportWait = 10 * time.Second
+
+// finalState reports whether a run in state st has stopped moving (ended, or waiting
+// for an approval).
+func finalState(st string) bool {
+	return runs.State(st).Terminal() || runs.State(st) == runs.StateWaitingApproval
 }
 
 // s2path is the state file's path of the config (for a second look at the socket).
