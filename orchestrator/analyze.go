@@ -98,6 +98,12 @@ func Analyze(ctx context.Context, cfg AnalyzeConfig) Analysis {
 	inv, c := checkDriver(ctx, cfg)
 	add(c)
 	if c.Status != CheckFail {
+		var err error
+		if p, err = p.resolveLocalStorage(cfg.Driver.Capabilities()); err != nil {
+			add(Check{Name: "local_storage", Status: CheckFail, Message: err.Error(), Remedy: "set policy.local_storage to fail, shutdown or skip"})
+		}
+	}
+	if c.Status != CheckFail {
 		if err := inv.Validate(); err != nil {
 			add(Check{Name: "inventory_valid", Status: CheckFail, Message: "the driver's inventory is inconsistent: " + err.Error(),
 				Remedy: "fix the platform's names (unique node and VM names, VMs on known nodes) or report a driver bug"})
@@ -117,7 +123,7 @@ func Analyze(ctx context.Context, cfg AnalyzeConfig) Analysis {
 					}
 				}
 				add(Check{Name: "node_order", Status: CheckPass, Message: fmt.Sprintf("%d nodes to maintain in this order: %s (%d left out)", len(run), orNone(run), len(skipped))})
-				add(checkVMsMovable(inv, p, run))
+				add(checkVMsMovable(p.movableInventory(inv), p, run))
 				add(checkReserveNow(inv, p))
 				add(checkReserveDuringRun(inv, p, run))
 			}
@@ -432,7 +438,7 @@ func checkVMsMovable(inv cluster.Inventory, p Policy, run []string) Check {
 			continue
 		}
 		if !vm.Migratable {
-			if p.NonMigratable == NonMigratableFail {
+			if p.nonMigratableFor(vm) == NonMigratableFail {
 				stuck = append(stuck, describeStuck(vm)+" on "+vm.Node)
 			} else {
 				covered = append(covered, vm.Name)

@@ -28,6 +28,7 @@ func (e *Engine) drain(ctx context.Context, rs *runState, name string) error {
 		if err != nil {
 			return e.drainErr(ctx, dctx, rs, failNode("read inventory while draining %s: %w", name, err))
 		}
+		inv = rs.policy.movableInventory(inv)
 		joins, err := e.reconcileMigrations(rs, inv, name)
 		if err != nil {
 			return err
@@ -53,7 +54,7 @@ func (e *Engine) drain(ctx context.Context, rs *runState, name string) error {
 				// lost with a crash before it was written): join it, journaled anew.
 				jobs = append(jobs, migJob{vm: vm, from: name, to: vm.MigratingTo, kind: runs.KindDrain})
 			case !vm.Migratable:
-				switch rs.policy.NonMigratable {
+				switch rs.policy.nonMigratableFor(vm) {
 				case NonMigratableShutdown:
 					shutdown = append(shutdown, vm)
 				case NonMigratableSkip:

@@ -139,16 +139,8 @@ func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) erro
 			r.SkipReason = "node was paused by someone else at its turn; drover leaves it alone"
 		})
 	}
-	if rs.policy.NonMigratable == NonMigratableFail {
-		var stuck []string
-		for _, vm := range inv.VMsOn(name) {
-			if vm.Running() && !vm.Migratable {
-				stuck = append(stuck, describeStuck(vm))
-			}
-		}
-		if len(stuck) > 0 {
-			return failNode("cannot live-migrate %s; with policy.non_migratable=fail the node is not patched (use shutdown or skip to patch it anyway)", strings.Join(stuck, ", "))
-		}
+	if stuck := rs.policy.stuckOn(inv, name); len(stuck) > 0 {
+		return failNode("cannot live-migrate %s; with policy.non_migratable=fail (policy.local_storage=fail for VMs with local disks) the node is not patched (use shutdown or skip to patch it anyway)", strings.Join(stuck, ", "))
 	}
 	if k := rs.policy.ReserveNodes; k > 0 && !rs.policy.OverrideReserve {
 		out := append(rs.inMaintenance(), name)

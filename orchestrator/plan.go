@@ -98,6 +98,7 @@ func planOptions(p Policy, order []string, t policies.Timings) policies.PlanOpti
 		ReserveK:        p.ReserveNodes,
 		OverrideReserve: p.OverrideReserve,
 		NonMigratable:   policies.NonMigratableMode(p.NonMigratable),
+		LocalStorage:    p.localStorage(),
 		Failback:        policies.FailbackMode(p.Failback),
 		Estimate:        policies.EstimateOptions{MaxParallel: p.MaxParallelMigrations, PerNode: p.MaxMigrationsPerNode},
 		Timings:         t,

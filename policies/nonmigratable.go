@@ -58,6 +58,12 @@ func (s Split) Blocked() bool { return len(s.Blocking) > 0 }
 // power state blocks in every mode (we cannot tell whether the reboot would hurt it);
 // an unknown mode acts as NonMigratableFail (fail closed).
 func SplitVMs(vms []cluster.VM, mode NonMigratableMode) Split {
+	return SplitVMsLocal(vms, mode, LocalStorage{})
+}
+
+// SplitVMsLocal is SplitVMs where local_storage decides for VMs with local disks
+// (LocalStorage.NonMigratableFor); vms should have passed LocalStorage.Apply.
+func SplitVMsLocal(vms []cluster.VM, nonMigratable NonMigratableMode, ls LocalStorage) Split {
 	var s Split
 	for _, v := range vms {
 		switch {
@@ -72,7 +78,7 @@ func SplitVMs(vms []cluster.VM, mode NonMigratableMode) Split {
 			if v.NotMigratableReason != "" {
 				why += ": " + v.NotMigratableReason
 			}
-			switch mode {
+			switch ls.NonMigratableFor(v, nonMigratable) {
 			case NonMigratableShutdown:
 				s.Shutdown = append(s.Shutdown, v)
 			case NonMigratableSkip:
