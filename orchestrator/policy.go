@@ -232,7 +232,7 @@ func (p Policy) Validate() error {
 	switch p.LocalStorage {
 	case "", LocalStorageMigrate, LocalStorageFail, LocalStorageShutdown, LocalStorageSkip:
 	default:
-		bad("local_storage", "use migrate, fail, shutdown or skip (or leave it out: migrate where the driver can)", "unknown mode %q", p.LocalStorage)
+		bad("local_storage", "use migrate, fail, shutdown or skip, or leave it out to migrate where the driver can", "unknown mode %q", p.LocalStorage)
 	}
 	if p.MaxFailedNodes < -1 {
 		bad("max_failed_nodes", "set 0 or more, or -1 for a third of the nodes", "got %d", p.MaxFailedNodes)
