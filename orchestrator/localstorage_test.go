@@ -3,9 +3,11 @@ package orchestrator_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/droverhq/drover/cluster"
 	"github.com/droverhq/drover/drivers"
@@ -154,4 +156,90 @@ func TestPolicy_LocalStorageUnknownModeNamesTheKey(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "policy.local_storage") || !strings.Contains(err.Error(), "migrate, fail, shutdown or skip") {
 		t.Fatalf("Validate = %v, want an error naming policy.local_storage and the modes", err)
 	}
+}
+
+// TestLocalStorage_CrashDuringStorageMigration kills the process while a VM is being
+// moved with its disks (the first and the second migration, before and after it took
+// effect), then resumes in a new process: every VM ends on exactly one node, running,
+// with its disks' space accounted once, and every node is patched.
+func TestLocalStorage_CrashDuringStorageMigration(t *testing.T) {
+	for _, n := range []int32{1, 2} {
+		for _, when := range []string{"before", "during", "after"} {
+			t.Run(fmt.Sprintf("migrate-%d-%s", n, when), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					h := newHarness(t, localStorageCluster)
+					ctx, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					cd := &crashingDriver{detachingDriver: &detachingDriver{Driver: h.drv}, op: "migrate", n: n, after: when == "after"}
+					cd.die = func() {
+						h.store.Close()
+						cancel()
+					}
+					if when == "during" {
+						h.engineWith(&dyingMidCopy{crashingDriver: cd}, cd)
+					} else {
+						h.engineWith(cd, cd)
+					}
+					id := h.start(ctx, testPolicy(nil))
+					if _, err := h.eng.Execute(ctx, id); err == nil || !cd.crashed.Load() {
+						t.Fatalf("first Execute = %v, crashed %v: the crash never happened", err, cd.crashed.Load())
+					}
+					cd.wg.Wait()
+					h.openStore()
+					if _, err := h.eng.Execute(context.Background(), id); err != nil {
+						t.Fatalf("resumed Execute: %v", err)
+					}
+					rep := h.report(id)
+					if rep.State != string(runs.StateSucceeded) {
+						t.Fatalf("run = %s (%s), want succeeded", rep.State, rep.Error)
+					}
+					h.checkSafety(rep)
+					inv := h.inventory()
+					var free int64
+					for _, nd := range inv.Nodes {
+						free += nd.StorageMiB
+					}
+					var before int64
+					for _, nd := range h.before.Nodes {
+						before += nd.StorageMiB
+					}
+					if free != before {
+						t.Errorf("free storage %d MiB after the resumed run, %d before: a disk is counted twice or lost", free, before)
+					}
+					for _, v := range inv.VMs {
+						if !v.Running() || v.MigratingTo != "" {
+							t.Errorf("vm %s is %s (migrating to %q) after the run", v.Name, v.Power, v.MigratingTo)
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// dyingMidCopy dies while the n-th migration copies its disks: the migration goes
+// on on the platform without the process.
+type dyingMidCopy struct{ *crashingDriver }
+
+func (d *dyingMidCopy) Migrate(ctx context.Context, req drivers.MigrateRequest, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {
+	if !d.at("migrate") {
+		return d.detachingDriver.Migrate(ctx, req, progress)
+	}
+	d.detachingDriver.wg.Go(func() {
+		d.detachingDriver.Driver.Migrate(context.WithoutCancel(ctx), req, nil)
+	})
+	for {
+		v, err := d.detachingDriver.Driver.Inventory(ctx)
+		if err != nil {
+			return drivers.MigrationResult{}, err
+		}
+		if vm, _ := v.VM(req.VM); vm.MigratingTo == req.To {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(10 * time.Second) // into the disk copy: setup is 2 s, the disks take minutes
+	d.crashed.Store(true)
+	d.die()
+	return drivers.MigrationResult{}, ctx.Err()
 }
