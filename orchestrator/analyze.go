@@ -457,7 +457,7 @@ func checkVMsMovable(inv cluster.Inventory, p Policy, run []string) Check {
 	if len(noTarget) > 0 {
 		c.Status = CheckFail
 		msgs = append(msgs, fmt.Sprintf("%d VMs cannot move anywhere: %s", len(noTarget), firstN(noTarget, maxListed)))
-		remedies = append(remedies, "free memory or vCPUs on other nodes, give every node the VM's networks (same name, same VLAN) and CPU group, or relax hard anti-affinity")
+		remedies = append(remedies, "free memory or vCPUs (or storage_mib for local disks) on other nodes, give every node the VM's networks (same name, same VLAN) and CPU group, or relax hard anti-affinity")
 	}
 	if len(stuck) > 0 {
 		c.Status = CheckFail
