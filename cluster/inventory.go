@@ -64,6 +64,9 @@ type Node struct {
 	PausedBy string `json:"paused_by,omitempty"`
 	// BootID changes each time the node boots; "" when the platform cannot tell.
 	BootID string `json:"boot_id,omitempty"`
+	// StorageMiB is the free space for local disks (the storage pool or path that
+	// receives disks moved with their VMs), 0 when the node has none or cannot tell.
+	StorageMiB int64 `json:"storage_mib,omitempty"`
 }
 
 // Ready reports whether the node is up or paused (answering, able to run VMs).
@@ -91,6 +94,40 @@ type VM struct {
 	PreferredNode string `json:"preferred_node,omitempty"`
 	// MigratingTo is the target of a live migration in flight, "" when none.
 	MigratingTo string `json:"migrating_to,omitempty"`
+	// Disks are the VM's virtual disks. Local ones live on the node's own storage and
+	// move with the VM (storage migration); shared ones stay where they are.
+	Disks []Disk `json:"disks,omitempty"`
+}
+
+// Disk is one virtual disk of a VM.
+type Disk struct {
+	Name    string `json:"name"`
+	SizeMiB int64  `json:"size_mib"`
+	// Local is true for a disk on the node's own storage, which only moves together
+	// with the VM by copying it; false for a disk on storage every node sees.
+	Local bool `json:"local,omitempty"`
+}
+
+// LocalDiskMiB is the size of the VM's local disks: what a storage migration copies
+// and what the target needs free.
+func (v VM) LocalDiskMiB() int64 {
+	var n int64
+	for _, d := range v.Disks {
+		if d.Local {
+			n += max(d.SizeMiB, 0)
+		}
+	}
+	return n
+}
+
+// HasLocalDisks reports whether the VM has a disk that must move with it.
+func (v VM) HasLocalDisks() bool {
+	for _, d := range v.Disks {
+		if d.Local {
+			return true
+		}
+	}
+	return false
 }
 
 // Running reports whether the VM is running (and so must be moved before a reboot).

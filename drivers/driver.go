@@ -121,7 +121,10 @@ type MigrationResult struct {
 	// Duration as the platform measured it, in cluster time (0 = unknown).
 	Duration       time.Duration
 	TransferredMiB float64
-	Downtime       time.Duration
+	// DiskMiB is what a storage migration copied of the VM's local disks (0 when the
+	// VM has none).
+	DiskMiB  float64
+	Downtime time.Duration
 	// AlreadyThere is true when the VM was on the target before the call.
 	AlreadyThere bool
 }
@@ -139,6 +142,11 @@ type Capabilities struct {
 	// MigrateSuspended: Migrate also moves a suspended (saved) VM, as saved state; it
 	// stays suspended on the target. Without it a suspended VM cannot leave its node.
 	MigrateSuspended bool `json:"migrate_suspended"`
+	// StorageMigration: Migrate moves a running VM together with its local disks
+	// (cluster.Disk.Local), copying them to the target's storage; the copies on the
+	// source are removed once the VM runs on the target. Without it a VM with local
+	// disks cannot leave its node.
+	StorageMigration bool `json:"storage_migration"`
 }
 
 // PauseMark is the owner mark a run puts on the nodes it pauses.

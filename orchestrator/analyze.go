@@ -98,6 +98,12 @@ func Analyze(ctx context.Context, cfg AnalyzeConfig) Analysis {
 	if c.Status != CheckFail && cfg.Driver != nil {
 		add(checkRebootEvidence(cfg.Driver.Capabilities(), p))
 	}
+	if c.Status != CheckFail && cfg.Driver != nil {
+		var err error
+		if p, err = p.resolveLocalStorage(cfg.Driver.Capabilities()); err != nil {
+			add(Check{Name: "local_storage", Status: CheckFail, Message: err.Error(), Remedy: "set policy.local_storage to fail, shutdown or skip"})
+		}
+	}
 	if c.Status != CheckFail {
 		if err := inv.Validate(); err != nil {
 			add(Check{Name: "inventory_valid", Status: CheckFail, Message: "the driver's inventory is inconsistent: " + err.Error(),
@@ -119,7 +125,7 @@ func Analyze(ctx context.Context, cfg AnalyzeConfig) Analysis {
 					}
 				}
 				add(Check{Name: "node_order", Status: CheckPass, Message: fmt.Sprintf("%d nodes to maintain in this order: %s (%d left out)", len(run), orNone(run), len(skipped))})
-				add(checkVMsMovable(inv, p, run, cfg.Driver.Capabilities()))
+				add(checkVMsMovable(p.movableInventory(inv), p, run, cfg.Driver.Capabilities()))
 				add(checkReserveNow(inv, p))
 				add(checkReserveDuringRun(inv, p, run))
 			}
@@ -466,18 +472,18 @@ const maxListed = 8
 func checkVMsMovable(inv cluster.Inventory, p Policy, run []string, caps drivers.Capabilities) Check {
 	c := Check{Name: "vms_movable", Status: CheckPass}
 	placer := policies.NewPlacer(inv, policies.PlacementOptions{CPUOvercommit: p.CPUOvercommit, MemoryHeadroomMiB: p.MemoryHeadroomMiB})
-	var stuck, covered, noTarget []string
+	var stuck, shutdown, skipped, noTarget []string
 	movable := 0
 	for _, node := range run {
-		split := policies.SplitVMs(inv.VMsOn(node), policies.SplitOptions{Mode: policies.NonMigratableMode(p.NonMigratable), MigrateSuspended: caps.MigrateSuspended})
+		split := policies.SplitVMs(inv.VMsOn(node), policies.SplitOptions{Mode: policies.NonMigratableMode(p.NonMigratable), MigrateSuspended: caps.MigrateSuspended, LocalStorage: p.localStorage()})
 		for _, b := range split.Blocking {
 			stuck = append(stuck, fmt.Sprintf("vm %s (%s) on %s", b.VM, b.Reason, node))
 		}
 		for _, v := range split.Shutdown {
-			covered = append(covered, v.Name)
+			shutdown = append(shutdown, v.Name)
 		}
 		for _, n := range split.Skip {
-			covered = append(covered, n.VM)
+			skipped = append(skipped, n.VM)
 		}
 		for _, vm := range split.Migrate {
 			target, err := placer.Place(vm, nil)
@@ -493,23 +499,28 @@ func checkVMsMovable(inv cluster.Inventory, p Policy, run []string, caps drivers
 	if len(noTarget) > 0 {
 		c.Status = CheckFail
 		msgs = append(msgs, fmt.Sprintf("%d VMs cannot move anywhere: %s", len(noTarget), firstN(noTarget, maxListed)))
-		remedies = append(remedies, "free memory or vCPUs on other nodes, give every node the VM's networks (same name, same VLAN) and CPU group, or relax hard anti-affinity")
+		remedies = append(remedies, "free memory or vCPUs (or storage_mib for local disks) on other nodes, give every node the VM's networks (same name, same VLAN) and CPU group, or relax hard anti-affinity")
 	}
 	if len(stuck) > 0 {
 		c.Status = CheckFail
 		msgs = append(msgs, fmt.Sprintf("%d VMs cannot leave their nodes, so those nodes will not be patched: %s", len(stuck), firstN(stuck, maxListed)))
-		remedies = append(remedies, "set policy.non_migratable to shutdown (stopped and restarted) or skip (left on the node, goes down with the reboot), make the VMs migratable, resume or stop suspended VMs, or fix VMs of unknown power state")
+		remedies = append(remedies, "set policy.non_migratable to shutdown (stopped and restarted) or skip (left on the node, goes down with the reboot), policy.local_storage likewise for VMs with local disks, make the VMs migratable, resume or stop suspended VMs, or fix VMs of unknown power state")
 	}
-	if len(covered) > 0 {
-		verb := "shut down and restarted after the patch"
-		if p.NonMigratable == NonMigratableSkip {
-			verb = "LEFT RUNNING through the reboot"
-			if c.Status == CheckPass {
-				c.Status = CheckWarn
-			}
-			remedies = append(remedies, "policy.non_migratable=shutdown stops them cleanly instead")
+	// Which mode covers a VM is per VM (local_storage decides for local disks), so
+	// the two outcomes are reported apart.
+	modes := fmt.Sprintf("policy.non_migratable=%s", p.NonMigratable)
+	if p.LocalStorage != "" {
+		modes += fmt.Sprintf(", policy.local_storage=%s for VMs with local disks", p.LocalStorage)
+	}
+	if len(shutdown) > 0 {
+		msgs = append(msgs, fmt.Sprintf("%d VMs that cannot move will be shut down and restarted after the patch (%s): %s", len(shutdown), modes, firstN(shutdown, maxListed)))
+	}
+	if len(skipped) > 0 {
+		if c.Status == CheckPass {
+			c.Status = CheckWarn
 		}
-		msgs = append(msgs, fmt.Sprintf("%d VMs that cannot move will be %s (policy.non_migratable=%s): %s", len(covered), verb, p.NonMigratable, firstN(covered, maxListed)))
+		remedies = append(remedies, "policy.non_migratable=shutdown (policy.local_storage=shutdown for VMs with local disks) stops them cleanly instead")
+		msgs = append(msgs, fmt.Sprintf("%d VMs that cannot move will be LEFT RUNNING through the reboot (%s): %s", len(skipped), modes, firstN(skipped, maxListed)))
 	}
 	msgs = append([]string{fmt.Sprintf("%d VMs on the nodes to maintain can move", movable)}, msgs...)
 	c.Message = strings.Join(msgs, "; ")

@@ -27,6 +27,7 @@ func (e *Engine) drain(ctx context.Context, rs *runState, name string) error {
 		if err != nil {
 			return e.drainErr(ctx, dctx, rs, failNode("read inventory while draining %s: %w", name, err))
 		}
+		inv = rs.policy.movableInventory(inv)
 		joins, err := e.reconcileMigrations(rs, inv, name)
 		if err != nil {
 			return err

@@ -113,7 +113,7 @@ func (l *limiter) decide(now time.Time, jobs []policies.DrainJob, targets polici
 func (l *limiter) join(now time.Time, vm cluster.VM, from, to string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.flights[vm.Name] = &flight{f: policies.Flight{VM: vm.Name, From: from, To: to, MemoryMiB: vm.MemoryMiB, DirtyMiBs: vm.DirtyMiBs, Setup: true}, at: now}
+	l.flights[vm.Name] = &flight{f: policies.Flight{VM: vm.Name, From: from, To: to, MemoryMiB: vm.MemoryMiB, DirtyMiBs: vm.DirtyMiBs, DiskMiB: vm.LocalDiskMiB(), Setup: true}, at: now}
 }
 
 // progress records a progress report of vm's migration: its remaining amount and

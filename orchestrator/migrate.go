@@ -404,7 +404,7 @@ func (e *Engine) recordMigration(rs *runState, node string, r migResult) error {
 	m := runs.Migration{
 		VM: r.job.vm.Name, From: r.job.from, To: r.to, Kind: r.job.kind,
 		OK: r.err == nil, Attempt: r.job.attempt + 1, StartedAt: r.started,
-		TransferredMiB: r.res.TransferredMiB,
+		TransferredMiB: r.res.TransferredMiB, DiskMiB: r.res.DiskMiB,
 	}
 	m.Seconds = r.res.Duration.Seconds()
 	if m.Seconds == 0 {

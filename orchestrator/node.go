@@ -146,7 +146,7 @@ func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) erro
 			r.SkipReason = "node was paused by " + who + " at its turn; drover leaves it alone"
 		})
 	}
-	if split := e.splitVMs(rs, inv.VMsOn(name)); len(split.Blocking) > 0 {
+	if split := e.splitVMs(rs, rs.policy.movableInventory(inv).VMsOn(name)); len(split.Blocking) > 0 {
 		return failNode("node %s cannot be emptied: %s; the node is not patched%s", name, describeNotes(split.Blocking), blockingFix(rs.policy))
 	}
 	if k := rs.policy.ReserveNodes; k > 0 && !rs.policy.OverrideReserve {
@@ -171,6 +171,7 @@ func (e *Engine) splitVMs(rs *runState, vms []cluster.VM) policies.Split {
 	return policies.SplitVMs(vms, policies.SplitOptions{
 		Mode:             policies.NonMigratableMode(rs.policy.NonMigratable),
 		MigrateSuspended: e.cfg.Driver.Capabilities().MigrateSuspended,
+		LocalStorage:     rs.policy.localStorage(),
 	})
 }
 
@@ -184,8 +185,11 @@ func describeNotes(ns []policies.VMNote) string {
 
 // blockingFix says how to patch a node whose VMs block it, when the policy can.
 func blockingFix(p Policy) string {
-	if p.NonMigratable == NonMigratableFail || p.NonMigratable == "" {
-		return " (policy.non_migratable=fail; use shutdown or skip to patch it anyway)"
+	switch {
+	case p.NonMigratable == NonMigratableFail || p.NonMigratable == "":
+		return " (policy.non_migratable=fail, policy.local_storage for VMs with local disks; use shutdown or skip to patch it anyway)"
+	case p.LocalStorage == LocalStorageFail:
+		return fmt.Sprintf(" (policy.local_storage=%s decides for VMs with local disks; use shutdown or skip to patch it anyway)", p.LocalStorage)
 	}
 	return ""
 }

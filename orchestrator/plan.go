@@ -99,6 +99,7 @@ func planOptions(p Policy, order []string, t policies.Timings, caps drivers.Capa
 		ReserveK:         p.ReserveNodes,
 		OverrideReserve:  p.OverrideReserve,
 		NonMigratable:    policies.NonMigratableMode(p.NonMigratable),
+		LocalStorage:     p.localStorage(),
 		Failback:         policies.FailbackMode(p.Failback),
 		Estimate:         policies.EstimateOptions{MaxParallel: p.MaxParallelMigrations, PerNode: p.MaxMigrationsPerNode},
 		Timings:          t,

@@ -111,6 +111,8 @@ type Policy struct {
 	MaxFailedNodes int `json:"max_failed_nodes" mapstructure:"max_failed_nodes"`
 	// NonMigratable: what to do with running VMs that cannot live-migrate.
 	NonMigratable string `json:"non_migratable" mapstructure:"non_migratable"`
+	// LocalStorage: what to do with running VMs that have local disks (localstorage.go).
+	LocalStorage string `json:"local_storage,omitempty" mapstructure:"local_storage"`
 	// ReserveNodes is k of the N-k cluster reserve.
 	ReserveNodes int `json:"reserve_nodes" mapstructure:"reserve_nodes"`
 	// OverrideReserve pauses nodes even when the reserve would break.
@@ -253,6 +255,11 @@ func (p Policy) Validate() error {
 	case NonMigratableFail, NonMigratableShutdown, NonMigratableSkip:
 	default:
 		bad("non_migratable", "use fail, shutdown or skip", "unknown mode %q", p.NonMigratable)
+	}
+	switch p.LocalStorage {
+	case "", LocalStorageMigrate, LocalStorageFail, LocalStorageShutdown, LocalStorageSkip:
+	default:
+		bad("local_storage", "use migrate, fail, shutdown or skip, or leave it out to migrate where the driver can", "unknown mode %q", p.LocalStorage)
 	}
 	if p.MaxFailedNodes < -1 {
 		bad("max_failed_nodes", "set 0 or more, or -1 for a third of the nodes", "got %d", p.MaxFailedNodes)

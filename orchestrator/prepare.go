@@ -71,6 +71,10 @@ func Prepare(ctx context.Context, d drivers.Driver, u drivers.Updater, p Policy)
 	if err := p.Validate(); err != nil {
 		return Prepared{}, err
 	}
+	p, err := p.resolveLocalStorage(d.Capabilities())
+	if err != nil {
+		return Prepared{}, err
+	}
 	inv, err := d.Inventory(ctx)
 	if err != nil {
 		return Prepared{}, fmt.Errorf("read inventory: %w", err)

@@ -68,14 +68,21 @@ type SplitOptions struct {
 	Mode NonMigratableMode
 	// MigrateSuspended: the driver moves a suspended VM as saved state.
 	MigrateSuspended bool
+	// LocalStorage is policy.local_storage with the driver's storage migration: it
+	// decides for VMs with local disks (LocalStorage.NonMigratableFor); the zero value
+	// leaves them to Mode and lets them move only where the driver already says so.
+	LocalStorage LocalStorage
 }
 
 // SplitVMs sorts a node's VMs by what maintenance does with them. A VM in an unknown
 // power state blocks in every mode; a VM that holds state and cannot move is handled
-// by the mode (fail: it blocks the node).
+// by the mode (fail: it blocks the node), local_storage's for a VM with local disks.
+// A VM whose local disks may not move counts as not migratable (LocalStorage.Apply),
+// so callers need not have applied it to the inventory first.
 func SplitVMs(vms []cluster.VM, opts SplitOptions) Split {
 	var s Split
 	for _, v := range vms {
+		v = opts.LocalStorage.applyVM(v)
 		class := Classify(v)
 		why := ""
 		switch {
@@ -99,7 +106,7 @@ func SplitVMs(vms []cluster.VM, opts SplitOptions) Split {
 			s.Migrate = append(s.Migrate, v)
 			continue
 		}
-		switch opts.Mode {
+		switch opts.LocalStorage.NonMigratableFor(v, opts.Mode) {
 		case NonMigratableShutdown:
 			s.Shutdown = append(s.Shutdown, v)
 		case NonMigratableSkip:

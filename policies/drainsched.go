@@ -156,6 +156,8 @@ type Flight struct {
 	To        string  `json:"to"`
 	MemoryMiB int64   `json:"memory_mib"`
 	DirtyMiBs float64 `json:"dirty_mib_s"`
+	// DiskMiB is the size of the local disks that move with the VM.
+	DiskMiB int64 `json:"disk_mib,omitempty"`
 	// Setup is true while no memory moves yet.
 	Setup bool `json:"setup"`
 	// RemainingMiB is what is still to send (0 = unknown: the memory).
@@ -261,7 +263,7 @@ func (o DrainOptions) Order(jobs []DrainJob, links map[string]Link) []DrainJob {
 		if j.To != "" {
 			best = o.pairCap(links, j.VM.Node, j.To)
 		}
-		ks[i] = keyed{j, o.seconds(float64(j.VM.MemoryMiB), j.VM.DirtyMiBs, best)}
+		ks[i] = keyed{j, o.moveSeconds(j.VM, best)}
 	}
 	slices.SortStableFunc(ks, func(a, b keyed) int {
 		if c := cmp.Compare(b.t, a.t); c != 0 {
@@ -492,7 +494,7 @@ func (st *schedState) admit(j DrainJob, to string) (DrainStart, refusal) {
 	if (st.avoid[to] && j.To == "") || (st.o.MaxPerNode > 0 && st.perNode(to) >= st.o.MaxPerNode) {
 		return DrainStart{}, capTarget
 	}
-	cand := Flight{VM: j.VM.Name, From: src, To: to, MemoryMiB: j.VM.MemoryMiB, DirtyMiBs: j.VM.DirtyMiBs, Setup: true}
+	cand := Flight{VM: j.VM.Name, From: src, To: to, MemoryMiB: j.VM.MemoryMiB, DirtyMiBs: j.VM.DirtyMiBs, DiskMiB: j.VM.LocalDiskMiB(), Setup: true}
 	start := DrainStart{Job: j, To: to}
 	if st.o.Mode == DrainFixed {
 		st.add(cand)
@@ -514,7 +516,7 @@ func (st *schedState) admit(j DrainJob, to string) (DrainStart, refusal) {
 			return DrainStart{}, busyHopeless
 		}
 		start.Hopeless, start.ShareMiBs = true, alone
-		start.Seconds = st.o.seconds(float64(j.VM.MemoryMiB), j.VM.DirtyMiBs, alone)
+		start.Seconds = st.o.moveSeconds(j.VM, alone)
 		st.add(cand)
 		return start, admitted
 	}
@@ -524,7 +526,7 @@ func (st *schedState) admit(j DrainJob, to string) (DrainStart, refusal) {
 		return DrainStart{}, why
 	}
 	start.ShareMiBs = share
-	start.Seconds = st.o.seconds(float64(cand.MemoryMiB), cand.DirtyMiBs, share)
+	start.Seconds = st.o.moveSeconds(j.VM, share)
 	st.add(cand)
 	return start, admitted
 }
@@ -597,12 +599,12 @@ func (st *schedState) helps(active []Flight, cand Flight, node string) bool {
 	}
 	// The node's waiting work: the jobs of this decision from or to it, the
 	// candidate first (it is the longest of them: jobs come longest first).
-	waiting := []work{{left: float64(cand.MemoryMiB), dirty: cand.DirtyMiBs}}
+	waiting := []work{{left: float64(cand.MemoryMiB + cand.DiskMiB), dirty: cand.DirtyMiBs}}
 	for _, j := range st.pending {
 		if st.done[j.VM.Name] || j.VM.Name == cand.VM || (j.VM.Node != node && j.To != node) {
 			continue
 		}
-		waiting = append(waiting, work{left: float64(j.VM.MemoryMiB), dirty: j.VM.DirtyMiBs})
+		waiting = append(waiting, work{left: float64(j.VM.MemoryMiB + j.VM.LocalDiskMiB()), dirty: j.VM.DirtyMiBs})
 	}
 	streamCap := st.o.pairCap(st.links, cand.From, cand.To)
 	nic := nicOr(st.links[node], st.o)

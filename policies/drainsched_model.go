@@ -1,6 +1,10 @@
 package policies
 
-import "math"
+import (
+	"math"
+
+	"github.com/droverhq/drover/cluster"
+)
 
 // The bandwidth and convergence model of the drain scheduler: max-min fair shares
 // over the nodes' NIC pools and stream caps (as the simulator and real networks
@@ -157,7 +161,7 @@ func remainingOf(f Flight) float64 {
 		return f.RemainingMiB
 	}
 	if f.Setup || f.RateMiBs <= 0 {
-		return float64(f.MemoryMiB)
+		return float64(f.MemoryMiB + f.DiskMiB)
 	}
 	return 0
 }
@@ -225,6 +229,16 @@ func (o DrainOptions) seconds(memMiB, dirty, bw float64) float64 {
 		return math.Inf(1)
 	}
 	return o.SetupSeconds + memMiB/(bw-max(dirty, 0))
+}
+
+// moveSeconds is seconds for v with its local disks, copied first at bw (see
+// StorageMigrationSeconds); +Inf when it does not converge.
+func (o DrainOptions) moveSeconds(v cluster.VM, bw float64) float64 {
+	s := o.seconds(float64(v.MemoryMiB), v.DirtyMiBs, bw)
+	if d := v.LocalDiskMiB(); d > 0 && bw > 0 {
+		s += float64(d) / bw
+	}
+	return s
 }
 
 // calibrate lowers a node's NIC to what its migrations measurably get when the model

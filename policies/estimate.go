@@ -147,6 +147,21 @@ func MigrationSeconds(memMiB int64, dirtyMiBs, bandwidthMiBs, setupSeconds float
 	return setupSeconds + float64(maxRounds)*m/bandwidthMiBs, false
 }
 
+// StorageMigrationSeconds is MigrationSeconds for a VM that takes diskMiB of local
+// disks with it: the disks go first over the same stream (QEMU's drive-mirror bulk
+// copy, Hyper-V's and vSphere's storage phase), then memory as usual, so
+//
+//	T = setup + S/B + M/(B − D)
+//
+// Disk writes during the copy are mirrored as they happen and not counted again.
+func StorageMigrationSeconds(memMiB, diskMiB int64, dirtyMiBs, bandwidthMiBs, setupSeconds float64, maxRounds int) (seconds float64, converges bool) {
+	s, conv := MigrationSeconds(memMiB, dirtyMiBs, bandwidthMiBs, setupSeconds, maxRounds)
+	if bandwidthMiBs > 0 {
+		s += float64(max(diskMiB, 0)) / bandwidthMiBs
+	}
+	return s, conv
+}
+
 // mbpsToMiBs converts megabits per second into MiB per second.
 func mbpsToMiBs(mbps float64) float64 { return mbps * 1e6 / 8 / (1 << 20) }
 

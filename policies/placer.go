@@ -164,6 +164,9 @@ type pnode struct {
 	usedVCPU    int
 	unavailable string
 	rank        int
+	// storage is the free space for local disks (Node.StorageMiB), less the disks
+	// placed here, plus those placed away.
+	storage int64
 	// vms are the capacity-reserving VMs accounted on this node (pvm indices).
 	vms []int32
 	// dispMem and dispCPU sum the migratable ones among vms: what the node's loss
@@ -257,6 +260,7 @@ func NewPlacer(inv cluster.Inventory, opts PlacementOptions) *Placer {
 			capVCPU:     int(math.Floor(float64(max(n.CPUs, 0))*p.overcommit + 1e-9)),
 			unavailable: opts.Unavailable[n.Name],
 			rank:        rank,
+			storage:     n.StorageMiB,
 		}
 		for _, nw := range n.Networks {
 			id := p.netIdx[netKey{strings.ToLower(nw.Name), nw.VLAN}]
@@ -507,6 +511,7 @@ func (p *Placer) PlaceOn(vm cluster.VM, target string) error {
 
 func (p *Placer) moveTo(r, to int32, vm cluster.VM) {
 	prev := p.vms[r].node
+	p.moveDisks(vm, prev, to)
 	p.removeFrom(r)
 	p.addTo(r, to, vm)
 	p.vms[r].from = prev
@@ -529,6 +534,7 @@ func (p *Placer) Cancel(vm cluster.VM, target string) {
 		}
 	}
 	prevVM := p.vms[r].vm
+	p.moveDisks(prevVM, t, back)
 	p.removeFrom(r)
 	if back >= 0 {
 		p.addTo(r, back, prevVM)
@@ -674,7 +680,7 @@ func (p *Placer) choose(c *candidate, src int32, avoid map[string]bool) (int32, 
 				continue
 			}
 		}
-		if !p.hasNets(n, c.nets) {
+		if !p.hasNets(n, c.nets) || !n.fitsDisks(c.vm) {
 			continue
 		}
 		hard, soft, _ := p.conflict(c, i)
@@ -726,6 +732,9 @@ func (p *Placer) refuse(c *candidate, src, i int32, avoid map[string]bool) []str
 	}
 	if hard, _, with := p.conflict(c, i); hard {
 		why = append(why, "hard anti-affinity with "+with)
+	}
+	if !n.fitsDisks(c.vm) {
+		why = append(why, fmt.Sprintf("needs %d MiB of storage for local disks, %d free", c.vm.LocalDiskMiB(), max(n.storage, 0)))
 	}
 	if c.active {
 		if free := n.freeMem(); free < c.vm.MemoryMiB {

@@ -29,6 +29,8 @@ type PlanOptions struct {
 	// MigrateSuspended: the driver moves suspended VMs as saved state
 	// (drivers.Capabilities.MigrateSuspended); without it they cannot leave a node.
 	MigrateSuspended bool `json:"migrate_suspended,omitempty"`
+	// LocalStorage decides for VMs with local disks (zero: as the driver says).
+	LocalStorage LocalStorage `json:"local_storage,omitzero"`
 	// Failback: policy mode is planned as "VMs whose PreferredNode is the node go back";
 	// their allowed hours are evaluated at run time (FailbackTargets).
 	Failback FailbackMode    `json:"failback"`
@@ -72,11 +74,13 @@ type Plan struct {
 
 // Migration is one planned live migration.
 type Migration struct {
-	VM        string        `json:"vm"`
-	From      string        `json:"from"`
-	To        string        `json:"to"`
-	MemoryMiB int64         `json:"memory_mib"`
-	Duration  time.Duration `json:"duration"`
+	VM        string `json:"vm"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	MemoryMiB int64  `json:"memory_mib"`
+	// DiskMiB is the size of the local disks copied with the VM (storage migration).
+	DiskMiB  int64         `json:"disk_mib"`
+	Duration time.Duration `json:"duration"`
 	// Converges is false when the VM dirties memory faster than its bandwidth (see
 	// MigrationSeconds); Measured is true when Duration comes from measured throughput.
 	Converges bool `json:"converges"`
@@ -133,6 +137,9 @@ func (o PlanOptions) Validate() error {
 	if o.MaxParallelNodes < 0 {
 		errs = append(errs, fieldf("max_parallel_nodes", "use 1 (one node at a time) or more", "%d is negative", o.MaxParallelNodes))
 	}
+	if _, err := ParseLocalStorageMode(string(o.LocalStorage.Mode)); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := ParseNonMigratableMode(string(o.NonMigratable)); err != nil {
 		errs = append(errs, err)
 	}
@@ -155,6 +162,7 @@ func BuildPlan(inv cluster.Inventory, opts PlanOptions) (Plan, error) {
 	if err := errors.Join(opts.Validate(), inv.Validate()); err != nil {
 		return Plan{}, fmt.Errorf("build plan: %w", err)
 	}
+	inv = opts.LocalStorage.Apply(inv)
 	mode, _ := ParseNonMigratableMode(string(opts.NonMigratable))
 	failback, _ := ParseFailbackMode(string(opts.Failback))
 	est := opts.Estimate.withDefaults()
@@ -289,7 +297,7 @@ func (pl *planner) node(name string) NodePlan {
 	for _, r := range p.nodes[ni].vms {
 		vms = append(vms, p.vms[r].vm)
 	}
-	split := SplitVMs(vms, SplitOptions{Mode: mode, MigrateSuspended: opts.MigrateSuspended})
+	split := SplitVMs(vms, SplitOptions{Mode: mode, MigrateSuspended: opts.MigrateSuspended, LocalStorage: opts.LocalStorage})
 	np.Blocking = split.Blocking
 	np.LeftOn = split.Skip
 	for _, v := range split.Shutdown {
@@ -438,7 +446,7 @@ func (pl *planner) node(name string) NodePlan {
 // estimateMigration predicts one migration of v from src to dst with `out` streams
 // leaving src and `in` entering dst at once.
 func estimateMigration(v cluster.VM, src, dst cluster.Node, out, in int, est EstimateOptions, t Timings) Migration {
-	m := Migration{VM: v.Name, From: src.Name, To: dst.Name, MemoryMiB: v.MemoryMiB, Converges: true}
+	m := Migration{VM: v.Name, From: src.Name, To: dst.Name, MemoryMiB: v.MemoryMiB, DiskMiB: v.LocalDiskMiB(), Converges: true}
 	thr, ok := median(t.Nodes[src.Name].MigrationMiBs)
 	if !ok {
 		thr, ok = median(t.Nodes[dst.Name].MigrationMiBs)
@@ -447,10 +455,11 @@ func estimateMigration(v cluster.VM, src, dst cluster.Node, out, in int, est Est
 		thr, ok = t.measured("", func(n NodeTimings) []float64 { return n.MigrationMiBs })
 	}
 	if ok {
-		m.Duration, m.Measured = seconds(float64(v.MemoryMiB)/thr), true
+		// Measured throughput counts every byte sent, disks included.
+		m.Duration, m.Measured = seconds(float64(v.MemoryMiB+m.DiskMiB)/thr), true
 		return m
 	}
-	s, conv := MigrationSeconds(v.MemoryMiB, v.DirtyMiBs, streamMiBs(src, dst, out, in, est), est.SetupSeconds, est.MaxRounds)
+	s, conv := StorageMigrationSeconds(v.MemoryMiB, m.DiskMiB, v.DirtyMiBs, streamMiBs(src, dst, out, in, est), est.SetupSeconds, est.MaxRounds)
 	m.Duration, m.Converges = seconds(s), conv
 	return m
 }
@@ -477,6 +486,10 @@ func (pl Plan) String() string {
 		fmt.Fprintf(&b, ", %d migrations, drain %v, install %v, reboot %v, at %v-%v\n",
 			len(n.Migrations), n.Drain, n.Install, n.Reboot, n.Start, n.End)
 		for _, m := range n.Migrations {
+			if m.DiskMiB > 0 {
+				fmt.Fprintf(&b, "  %s -> %s (%d MiB, disks %d MiB, %v)\n", m.VM, m.To, m.MemoryMiB, m.DiskMiB, m.Duration)
+				continue
+			}
 			fmt.Fprintf(&b, "  %s -> %s (%d MiB, %v)\n", m.VM, m.To, m.MemoryMiB, m.Duration)
 		}
 		for _, m := range n.Failback {

@@ -130,12 +130,14 @@ type Migration struct {
 	To   string `json:"to"`
 	Kind string `json:"kind"`
 	// Seconds is the migration's duration in cluster time.
-	Seconds        float64   `json:"seconds"`
-	TransferredMiB float64   `json:"transferred_mib,omitempty"`
-	OK             bool      `json:"ok"`
-	Error          string    `json:"error,omitempty"`
-	Attempt        int       `json:"attempt"`
-	StartedAt      time.Time `json:"started_at"`
+	Seconds        float64 `json:"seconds"`
+	TransferredMiB float64 `json:"transferred_mib,omitempty"`
+	// DiskMiB is the part of TransferredMiB that was local disks (storage migration).
+	DiskMiB   float64   `json:"disk_mib,omitempty"`
+	OK        bool      `json:"ok"`
+	Error     string    `json:"error,omitempty"`
+	Attempt   int       `json:"attempt"`
+	StartedAt time.Time `json:"started_at"`
 }
 
 // VMLeft is a VM the run did not move off its node.

@@ -52,7 +52,7 @@ func TestCLI_BadInput(t *testing.T) {
 	const (
 		durationFix = "(write a duration with its unit, such as 90s, 15m or 1h)"
 		knownKeys   = "known keys: cluster, clusters, log, policy, schedule, server, state, webhooks, windows"
-		policyKeys  = "keys of policy: canary, cpu_overcommit, drain_scheduler, drain_timeout, failback, failback_hours, failback_tz, force, health_gate, max_failed_nodes, max_migrations_per_node, max_parallel_migrations, max_parallel_nodes, memory_headroom_mib, migration_timeout, node_order, nodes, non_migratable, order_label, override_reserve, poll_interval, post_hook, pre_hook, reboot_evidence, reboot_timeout, require_all_nodes_online, reserve_nodes, retries_per_node, stop_after, warn_after"
+		policyKeys  = "keys of policy: canary, cpu_overcommit, drain_scheduler, drain_timeout, failback, failback_hours, failback_tz, force, health_gate, local_storage, max_failed_nodes, max_migrations_per_node, max_parallel_migrations, max_parallel_nodes, memory_headroom_mib, migration_timeout, node_order, nodes, non_migratable, order_label, override_reserve, poll_interval, post_hook, pre_hook, reboot_evidence, reboot_timeout, require_all_nodes_online, reserve_nodes, retries_per_node, stop_after, warn_after"
 		lockedBy    = "is in use by another drover process, pid $PID on $HOST (test) since $TIME; wait for it to finish, stop it with `drover runs stop`, or set `state` to another file (config key state)"
 	)
 	tests := []struct {

@@ -306,6 +306,7 @@ type domainInstance struct {
 	jobActive bool
 	info      domainInfo
 	infoErr   error
+	disks     []cluster.Disk
 }
 
 // incoming reports whether this instance is the destination side of a migration.
@@ -499,6 +500,7 @@ func (d *Driver) readDomain(lv *golibvirt.Libvirt, hostName string, dom golibvir
 		return inst, fmt.Errorf("xml of %s: %w", dom.Name, err)
 	}
 	inst.info, inst.infoErr = parseDomainXML(xmlDesc, d.cfg.SharedStorage)
+	inst.disks, _ = domainDisks(xmlDesc, d.cfg.SharedStorage) // unreadable XML: infoErr says so
 	return inst, nil
 }
 
@@ -555,6 +557,7 @@ func (d *Driver) mergeDomains(all []domainInstance) []cluster.VM {
 		vm.AntiAffinity = best.info.AntiAffinity
 		vm.AntiAffinityHard = best.info.AntiAffinityHard
 		vm.PreferredNode = best.info.PreferredNode
+		vm.Disks = best.disks
 		vms = append(vms, vm)
 	}
 	return vms

@@ -324,6 +324,9 @@ func checkInventory(inv cluster.Inventory) error {
 		default:
 			return fmt.Errorf("node %s: unknown state %q", n.Name, n.State)
 		}
+		if n.StorageMiB < 0 {
+			return fmt.Errorf("node %s: negative storage_mib %d", n.Name, n.StorageMiB)
+		}
 		nodes[n.Name] = true
 	}
 	vms := map[string]bool{}
@@ -336,6 +339,11 @@ func checkInventory(inv cluster.Inventory) error {
 		}
 		if v.MigratingTo != "" && !nodes[v.MigratingTo] {
 			return fmt.Errorf("vm %s: migrating to unknown node %q", v.Name, v.MigratingTo)
+		}
+		for _, dk := range v.Disks {
+			if dk.SizeMiB < 0 {
+				return fmt.Errorf("vm %s: disk %q has negative size_mib %d", v.Name, dk.Name, dk.SizeMiB)
+			}
 		}
 		vms[v.Name] = true
 	}
@@ -387,7 +395,7 @@ func (d *Driver) Node(ctx context.Context, node string) (cluster.Node, error) {
 
 // Capabilities of the simulator.
 func (d *Driver) Capabilities() drivers.Capabilities {
-	return drivers.Capabilities{BootID: true, PowerControl: true, NativeDrain: false, MigrateSuspended: true, PauseOwner: true}
+	return drivers.Capabilities{BootID: true, PowerControl: true, NativeDrain: false, MigrateSuspended: true, PauseOwner: true, StorageMigration: true}
 }
 
 // Clock is the model's time, as seen from this process.
@@ -451,13 +459,14 @@ func (d *Driver) Migrate(ctx context.Context, req drivers.MigrateRequest, progre
 	}
 	switch st.Phase {
 	case PhaseCompleted:
-		if st.Elapsed < 0 || st.Downtime < 0 || !finite(st.TransferredMiB) || st.TransferredMiB < 0 {
+		if st.Elapsed < 0 || st.Downtime < 0 || !finite(st.TransferredMiB) || st.TransferredMiB < 0 ||
+			!finite(st.DiskMiB) || st.DiskMiB < 0 || st.DiskMiB > st.TransferredMiB {
 			// The move happened; its figures are nonsense: report them as unknown
 			// rather than feed them to reports and estimates.
-			d.logger.Warn("completed migration with invalid figures; ignoring them", "vm", req.VM, "elapsed", st.Elapsed, "transferred_mib", st.TransferredMiB, "downtime", st.Downtime)
+			d.logger.Warn("completed migration with invalid figures; ignoring them", "vm", req.VM, "elapsed", st.Elapsed, "transferred_mib", st.TransferredMiB, "disk_mib", st.DiskMiB, "downtime", st.Downtime)
 			return drivers.MigrationResult{}, nil
 		}
-		return drivers.MigrationResult{Duration: st.Elapsed, TransferredMiB: st.TransferredMiB, Downtime: st.Downtime}, nil
+		return drivers.MigrationResult{Duration: st.Elapsed, TransferredMiB: st.TransferredMiB, DiskMiB: st.DiskMiB, Downtime: st.Downtime}, nil
 	case PhaseFailed:
 		if st.ErrorKind == KindNotConverged {
 			return drivers.MigrationResult{}, fmt.Errorf("%s: %w: %s", op, drivers.ErrNotConverged, st.Error)

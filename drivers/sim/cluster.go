@@ -77,6 +77,9 @@ type NodeSpec struct {
 	// Paused starts the node paused; Down starts it down (crashed).
 	Paused bool `json:"paused,omitempty"`
 	Down   bool `json:"down,omitempty"`
+	// StorageMiB is the node's free space for local disks at the start; disks moved
+	// in consume it, disks moved out free it.
+	StorageMiB int64 `json:"storage_mib,omitempty"`
 }
 
 // UpdateSpec is one pending update of a node.
@@ -102,6 +105,7 @@ type VMSpec struct {
 	Networks            []cluster.Network  `json:"networks,omitempty"`
 	Power               cluster.PowerState `json:"power"`
 	PreferredNode       string             `json:"preferred_node,omitempty"`
+	Disks               []cluster.Disk     `json:"disks,omitempty"`
 }
 
 // The file* types mirror the YAML with pointers where "absent" must differ from
@@ -135,6 +139,7 @@ type fileNode struct {
 	Updates       []fileUpdate      `yaml:"updates"`
 	Paused        bool              `yaml:"paused"`
 	Down          bool              `yaml:"down"`
+	StorageMiB    int64             `yaml:"storage_mib"`
 }
 
 type fileNetwork struct {
@@ -161,6 +166,13 @@ type fileVM struct {
 	Networks            []fileNetwork `yaml:"networks"`
 	Power               string        `yaml:"power"`
 	PreferredNode       string        `yaml:"preferred_node"`
+	Disks               []fileDisk    `yaml:"disks"`
+}
+
+type fileDisk struct {
+	Name    string `yaml:"name"`
+	SizeMiB int64  `yaml:"size_mib"`
+	Local   bool   `yaml:"local"`
 }
 
 type fileFault struct {
@@ -189,6 +201,7 @@ var sections = map[string]reflect.Type{
 	"a network":     reflect.TypeFor[fileNetwork](),
 	"an update":     reflect.TypeFor[fileUpdate](),
 	"a vm":          reflect.TypeFor[fileVM](),
+	"a disk":        reflect.TypeFor[fileDisk](),
 	"a fault":       reflect.TypeFor[fileFault](),
 }
 
@@ -296,7 +309,7 @@ func (fc *fileCluster) toCluster() *Cluster {
 			StreamMbps:    orDefault(n.StreamMbps, DefaultStreamMbps),
 			RebootSeconds: orDefault(n.RebootSeconds, DefaultRebootSeconds),
 			CPUGroup:      n.CPUGroup, Networks: networks(n.Networks), Labels: n.Labels,
-			FaultDomain: n.FaultDomain, Paused: n.Paused, Down: n.Down,
+			FaultDomain: n.FaultDomain, Paused: n.Paused, Down: n.Down, StorageMiB: n.StorageMiB,
 		}
 		for _, u := range n.Updates {
 			ns.Updates = append(ns.Updates, UpdateSpec{Name: u.Name, Version: u.Version, Reboot: orDefault(u.Reboot, true)})
@@ -313,7 +326,7 @@ func (fc *fileCluster) toCluster() *Cluster {
 			DirtyMiBs: v.DirtyMiBs, Migratable: orDefault(v.Migratable, true),
 			NotMigratableReason: v.NotMigratableReason, AntiAffinity: v.AntiAffinity,
 			AntiAffinityHard: v.AntiAffinityHard, Networks: networks(v.Networks), Power: power,
-			PreferredNode: v.PreferredNode,
+			PreferredNode: v.PreferredNode, Disks: disks(v.Disks),
 		})
 	}
 	for _, f := range fc.Faults {
@@ -332,6 +345,14 @@ func orDefault[T any](p *T, def T) T {
 		return def
 	}
 	return *p
+}
+
+func disks(in []fileDisk) []cluster.Disk {
+	var out []cluster.Disk
+	for _, d := range in {
+		out = append(out, cluster.Disk{Name: d.Name, SizeMiB: d.SizeMiB, Local: d.Local})
+	}
+	return out
 }
 
 func networks(in []fileNetwork) []cluster.Network {
@@ -402,6 +423,9 @@ func (c *Cluster) Validate() error {
 		if !finite(n.RebootSeconds) || n.RebootSeconds < 0 || n.RebootSeconds > 86400 {
 			add(f+".reboot_seconds", "give 0..86400 seconds, e.g. 120", "must be between 0 and 86400, got %v", n.RebootSeconds)
 		}
+		if n.StorageMiB < 0 || n.StorageMiB > 1<<50 {
+			add(f+".storage_mib", "give the free space for local disks in MiB, e.g. 1048576 (0 = none)", "must be between 0 and 2^50, got %d", n.StorageMiB)
+		}
 		errs = append(errs, validateNetworks(f+".networks", n.Networks)...)
 		seen := map[string]bool{}
 		for j, u := range n.Updates {
@@ -450,6 +474,7 @@ func (c *Cluster) Validate() error {
 			add(f+".not_migratable_reason", "set migratable: false or remove the reason", "given for a migratable vm")
 		}
 		errs = append(errs, validateNetworks(f+".networks", v.Networks)...)
+		errs = append(errs, validateDisks(f+".disks", v.Disks)...)
 		if v.PreferredNode != "" && nodes[v.PreferredNode] == nil {
 			add(f+".preferred_node", "name a node of nodes:", "unknown node %q", v.PreferredNode)
 		}
@@ -481,6 +506,25 @@ func (c *Cluster) Validate() error {
 		errs = append(errs, c.Faults[i].validate(fmt.Sprintf("faults[%d]", i), nodes, vms)...)
 	}
 	return errors.Join(errs...)
+}
+
+func validateDisks(field string, ds []cluster.Disk) []error {
+	var errs []error
+	seen := map[string]bool{}
+	for j, d := range ds {
+		f := fmt.Sprintf("%s[%d]", field, j)
+		switch {
+		case !validName(d.Name):
+			errs = append(errs, drivers.Fieldf(f+".name", nameFix, "invalid disk name %q", d.Name))
+		case seen[d.Name]:
+			errs = append(errs, drivers.Fieldf(f+".name", "give every disk of a vm its own name", "duplicate disk %q", d.Name))
+		}
+		seen[d.Name] = true
+		if d.SizeMiB <= 0 || d.SizeMiB > 1<<40 {
+			errs = append(errs, drivers.Fieldf(f+".size_mib", "give the disk's size in MiB, e.g. 20480", "must be between 1 and 2^40, got %d", d.SizeMiB))
+		}
+	}
+	return errs
 }
 
 func validateNetworks(field string, nets []cluster.Network) []error {

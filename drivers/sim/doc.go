@@ -52,6 +52,17 @@
 // "installed, waiting for reboot" (RebootRequired if any needs a reboot, the
 // default); the reboot activates them.
 //
+// Local disks (vms[].disks with local: true) move with their VM
+// (Capabilities.StorageMigration): the migration copies them first, in round 1,
+// over the same streams as memory (like QEMU's drive-mirror before the RAM
+// pre-copy), so they lengthen the first round and leave more memory dirtied
+// behind it; shared disks (local: false) do not move. The target must have the
+// disks' size free in nodes[].storage_mib (else the migration is rejected,
+// insufficient_storage); it holds that space from the start, the source gets it
+// back when the VM runs on the target, and a failed migration returns it.
+// Progress and results count disk bytes in transferred_mib and separately in
+// disk_mib.
+//
 // # Cluster file
 //
 // A YAML file (see testdata/clusters/demo.yaml) with seed, model, nodes, vms and

@@ -67,15 +67,17 @@ const (
 	ReasonPausedByOther      = "paused_by_other"
 	ReasonTargetNotReady     = "target_not_ready"
 	ReasonInsufficientMemory = "insufficient_memory"
-	ReasonVMNotRunning       = "vm_not_running"
-	ReasonVMNotMigratable    = "vm_not_migratable"
-	ReasonVMMigrating        = "vm_migrating"
-	ReasonWrongSource        = "wrong_source"
-	ReasonCPUIncompatible    = "cpu_incompatible"
-	ReasonNetworkMissing     = "network_missing"
-	ReasonNodeNotReady       = "node_not_ready"
-	ReasonNodeNotDown        = "node_not_down"
-	ReasonInvalidFault       = "invalid_fault"
+	// ReasonInsufficientStorage: the target lacks free space for the VM's local disks.
+	ReasonInsufficientStorage = "insufficient_storage"
+	ReasonVMNotRunning        = "vm_not_running"
+	ReasonVMNotMigratable     = "vm_not_migratable"
+	ReasonVMMigrating         = "vm_migrating"
+	ReasonWrongSource         = "wrong_source"
+	ReasonCPUIncompatible     = "cpu_incompatible"
+	ReasonNetworkMissing      = "network_missing"
+	ReasonNodeNotReady        = "node_not_ready"
+	ReasonNodeNotDown         = "node_not_down"
+	ReasonInvalidFault        = "invalid_fault"
 )
 
 // Error is an error of the model: a kind for the API and the driver, a reason
@@ -119,6 +121,9 @@ type node struct {
 	inactive []UpdateSpec
 	// reserved is memory (MiB) held for migrations coming in.
 	reserved int64
+	// storageFree is the free space for local disks (MiB): disks coming in hold
+	// theirs from the start of the migration, disks going out free theirs at its end.
+	storageFree int64
 }
 
 func (n *node) state() cluster.NodeState {
@@ -157,6 +162,10 @@ type migration struct {
 	// what the VM has dirtied since the round began (capped at its memory).
 	roundLeft, roundDirtied float64
 	transferred             float64
+	// disk is the size of the VM's local disks; they are copied first, in round 1,
+	// over the same streams as memory (like QEMU's drive-mirror before the RAM
+	// pre-copy). diskLeft is what is still to copy; transferred includes the rest.
+	disk, diskLeft float64
 	// rate is the current bandwidth share in MiB/s; capMiBs the stream cap.
 	rate, capMiBs float64
 	// watermark is the lowest remaining amount seen, lowered at lowered.
@@ -177,7 +186,7 @@ type migration struct {
 func (mg *migration) remaining() float64 {
 	switch mg.phase {
 	case PhaseSetup:
-		return mg.mem
+		return mg.mem + mg.disk
 	case PhasePrecopy:
 		return mg.roundLeft + mg.roundDirtied
 	case PhaseStopcopy:
@@ -231,7 +240,7 @@ func NewModel(c *Cluster, start time.Time) (*Model, error) {
 	}
 	for i, ns := range c.Nodes {
 		ns.Networks = slices.Clone(ns.Networks)
-		n := &node{spec: ns, index: i, paused: ns.Paused, pending: slices.Clone(ns.Updates)}
+		n := &node{spec: ns, index: i, paused: ns.Paused, pending: slices.Clone(ns.Updates), storageFree: ns.StorageMiB}
 		if ns.Down {
 			n.power = powerDown
 		}
@@ -241,6 +250,7 @@ func NewModel(c *Cluster, start time.Time) (*Model, error) {
 	}
 	for _, vs := range c.VMs {
 		vs.Networks = slices.Clone(vs.Networks)
+		vs.Disks = slices.Clone(vs.Disks)
 		v := &vm{spec: vs, node: m.byNode[vs.Node], power: vs.Power}
 		m.vms = append(m.vms, v)
 		m.byVM[vs.Name] = v
@@ -372,6 +382,7 @@ func (m *Model) integrate(dt time.Duration) {
 		sent := math.Min(mg.rate*sec, mg.roundLeft)
 		mg.roundLeft -= sent
 		mg.transferred += sent
+		mg.diskLeft -= math.Min(sent, mg.diskLeft)
 		if mg.phase == PhasePrecopy {
 			mg.roundDirtied = math.Min(mg.mem, mg.roundDirtied+mg.dirty*sec)
 			// remaining() is concave between events (dirtying stops growing at
@@ -414,8 +425,8 @@ func (m *Model) processMigration(mg *migration) {
 	case PhaseSetup:
 		if m.now >= mg.start+seconds(m.params.SetupSeconds) {
 			mg.phase, mg.round, mg.xferAt = PhasePrecopy, 1, m.now
-			mg.roundLeft, mg.roundDirtied = mg.mem, 0
-			mg.watermark, mg.lowered = mg.mem, m.now
+			mg.roundLeft, mg.roundDirtied = mg.mem+mg.disk, 0
+			mg.watermark, mg.lowered = mg.mem+mg.disk, m.now
 			m.touch(mg)
 		}
 	case PhasePrecopy:
@@ -472,6 +483,11 @@ func (m *Model) finish(mg *migration, kind ErrorKind, msg string) {
 	mg.errKind, mg.errMsg = kind, msg
 	mg.to.reserved -= mg.vm.spec.MemoryMiB
 	mg.vm.mig = nil
+	if kind == "" {
+		mg.from.storageFree += int64(mg.disk)
+	} else {
+		mg.to.storageFree += int64(mg.disk)
+	}
 	switch kind {
 	case "":
 		mg.phase = PhaseCompleted
@@ -638,12 +654,16 @@ func (m *Model) startMigration(vmName, from, to string) (MigrationStatus, StartO
 	if free := m.freeMiB(dst); free < v.spec.MemoryMiB {
 		return MigrationStatus{}, "", errorf(KindRejected, ReasonInsufficientMemory, "target node %s has %d MiB free, vm %s needs %d MiB", to, free, vmName, v.spec.MemoryMiB)
 	}
+	disk := localDiskMiB(v.spec.Disks)
+	if disk > 0 && dst.storageFree < disk {
+		return MigrationStatus{}, "", errorf(KindRejected, ReasonInsufficientStorage, "target node %s has %d MiB free for local disks, vm %s needs %d MiB", to, dst.storageFree, vmName, disk)
+	}
 	m.nextID++
 	mg := &migration{
 		id: fmt.Sprintf("m-%06d", m.nextID), vm: v, from: src, to: dst, phase: PhaseSetup,
 		mem: float64(v.spec.MemoryMiB), dirty: v.spec.DirtyMiBs, start: m.now,
-		suspended: v.power == cluster.PowerSuspended,
-		capMiBs:   math.Min(src.spec.StreamMbps, dst.spec.StreamMbps) * mibPerMbit,
+		suspended: v.power == cluster.PowerSuspended, disk: float64(disk), diskLeft: float64(disk),
+		capMiBs: math.Min(src.spec.StreamMbps, dst.spec.StreamMbps) * mibPerMbit,
 	}
 	for _, f := range m.faults {
 		if f.Kind == FaultMigrationFail && (f.VM == "" || f.VM == vmName) && f.countedHit() {
@@ -657,6 +677,7 @@ func (m *Model) startMigration(vmName, from, to string) (MigrationStatus, StartO
 	}
 	v.mig = mg
 	dst.reserved += v.spec.MemoryMiB
+	dst.storageFree -= disk
 	m.migs[mg.id] = mg
 	m.active = append(m.active, mg)
 	m.notePeak(src)
@@ -665,6 +686,11 @@ func (m *Model) startMigration(vmName, from, to string) (MigrationStatus, StartO
 	// A zero setup cost starts the transfer right away.
 	m.processDue()
 	return m.status(mg), OutcomeStarted, nil
+}
+
+// localDiskMiB is the size of the disks that move with their VM.
+func localDiskMiB(ds []cluster.Disk) int64 {
+	return cluster.VM{Disks: ds}.LocalDiskMiB()
 }
 
 func (m *Model) notePeak(n *node) {
@@ -1093,6 +1119,7 @@ func (m *Model) nodeInfo(n *node) cluster.Node {
 		CPUs: n.spec.CPUs, CPUGroup: n.spec.CPUGroup, Networks: slices.Clone(n.spec.Networks),
 		Labels: cloneMap(n.spec.Labels), FaultDomain: n.spec.FaultDomain,
 		NICMbps: n.spec.NICMbps, StreamMbps: n.spec.StreamMbps, BootID: n.bootID,
+		StorageMiB: max(n.storageFree, 0),
 	}
 }
 
@@ -1102,6 +1129,7 @@ func (m *Model) vmInfo(v *vm) cluster.VM {
 		Power: v.power, Migratable: v.spec.Migratable, NotMigratableReason: v.spec.NotMigratableReason,
 		AntiAffinity: v.spec.AntiAffinity, AntiAffinityHard: v.spec.AntiAffinityHard,
 		Networks: slices.Clone(v.spec.Networks), DirtyMiBs: v.spec.DirtyMiBs, PreferredNode: v.spec.PreferredNode,
+		Disks: slices.Clone(v.spec.Disks),
 	}
 	if v.mig != nil {
 		out.MigratingTo = v.mig.to.spec.Name

@@ -14,8 +14,11 @@ type MigrationStatus struct {
 	To    string `json:"to"`
 	Phase Phase  `json:"phase,omitempty"`
 	// Round is the pre-copy round (1 = the full copy), 0 during setup.
-	Round          int     `json:"round"`
+	Round int `json:"round"`
+	// TransferredMiB counts everything sent (memory and disks); DiskMiB is the part
+	// of it that was local disks.
 	TransferredMiB float64 `json:"transferred_mib"`
+	DiskMiB        float64 `json:"disk_mib,omitempty"`
 	RemainingMiB   float64 `json:"remaining_mib"`
 	// RateMiBs is the current bandwidth share.
 	RateMiBs float64       `json:"rate_mib_s"`
@@ -37,7 +40,7 @@ func (s MigrationStatus) Done() bool { return s.Phase.Done() }
 func (m *Model) status(mg *migration) MigrationStatus {
 	st := MigrationStatus{
 		ID: mg.id, VM: mg.vm.spec.Name, From: mg.from.spec.Name, To: mg.to.spec.Name,
-		Phase: mg.phase, Round: mg.round, TransferredMiB: mg.transferred, RemainingMiB: mg.remaining(),
+		Phase: mg.phase, Round: mg.round, TransferredMiB: mg.transferred, DiskMiB: mg.disk - mg.diskLeft, RemainingMiB: mg.remaining(),
 		RateMiBs: mg.rate, Started: m.start.Add(mg.start), Elapsed: m.now - mg.start,
 		Downtime: mg.downtime, ErrorKind: mg.errKind, Error: mg.errMsg, Version: mg.version,
 	}
@@ -61,6 +64,7 @@ type MigrationRecord struct {
 	ErrorKind      ErrorKind     `json:"error_kind,omitempty"`
 	Error          string        `json:"error,omitempty"`
 	TransferredMiB float64       `json:"transferred_mib"`
+	DiskMiB        float64       `json:"disk_mib,omitempty"`
 	Rounds         int           `json:"rounds"`
 	Downtime       time.Duration `json:"downtime_ns,omitempty"`
 }
@@ -70,7 +74,7 @@ func (mg *migration) record(start time.Time) MigrationRecord {
 		ID: mg.id, VM: mg.vm.spec.Name, From: mg.from.spec.Name, To: mg.to.spec.Name,
 		Start: start.Add(mg.start), End: start.Add(mg.end), Duration: mg.end - mg.start,
 		OK: mg.phase == PhaseCompleted, ErrorKind: mg.errKind, Error: mg.errMsg,
-		TransferredMiB: mg.transferred, Rounds: mg.round, Downtime: mg.downtime,
+		TransferredMiB: mg.transferred, DiskMiB: mg.disk - mg.diskLeft, Rounds: mg.round, Downtime: mg.downtime,
 	}
 }
 

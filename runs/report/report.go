@@ -58,6 +58,7 @@ type Migration struct {
 	Seconds        float64 `json:"seconds"`
 	Kind           string  `json:"kind"`
 	TransferredMiB float64 `json:"transferred_mib,omitempty"`
+	DiskMiB        float64 `json:"disk_mib,omitempty"`
 	Attempt        int     `json:"attempt,omitempty"`
 	Error          string  `json:"error,omitempty"`
 }
@@ -77,6 +78,7 @@ type Summary struct {
 	VMsMoved        int      `json:"vms_moved"`
 	MigrationsPerVM float64  `json:"migrations_per_vm"`
 	TransferredMiB  float64  `json:"transferred_mib"`
+	DiskMiB         float64  `json:"disk_mib,omitempty"`
 	LeftPaused      []string `json:"left_paused,omitempty"`
 	VMsLeftRunning  []string `json:"vms_left_running,omitempty"`
 	Seconds         float64  `json:"seconds"`
@@ -107,7 +109,7 @@ func Build(r runs.Run, nodes []runs.NodeRecord) Report {
 			rn.Seconds += p.Seconds
 		}
 		for _, m := range n.Migrations {
-			rm := Migration{VM: m.VM, From: m.From, To: m.To, Seconds: m.Seconds, Kind: m.Kind, TransferredMiB: m.TransferredMiB, Attempt: m.Attempt, Error: m.Error}
+			rm := Migration{VM: m.VM, From: m.From, To: m.To, Seconds: m.Seconds, Kind: m.Kind, TransferredMiB: m.TransferredMiB, DiskMiB: m.DiskMiB, Attempt: m.Attempt, Error: m.Error}
 			if !m.OK {
 				rn.FailedMigrations = append(rn.FailedMigrations, rm)
 				rep.Summary.FailedMigrations++
@@ -116,6 +118,7 @@ func Build(r runs.Run, nodes []runs.NodeRecord) Report {
 			rn.Migrations = append(rn.Migrations, rm)
 			rep.Summary.Migrations++
 			rep.Summary.TransferredMiB += m.TransferredMiB
+			rep.Summary.DiskMiB += m.DiskMiB
 			if m.Kind == runs.KindDrain {
 				drainMoves++
 				moved[m.VM] = true

@@ -149,6 +149,9 @@ func printPlan(w io.Writer, cluster string, p *orchestrator.RunPlan) error {
 			if !m.Converges {
 				note = " (will not converge)"
 			}
+			if m.DiskMiB > 0 {
+				note = fmt.Sprintf(" (with %d MiB of local disks)", m.DiskMiB) + note
+			}
 			fmt.Fprintf(w, "  %s -> %s  %d MiB, %s%s\n", m.VM, m.To, m.MemoryMiB, roundDur(m.Duration), note)
 		}
 		if len(n.Migrations) == 0 {

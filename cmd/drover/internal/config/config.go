@@ -112,6 +112,7 @@ func defaults() map[string]any {
 		"policy.order_label":             "",
 		"policy.max_failed_nodes":        p.MaxFailedNodes,
 		"policy.non_migratable":          p.NonMigratable,
+		"policy.local_storage":           p.LocalStorage,
 		"policy.reserve_nodes":           p.ReserveNodes,
 		"policy.override_reserve":        false,
 		"policy.cpu_overcommit":          p.CPUOvercommit,
