@@ -126,7 +126,7 @@ func (d *Driver) Readiness(ctx context.Context) ([]drivers.ReadinessCheck, error
 func (d *Driver) Probe(ctx context.Context) ([]drivers.Probe, error) {
 	rec := &recorder{next: d.run}
 	p := &Driver{cfg: d.cfg, run: rec, log: d.log, addrs: d.addrs, names: map[string]string{}, bootBefore: map[string]string{},
-		memMiB: map[string]int64{}, flights: map[string]*flight{}}
+		memMiB: map[string]int64{}}
 	s, err := p.read(ctx)
 	for _, a := range p.addrs {
 		_ = p.call(ctx, a, scripts.Ready, nil, nil)

@@ -32,7 +32,7 @@ type Driver struct {
 	// bootBefore is each node's boot time when this driver rebooted it.
 	bootBefore map[string]string
 	// flights are the migrations this driver runs, by VM.
-	flights map[string]*flight
+	flights drivers.Flights
 	// slots bounds concurrent migrations by the cluster's MaximumParallelMigrations
 	// (nil until the cluster has told).
 	slots chan struct{}
@@ -52,7 +52,7 @@ func newDriver(_ context.Context, cfg Config, env drivers.Env, run Runner) (*Dri
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Driver{cfg: cfg, log: log, names: map[string]string{}, bootBefore: map[string]string{}, memMiB: map[string]int64{}, flights: map[string]*flight{}}
+	d := &Driver{cfg: cfg, log: log, names: map[string]string{}, bootBefore: map[string]string{}, memMiB: map[string]int64{}}
 	port := cfg.WinRM.Port
 	if cfg.Transport == "ssh" {
 		port = cfg.SSH.Port

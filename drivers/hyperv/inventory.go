@@ -137,10 +137,6 @@ func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
 func (d *Driver) inventory(s snapshot) cluster.Inventory {
 	var inv cluster.Inventory
 	d.mu.Lock()
-	flights := map[string]string{}
-	for vm, f := range d.flights {
-		flights[vm] = f.to
-	}
 	rebooting := map[string]bool{}
 	for n := range d.bootBefore {
 		rebooting[n] = true
@@ -165,7 +161,7 @@ func (d *Driver) inventory(s snapshot) cluster.Inventory {
 	inCluster := map[string]bool{}
 	for _, g := range s.cluster.Groups {
 		inCluster[strings.ToLower(g.Name)] = true
-		vm := cluster.VM{Name: g.Name, Node: g.Owner, Migratable: true, MigratingTo: flights[g.Name]}
+		vm := cluster.VM{Name: g.Name, Node: g.Owner, Migratable: true, MigratingTo: d.flights.Target(g.Name)}
 		hv, found := findVM(s.hosts[strings.ToLower(g.Owner)], g.Name)
 		switch {
 		case found:

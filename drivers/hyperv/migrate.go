@@ -11,15 +11,6 @@ import (
 	"github.com/droverhq/drover/drivers/hyperv/scripts"
 )
 
-// flight is a migration this driver runs; a second Migrate of the VM to the same
-// target waits for it.
-type flight struct {
-	to   string
-	done chan struct{}
-	res  drivers.MigrationResult
-	err  error
-}
-
 // migStatus is migstatus.ps1's answer.
 type migStatus struct {
 	Owner string `json:"owner"`
@@ -72,28 +63,9 @@ func (d *Driver) acquire(ctx context.Context) (func(), error) {
 // target. Cancelling ctx cancels the move on the cluster (-Cancel): ending the remote
 // command alone would leave the move running.
 func (d *Driver) Migrate(ctx context.Context, req drivers.MigrateRequest, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {
-	d.mu.Lock()
-	if f, ok := d.flights[req.VM]; ok {
-		d.mu.Unlock()
-		if f.to != req.To {
-			return drivers.MigrationResult{}, fmt.Errorf("migrate %s to %s: %w: a migration to %s is in flight", req.VM, req.To, drivers.ErrRejected, f.to)
-		}
-		select {
-		case <-f.done:
-			return f.res, f.err
-		case <-ctx.Done():
-			return drivers.MigrationResult{}, ctx.Err()
-		}
-	}
-	f := &flight{to: req.To, done: make(chan struct{})}
-	d.flights[req.VM] = f
-	d.mu.Unlock()
-	f.res, f.err = d.migrate(ctx, req, progress)
-	d.mu.Lock()
-	delete(d.flights, req.VM)
-	d.mu.Unlock()
-	close(f.done)
-	return f.res, f.err
+	return d.flights.Do(ctx, req, func() (drivers.MigrationResult, error) {
+		return d.migrate(ctx, req, progress)
+	})
 }
 
 func (d *Driver) migrate(ctx context.Context, req drivers.MigrateRequest, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {

@@ -33,7 +33,7 @@ type Driver struct {
 	mu sync.Mutex
 	// flights are the migrations this driver runs, by VM: a second Migrate of the same
 	// VM to the same target joins the first.
-	flights map[string]*flight
+	flights drivers.Flights
 }
 
 // hostState is the driver's view of one host.
@@ -90,14 +90,13 @@ func newDriver(_ context.Context, cfg Config, env drivers.Env) (*Driver, error) 
 		run = r
 	}
 	d := &Driver{
-		cfg:     cfg,
-		hosts:   cfg.resolvedHosts(),
-		byName:  map[string]*hostState{},
-		pause:   ps,
-		run:     run,
-		log:     log, // the caller's logger already names the driver
-		now:     time.Now,
-		flights: map[string]*flight{},
+		cfg:    cfg,
+		hosts:  cfg.resolvedHosts(),
+		byName: map[string]*hostState{},
+		pause:  ps,
+		run:    run,
+		log:    log, // the caller's logger already names the driver
+		now:    time.Now,
 	}
 	for i, h := range d.hosts {
 		if cfg.SSH == nil {

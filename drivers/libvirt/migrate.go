@@ -18,15 +18,6 @@ import (
 	"github.com/droverhq/drover/drivers"
 )
 
-// flight is a migration this driver runs; concurrent callers for the same VM and
-// target wait for it instead of starting another.
-type flight struct {
-	to   string
-	done chan struct{}
-	res  drivers.MigrationResult
-	err  error
-}
-
 // migrateFlags: live, driven by the source daemon (peer-to-peer: the migration goes
 // on if Drover dies), persistent on the target and undefined on the source, so the VM
 // is defined on exactly one host afterwards.
@@ -59,34 +50,13 @@ func (d *Driver) Migrate(ctx context.Context, req drivers.MigrateRequest, progre
 		return fail(fmt.Errorf("%w: target %s is paused (no placements during maintenance): resume it or choose another target", drivers.ErrRejected, req.To))
 	}
 
-	d.mu.Lock()
-	if f := d.flights[req.VM]; f != nil {
-		d.mu.Unlock()
-		if f.to != req.To {
-			return fail(fmt.Errorf("%w: vm is being migrated to %s right now", drivers.ErrRejected, f.to))
-		}
-		select {
-		case <-f.done:
-			return f.res, f.err
-		case <-ctx.Done():
-			return fail(ctx.Err())
-		}
+	res, err := d.flights.Do(ctx, req, func() (drivers.MigrationResult, error) {
+		return d.migrate(ctx, req, to, progress)
+	})
+	if err != nil {
+		return fail(err)
 	}
-	f := &flight{to: req.To, done: make(chan struct{})}
-	d.flights[req.VM] = f
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		delete(d.flights, req.VM)
-		d.mu.Unlock()
-		close(f.done)
-	}()
-
-	f.res, f.err = d.migrate(ctx, req, to, progress)
-	if f.err != nil {
-		f.err = fmt.Errorf("migrate vm %s to %s: %w", req.VM, req.To, f.err)
-	}
-	return f.res, f.err
+	return res, nil
 }
 
 // location is where a VM is, as all hosts report it.

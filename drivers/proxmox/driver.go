@@ -34,7 +34,7 @@ type Driver struct {
 	// boot time after the request.
 	reboots map[string]time.Time
 	// flights are the migrations this driver runs, by VMID.
-	flights map[int]*flight
+	flights drivers.Flights
 	// checks caches migrate pre-checks (local disks and devices) by VMID.
 	checks map[int]precheck
 }
@@ -65,7 +65,7 @@ func open(ctx context.Context, cfg Config, env drivers.Env) (*Driver, error) {
 	if err != nil {
 		return nil, drivers.PrefixFields("ssh", err)
 	}
-	d := &Driver{cfg: cfg, api: a, ssh: r, log: log, now: time.Now, boots: map[string]bootRecord{}, reboots: map[string]time.Time{}, flights: map[int]*flight{}, checks: map[int]precheck{}}
+	d := &Driver{cfg: cfg, api: a, ssh: r, log: log, now: time.Now, boots: map[string]bootRecord{}, reboots: map[string]time.Time{}, checks: map[int]precheck{}}
 	var version struct {
 		Version string `json:"version"`
 	}
@@ -349,12 +349,9 @@ func (d *Driver) vmOf(ctx context.Context, r resource) (cluster.VM, error) {
 		}
 	}
 	if r.Lock == "migrate" {
-		d.mu.Lock()
-		f, ok := d.flights[r.VMID]
-		d.mu.Unlock()
-		switch {
-		case ok:
-			vm.MigratingTo = f.to
+		switch to := d.flights.Target(strconv.Itoa(r.VMID)); {
+		case to != "":
+			vm.MigratingTo = to
 		case r.HAState == "":
 			if _, to, err := d.activeMigration(ctx, r.Node, r.VMID); err == nil {
 				vm.MigratingTo = to

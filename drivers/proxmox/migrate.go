@@ -69,15 +69,6 @@ func (d *Driver) precheck(ctx context.Context, node string, id int) (precheck, e
 	return pc, nil
 }
 
-// flight is a migration this driver runs; a second Migrate of the same guest to the
-// same target joins it.
-type flight struct {
-	to   string
-	done chan struct{}
-	res  drivers.MigrationResult
-	err  error
-}
-
 // Migrate live-migrates a qemu guest: POST .../migrate online=1, with with-local-disks
 // when the pre-check finds local disks; progress is read from the task log, and a
 // cancelled ctx stops the task (DELETE), which leaves the guest on its source. For an
@@ -91,28 +82,10 @@ func (d *Driver) Migrate(ctx context.Context, req drivers.MigrateRequest, progre
 	if _, ok := d.cfg.Nodes[req.To]; !ok {
 		return drivers.MigrationResult{}, fmt.Errorf("migrate %s: target node %q: %w", req.VM, req.To, drivers.ErrNotFound)
 	}
-	d.mu.Lock()
-	if f, ok := d.flights[id]; ok {
-		d.mu.Unlock()
-		if f.to != req.To {
-			return drivers.MigrationResult{}, fmt.Errorf("migrate %s to %s: a migration to %s is in flight: %w", req.VM, req.To, f.to, drivers.ErrRejected)
-		}
-		select {
-		case <-f.done:
-			return f.res, f.err
-		case <-ctx.Done():
-			return drivers.MigrationResult{}, ctx.Err()
-		}
-	}
-	f := &flight{to: req.To, done: make(chan struct{})}
-	d.flights[id] = f
-	d.mu.Unlock()
-	f.res, f.err = d.migrate(ctx, id, req, progress)
-	d.mu.Lock()
-	delete(d.flights, id)
-	d.mu.Unlock()
-	close(f.done)
-	return f.res, f.err
+	req.VM = strconv.Itoa(id) // one key per guest, however the name was written
+	return d.flights.Do(ctx, req, func() (drivers.MigrationResult, error) {
+		return d.migrate(ctx, id, req, progress)
+	})
 }
 
 func (d *Driver) migrate(ctx context.Context, id int, req drivers.MigrateRequest, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {

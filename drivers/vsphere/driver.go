@@ -34,7 +34,7 @@ type Driver struct {
 	mu sync.Mutex
 	// flights are the relocations this driver runs, by VM name: a second Migrate of
 	// the same VM to the same target joins the first.
-	flights map[string]*flight
+	flights drivers.Flights
 	// drsMu serialises holding and releasing DRS.
 	drsMu sync.Mutex
 }
@@ -45,7 +45,7 @@ var (
 )
 
 func newDriver(cfg Config, c *vim25.Client, sm *session.Manager, dc *object.Datacenter, cl *object.ClusterComputeResource, log *slog.Logger) *Driver {
-	return &Driver{cfg: cfg, c: c, sm: sm, dc: dc, cluster: cl, log: log, flights: map[string]*flight{}}
+	return &Driver{cfg: cfg, c: c, sm: sm, dc: dc, cluster: cl, log: log}
 }
 
 // Client is the driver's vCenter connection (the esxcli updater reuses it).

@@ -16,40 +16,13 @@ import (
 
 const relocateTaskPrefix = "VirtualMachine.relocate"
 
-// flight is one relocation this driver runs.
-type flight struct {
-	to   string
-	done chan struct{}
-	res  drivers.MigrationResult
-	err  error
-}
-
 // Migrate vMotions one VM with RelocateVM_Task (host and the VM's resource pool).
 // A relocation of the VM already in flight on vCenter (started by an earlier Drover
 // process) is waited for first, then the VM's host is read again.
 func (d *Driver) Migrate(ctx context.Context, req drivers.MigrateRequest, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {
-	d.mu.Lock()
-	if f, ok := d.flights[req.VM]; ok {
-		d.mu.Unlock()
-		if f.to != req.To {
-			return drivers.MigrationResult{}, fmt.Errorf("migrate %s to %s: a migration to %s is in flight: %w", req.VM, req.To, f.to, drivers.ErrRejected)
-		}
-		select {
-		case <-f.done:
-			return f.res, f.err
-		case <-ctx.Done():
-			return drivers.MigrationResult{}, ctx.Err()
-		}
-	}
-	f := &flight{to: req.To, done: make(chan struct{})}
-	d.flights[req.VM] = f
-	d.mu.Unlock()
-	f.res, f.err = d.migrate(ctx, req, progress)
-	d.mu.Lock()
-	delete(d.flights, req.VM)
-	d.mu.Unlock()
-	close(f.done)
-	return f.res, f.err
+	return d.flights.Do(ctx, req, func() (drivers.MigrationResult, error) {
+		return d.migrate(ctx, req, progress)
+	})
 }
 
 // vmHere is a VM with where it runs.
