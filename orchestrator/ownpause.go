@@ -1,21 +1,17 @@
 package orchestrator
 
 import (
-	"strings"
-
 	"github.com/droverhq/drover/cluster"
-	"github.com/droverhq/drover/drivers"
 )
 
 // pausedByRun is the ID of the Drover run whose mark a paused node carries ("" when
 // none): a node an interrupted run paused is that run's to resume, not someone
 // else's to resume on the platform.
 func pausedByRun(n cluster.Node) string {
-	prefix := drivers.PauseMark("")
-	if !n.Paused || !strings.HasPrefix(n.PausedBy, prefix) {
-		return ""
+	if id, ok := runOfMark(n.PausedBy); ok && n.Paused {
+		return id
 	}
-	return strings.TrimPrefix(n.PausedBy, prefix)
+	return ""
 }
 
 // ownPauseNote says what to do with a node a Drover run paused.
