@@ -30,7 +30,6 @@ type Driver struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	mu sync.Mutex
 	// flights are the migrations this driver runs, by VM: a second Migrate of the same
 	// VM to the same target joins the first.
 	flights drivers.Flights

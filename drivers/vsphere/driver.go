@@ -31,7 +31,6 @@ type Driver struct {
 	cluster *object.ClusterComputeResource
 	log     *slog.Logger
 
-	mu sync.Mutex
 	// flights are the relocations this driver runs, by VM name: a second Migrate of
 	// the same VM to the same target joins the first.
 	flights drivers.Flights
