@@ -116,7 +116,22 @@ func (s *Server) Listen(node, addr string) (string, error) {
 }
 
 func (s *Server) serve(node string, nl *nodeListener, ln net.Listener) {
-	nl.srv = &http.Server{Handler: s.Handler(), TLSConfig: &tls.Config{Certificates: []tls.Certificate{s.TLSCert}}, ReadHeaderTimeout: 10 * time.Second,
+	h := s.Handler()
+	down := func(w http.ResponseWriter, r *http.Request) {
+		// Watch closes the listener on its next tick; until then the node is already
+		// rebooting, so its connections drop as a real host's do.
+		if !s.model.Online(node) {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler)
+		}
+		h.ServeHTTP(w, r)
+	}
+	nl.srv = &http.Server{Handler: http.HandlerFunc(down), TLSConfig: &tls.Config{Certificates: []tls.Certificate{s.TLSCert}}, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	nl.up = true
 	go func() { _ = nl.srv.ServeTLS(ln, "", "") }()
