@@ -346,10 +346,29 @@ func checkSections(extra map[string]any, declared ExtraDefaults) error {
 	sort.Strings(names)
 	for _, k := range names {
 		if !known[k] {
-			errs = append(errs, drivers.Fieldf(k, "remove it or check its spelling; top-level keys are state, cluster, policy, log"+extraNames(known), "unknown key"))
+			errs = append(errs, drivers.Fieldf(sectionName(k, extra[k]), "remove it or check its spelling; top-level keys are state, cluster, policy, log"+extraNames(known), "unknown key"))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sectionName names a top-level key as the file wrote it: keys are split at dots, so a
+// key that starts with one (".olicy") arrives as an empty name holding the rest.
+func sectionName(k string, v any) string {
+	if k != "" {
+		return k
+	}
+	if m, ok := v.(map[string]any); ok {
+		subs := make([]string, 0, len(m))
+		for sub := range m {
+			subs = append(subs, sub)
+		}
+		sort.Strings(subs)
+		if len(subs) > 0 && subs[0] != "" {
+			return "." + subs[0]
+		}
+	}
+	return `""`
 }
 
 func extraNames(known map[string]bool) string {

@@ -152,6 +152,7 @@ func TestLoad_Errors(t *testing.T) {
 		{name: "missing-file", file: filepath.Join(dir, "nope.yaml"), wantErr: []string{"--config", "does not exist"}},
 		{name: "malformed-yaml", body: "cluster: [unclosed\n", wantErr: []string{"--config", "cannot parse"}},
 		{name: "unknown-top-level-key", body: "polcy: {failback: none}\n", wantErr: []string{"polcy: unknown key"}},
+		{name: "key-starting-with-a-dot", body: ".olicy: {failback: none}\n", wantErr: []string{".olicy: unknown key"}},
 		{name: "unknown-policy-key", body: "policy: {max_paralel_migrations: 2}\n", wantErr: []string{"policy.max_paralel_migrations: unknown key"}},
 		{name: "unknown-driver", body: "cluster: {driver: vmware}\n", wantErr: []string{"cluster.driver", "unknown driver \"vmware\"", "use one of"}},
 		{name: "unknown-driver-section", body: "cluster: {driver: sim, simm: {url: x}}\n", wantErr: []string{"cluster.simm: unknown key"}},
