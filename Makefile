@@ -5,7 +5,9 @@ BIN         := bin/drover
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
-# Fuzz smoke: each target briefly; FUZZTIME=5m for a longer hunt.
+# Fuzz smoke: each target briefly; FUZZTIME=5m for a longer hunt. A count (FUZZTIME=5000x)
+# has no wall-clock deadline: Go 1.26's fuzz coordinator can report a bare "context
+# deadline exceeded" when a time budget ends mid-input (golang/go#75804), so CI counts.
 FUZZTIME    ?= 10s
 
 .PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt clean dashboard-shots e2e-proxmox e2e-hyperv e2e-vsphere
