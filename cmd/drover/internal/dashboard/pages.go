@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/runs"
 )
 
@@ -154,10 +155,10 @@ func (d *Dashboard) handleSignOut(w http.ResponseWriter, r *http.Request, u user
 
 // clusterRow is one cluster on the clusters page.
 type clusterRow struct {
-	Info     clusterInfo
+	Info     wire.ClusterInfo
 	Nodes    int
 	Pending  []pendingNode
-	LastRun  *runSummary
+	LastRun  *wire.RunSummary
 	Problem  string
 	Unfinish string
 }
@@ -169,7 +170,7 @@ type pendingNode struct {
 }
 
 func (d *Dashboard) handleClusters(w http.ResponseWriter, r *http.Request, u user) {
-	var infos []clusterInfo
+	var infos []wire.ClusterInfo
 	if err := d.call(r, u, "GET", "/api/v1/clusters", nil, &infos); err != nil {
 		d.fail(w, r, u, errorStatus(err), err.Error())
 		return
@@ -177,7 +178,7 @@ func (d *Dashboard) handleClusters(w http.ResponseWriter, r *http.Request, u use
 	var rows []clusterRow
 	for _, ci := range infos {
 		row := clusterRow{Info: ci}
-		var pv preview
+		var pv wire.Preview
 		if err := d.call(r, u, "GET", apiPath("/api/v1/clusters/%s/preview", ci.Name), nil, &pv); err != nil {
 			row.Problem = err.Error()
 		} else {
@@ -194,7 +195,7 @@ func (d *Dashboard) handleClusters(w http.ResponseWriter, r *http.Request, u use
 				row.Pending = append(row.Pending, p)
 			}
 		}
-		var last []runSummary
+		var last []wire.RunSummary
 		if err := d.call(r, u, "GET", "/api/v1/runs?"+url.Values{"limit": {"1"}, "cluster": {ci.Name}}.Encode(), nil, &last); err == nil && len(last) > 0 {
 			row.LastRun = &last[0]
 		}
@@ -205,7 +206,7 @@ func (d *Dashboard) handleClusters(w http.ResponseWriter, r *http.Request, u use
 
 // historyData is the history page.
 type historyData struct {
-	Runs     []runSummary
+	Runs     []wire.RunSummary
 	Clusters []string
 	States   []string
 	Cluster  string
@@ -216,7 +217,7 @@ func (d *Dashboard) handleHistory(w http.ResponseWriter, r *http.Request, u user
 	q := r.URL.Query()
 	hd := historyData{Cluster: q.Get("cluster"), State: q.Get("state"),
 		States: []string{"running", "waiting_approval", "succeeded", "partially_failed", "failed", "stopped"}}
-	var infos []clusterInfo
+	var infos []wire.ClusterInfo
 	if err := d.call(r, u, "GET", "/api/v1/clusters", nil, &infos); err != nil {
 		d.fail(w, r, u, errorStatus(err), err.Error())
 		return
@@ -280,7 +281,7 @@ func (d *Dashboard) handleRunAction(w http.ResponseWriter, r *http.Request, u us
 		d.fail(w, r, u, http.StatusNotFound, "No such action: use stop, resume or approve.")
 		return
 	}
-	var out runAction
+	var out wire.RunAction
 	back := "/runs/" + url.PathEscape(id)
 	if err := d.call(r, u, "POST", apiPath("/api/v1/runs/%s/"+action, id), struct{}{}, &out); err != nil {
 		http.Redirect(w, r, back+"?err="+url.QueryEscape(err.Error()), http.StatusSeeOther)
@@ -305,7 +306,7 @@ func (d *Dashboard) handleStart(w http.ResponseWriter, r *http.Request, u user) 
 			Canary *bool `json:"canary,omitempty"`
 		}{Canary: &yes}
 	}
-	var out runAction
+	var out wire.RunAction
 	if err := d.call(r, u, "POST", "/api/v1/runs", req, &out); err != nil {
 		d.fail(w, r, u, errorStatus(err), "The run did not start: "+err.Error())
 		return

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/policies"
 )
@@ -115,7 +116,7 @@ func axisTicks(total time.Duration) []time.Duration {
 func (d *Dashboard) handlePlan(w http.ResponseWriter, r *http.Request, u user) {
 	c := r.PathValue("cluster")
 	pp := planPage{Cluster: c, Counts: map[string]int{}}
-	var pv preview
+	var pv wire.Preview
 	if err := d.call(r, u, "GET", apiPath("/api/v1/clusters/%s/preview", c), nil, &pv); err != nil {
 		if errorStatus(err) == http.StatusNotFound {
 			d.fail(w, r, u, http.StatusNotFound, err.Error())

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/runs"
 )
@@ -97,7 +98,7 @@ func (d *Dashboard) handleRunState(w http.ResponseWriter, r *http.Request, u use
 	}
 	st := buildState(run, nodes, journal)
 	st.Operator = u.Operator
-	var ci clusterInfo
+	var ci wire.ClusterInfo
 	if err := d.call(r, u, "GET", apiPath("/api/v1/clusters/%s", run.Cluster), nil, &ci); err == nil {
 		st.Executing = ci.ActiveRun == run.ID
 	}
