@@ -142,6 +142,19 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 }
 
 // findRun resolves an ID, a unique prefix of one, or "last".
+// loadReport finds run id of cluster in the state file and builds its report.
+func loadReport(st *runs.Store, cluster, id string) (runs.Run, report.Report, error) {
+	r, err := findRun(st, cluster, id)
+	if err != nil {
+		return runs.Run{}, report.Report{}, err
+	}
+	nodes, err := st.Nodes(r.ID)
+	if err != nil {
+		return r, report.Report{}, err
+	}
+	return r, report.Build(r, nodes), nil
+}
+
 func findRun(st *runs.Store, cluster, id string) (runs.Run, error) {
 	if st == nil {
 		return runs.Run{}, fmt.Errorf("run %s: %w: no state file yet (check --state or the config key state; `drover apply` starts a run)", id, runs.ErrNotFound)
@@ -190,15 +203,9 @@ func runsShowRun(ctx context.Context, opts *RunsOptions) error {
 			return err
 		}
 		defer s.Close()
-		r, err := findRun(s.store, s.cfg.Cluster.Name, opts.ID)
-		if err != nil {
+		if _, rep, err = loadReport(s.store, s.cfg.Cluster.Name, opts.ID); err != nil {
 			return failedErr(err)
 		}
-		nodes, err := s.store.Nodes(r.ID)
-		if err != nil {
-			return failedErr(err)
-		}
-		rep = report.Build(r, nodes)
 	}
 	if opts.JSON {
 		return printJSON(opts.f.IO.Out, rep)

@@ -104,11 +104,7 @@ func runsReportRun(ctx context.Context, opts *RunsReportOptions) error {
 		return err
 	}
 	defer s.Close()
-	r, err := findRun(s.store, s.cfg.Cluster.Name, opts.ID)
-	if err != nil {
-		return failedErr(err)
-	}
-	nodes, err := s.store.Nodes(r.ID)
+	_, rep, err := loadReport(s.store, s.cfg.Cluster.Name, opts.ID)
 	if err != nil {
 		return failedErr(err)
 	}
@@ -116,7 +112,7 @@ func runsReportRun(ctx context.Context, opts *RunsReportOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := report.Render(w, report.Build(r, nodes), opts.Format); err != nil {
+	if err := report.Render(w, rep, opts.Format); err != nil {
 		_ = done(false)
 		return failedErr(err)
 	}

@@ -66,15 +66,10 @@ func runsWatchRun(ctx context.Context, opts *RunsOptions) error {
 			return err
 		}
 		defer s.Close()
-		r, err := findRun(s.store, s.cfg.Cluster.Name, opts.ID)
+		r, rep, err := loadReport(s.store, s.cfg.Cluster.Name, opts.ID)
 		if err != nil {
 			return failedErr(err)
 		}
-		nodes, err := s.store.Nodes(r.ID)
-		if err != nil {
-			return failedErr(err)
-		}
-		rep := report.Build(r, nodes)
 		printReport(f.IO.Out, rep)
 		if !r.State.Terminal() && r.State != runs.StateWaitingApproval {
 			return failedErr(fmt.Errorf("run %s is not being executed by any drover process: continue it with `drover runs resume %s`", r.ID, r.ID))
@@ -118,10 +113,8 @@ func runsWatchRun(ctx context.Context, opts *RunsOptions) error {
 	}
 	for deadline := time.Now().Add(finalReportWait); !done && time.Now().Before(deadline) && ctx.Err() == nil; {
 		if s, err := f.openSession(ctx, sessionOptions{store: readStore, command: "runs watch"}); err == nil {
-			if r, err := findRun(s.store, s.cfg.Cluster.Name, rep.ID); err == nil {
-				if nodes, err := s.store.Nodes(r.ID); err == nil {
-					final, done = report.Build(r, nodes), true
-				}
+			if _, got, err := loadReport(s.store, s.cfg.Cluster.Name, rep.ID); err == nil {
+				final, done = got, true
 			}
 			s.Close()
 			break
