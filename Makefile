@@ -58,7 +58,8 @@ FUZZ_TARGETS := \
 	./runs:FuzzOpen_StateFileBytes ./runs/report:FuzzPrintable \
 	./drivers/hyperv:FuzzParseEnvelope ./drivers/hyperv/scripts:FuzzParse \
 	./drivers/hyperv/wsmantest:FuzzVerifyAuthenticate \
-	./drivers/vsphere:FuzzParseVIBID ./drivers/vsphere:FuzzConfigValidate
+	./drivers/vsphere:FuzzParseVIBID ./drivers/vsphere:FuzzConfigValidate \
+	./drivers:FuzzParseURL
 
 ## fuzz: run each fuzz target for FUZZTIME (default 10s)
 fuzz:

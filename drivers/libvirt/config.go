@@ -331,17 +331,12 @@ func parseMigrationURI(s string) (string, error) {
 	return u.Scheme + s[len(u.Scheme):], nil
 }
 
-// parseURL parses a libvirt URI. url.Parse's own errors quote the whole URI, and a
-// URI mistyped around its user info may carry a password: only the cause is kept.
+// parseURL parses a libvirt URI; its errors never repeat the URI (drivers.ParseURL).
 // Fragments are no part of a libvirt URI.
 func parseURL(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
+	u, err := drivers.ParseURL(s)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("not a URI: %v", err)
+		return nil, fmt.Errorf("not a URI: %w", err)
 	}
 	if strings.Contains(s, "#") {
 		return nil, errors.New("not a URI of libvirt: remove the #fragment")
@@ -359,6 +354,9 @@ func checkHost(h string) error {
 			return fmt.Errorf("host %s is the unspecified address: give the host's own address", h)
 		}
 		return nil
+	}
+	if strings.Contains(h, ":") {
+		return fmt.Errorf("host %q is neither an address nor a host name: write an IPv6 address in brackets, e.g. [fd00::1]", h)
 	}
 	labels := strings.Split(strings.TrimSuffix(h, "."), ".")
 	last := labels[len(labels)-1]

@@ -46,6 +46,7 @@ func TestParseURI(t *testing.T) {
 		{name: "shortened-ipv4-mixed-case-scheme", in: "qemu+tCp://127.1/system", wantErr: "not a dotted IPv4 address"},
 		{name: "octal-ipv4", in: "qemu+tcp://010.0.0.1/system", wantErr: "not a dotted IPv4 address"},
 		{name: "hex-ipv4", in: "qemu+tcp://0x7f000001/system", wantErr: "not a dotted IPv4 address"},
+		{name: "bare-colons-as-host", in: "qemu+tCp://::/system", wantErr: "IPv6 address in brackets"},
 		{name: "host-name-with-digits", in: "qemu+tcp://kvm-10.0a/system", want: URI{Transport: "tcp", Host: "kvm-10.0a", Port: "16509"}},
 		{name: "mixed-case-scheme", in: "QEMU+TCP://kvm1/system", want: URI{Transport: "tcp", Host: "kvm1", Port: "16509"}},
 		{name: "port-zero", in: "qemu+tcp://h:0/system", wantErr: "port 0 out of range"},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -74,9 +73,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, drivers.Fieldf("endpoints", "list the API URLs of two or more nodes, e.g. [https://pve1.example:8006, https://pve2.example:8006]", "no endpoints configured"))
 	}
 	for i, e := range c.Endpoints {
-		u, err := url.Parse(e)
-		if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			errs = append(errs, drivers.Fieldf(fmt.Sprintf("endpoints[%d]", i), "use https://HOST:8006 (the API path /api2/json is added by Drover)", "not an https base URL: %q", e))
+		if problem := endpointProblem(e); problem != "" {
+			errs = append(errs, drivers.Fieldf(fmt.Sprintf("endpoints[%d]", i), "use https://HOST:8006 (the API path /api2/json is added by Drover)", "%s", problem))
 		}
 	}
 	if !tokenIDRe.MatchString(c.TokenID) {
@@ -149,4 +147,25 @@ func (c *Config) Open(ctx context.Context, env drivers.Env) (drivers.Driver, err
 		return nil, drivers.PrefixFields("cluster.proxmox", err)
 	}
 	return d, nil
+}
+
+// endpointProblem says what is wrong with an endpoint, or "". It never repeats the
+// endpoint: one mistyped around its user info may carry a password.
+func endpointProblem(e string) string {
+	u, err := drivers.ParseURL(e)
+	switch {
+	case err != nil:
+		return "not a URL: " + err.Error()
+	case u.Scheme != "https":
+		return "not an https URL"
+	case u.User != nil:
+		return "user info in the URL (the API token authenticates; remove it)"
+	case u.Host == "":
+		return "no host"
+	case u.Path != "" && u.Path != "/":
+		return "a path after the host (give the base URL only)"
+	case u.RawQuery != "" || u.Fragment != "":
+		return "a query or fragment after the host (give the base URL only)"
+	}
+	return ""
 }

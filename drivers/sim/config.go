@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"time"
 
@@ -43,9 +42,15 @@ var _ drivers.Config = (*Config)(nil)
 // Validate checks the section; field names are relative to it.
 func (c *Config) Validate() error {
 	if c.URL != "" {
-		u, err := url.Parse(c.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return drivers.Fieldf("url", "give http://HOST:PORT of `drover sim serve`, or leave it empty to simulate in-process", "invalid url %q", c.URL)
+		const fix = "give http://HOST:PORT of `drover sim serve`, or leave it empty to simulate in-process"
+		u, err := drivers.ParseURL(c.URL)
+		switch {
+		case err != nil:
+			return drivers.Fieldf("url", fix, "not a URL: %v", err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			return drivers.Fieldf("url", fix, "not an http or https URL")
+		case u.Host == "":
+			return drivers.Fieldf("url", fix, "no host")
 		}
 	} else if c.ClusterFile == "" {
 		return drivers.Fieldf("cluster_file", "give a cluster file, e.g. testdata/clusters/demo.yaml, or a url", "is required when url is empty")

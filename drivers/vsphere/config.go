@@ -118,12 +118,8 @@ func (c *Config) parseURL() (*url.URL, error) {
 	if strings.TrimSpace(c.URL) == "" {
 		return nil, drivers.Fieldf("url", fix, "required")
 	}
-	u, err := url.Parse(c.URL)
+	u, err := drivers.ParseURL(c.URL)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
 		return nil, drivers.Fieldf("url", fix, "not a URL: %v", err)
 	}
 	switch {

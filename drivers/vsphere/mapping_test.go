@@ -242,6 +242,8 @@ func FuzzParseVIBID(f *testing.F) {
 func FuzzConfigValidate(f *testing.F) {
 	f.Add("https://vc.example.com/sdk", "DROVER_VSPHERE_PASSWORD", "AB:CD")
 	f.Add("https://u:p@vc/sdk", "x y", "")
+	f.Add("%/@", "x y", "")
+	f.Add("https://admin:s3cret/sdk", "DROVER_VSPHERE_PASSWORD", "")
 	f.Fuzz(func(t *testing.T, u, env, thumb string) {
 		c := NewConfig()
 		c.URL, c.Username, c.PasswordEnv, c.Thumbprint, c.Datacenter, c.Cluster = u, "u", env, thumb, "DC0", "C0"
