@@ -204,7 +204,12 @@ func Repair(path string, now time.Time) (RepairReport, error) {
 	case openErr != nil:
 		rep.Lost = append(rep.Lost, "everything: "+openErr.Error())
 	default:
-		copyAll(path, src, dst, &rep)
+		unsafe, err := unsafeBuckets(path)
+		if err != nil {
+			rep.Lost = append(rep.Lost, "everything: "+err.Error())
+		} else {
+			copyAll(path, src, dst, unsafe, &rep)
+		}
 		src.Close()
 	}
 	if err := dst.Update(func(tx *bolt.Tx) error {
@@ -257,7 +262,7 @@ type tree struct {
 // copyAll copies src's buckets into dst. Everything is read first, each top-level
 // bucket guarded: a page that cannot be read loses what is on it and after it in
 // that bucket, not what was read before nor the other buckets.
-func copyAll(path string, src, dst *bolt.DB, rep *RepairReport) {
+func copyAll(path string, src, dst *bolt.DB, unsafe map[string]error, rep *RepairReport) {
 	var tops [][]byte
 	if err := guard(path, func() error {
 		return src.View(func(tx *bolt.Tx) error {
@@ -274,6 +279,10 @@ func copyAll(path string, src, dst *bolt.DB, rep *RepairReport) {
 	for _, name := range tops {
 		t := &tree{subs: map[string]*tree{}}
 		read[string(name)] = t
+		if err := unsafe[string(name)]; err != nil {
+			rep.Lost = append(rep.Lost, fmt.Sprintf("bucket %s, all of it: %v", name, err))
+			continue
+		}
 		err := guard(path, func() error {
 			return src.View(func(tx *bolt.Tx) error { return readTree(tx.Bucket(name), t) })
 		})
@@ -338,4 +347,23 @@ func writeTree(b *bolt.Bucket, t *tree) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// unsafeBuckets names the top-level buckets of the file at path whose page trees
+// bbolt must not walk (see treeWalk); an error means none is safe.
+func unsafeBuckets(path string) (map[string]error, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	m, ok := newestMeta(f)
+	if !ok || m.pageSize < 512 || m.pageSize > 1<<16 {
+		return nil, errors.New("no readable header")
+	}
+	return newTreeWalk(f, st.Size(), m).unsafeBuckets()
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"os"
 	"runtime/debug"
 )
@@ -35,6 +34,7 @@ const (
 
 type boltMeta struct {
 	pageSize uint32
+	root     uint64
 	pgid     uint64
 	txid     uint64
 }
@@ -53,7 +53,7 @@ func readMeta(b []byte) (boltMeta, bool) {
 	if h.Sum64() != le.Uint64(m[metaChecksumN:]) {
 		return boltMeta{}, false
 	}
-	return boltMeta{pageSize: le.Uint32(m[8:]), pgid: le.Uint64(m[40:]), txid: le.Uint64(m[48:])}, true
+	return boltMeta{pageSize: le.Uint32(m[8:]), root: le.Uint64(m[16:]), pgid: le.Uint64(m[40:]), txid: le.Uint64(m[48:])}, true
 }
 
 // checkIntact looks at an existing state file before bbolt maps it: an empty file
@@ -74,26 +74,18 @@ func checkIntact(path string) error {
 	if st.Size() == 0 {
 		return &DamagedError{Path: path, Problem: "the file is empty (0 bytes): a state file is never empty, so it was truncated or replaced; if you meant to start afresh, remove it"}
 	}
-	head := make([]byte, 4096)
-	n, _ := io.ReadFull(f, head)
-	m0, ok0 := readMeta(head[:n])
-	var m1 boltMeta
-	ok1 := false
-	if ok0 && m0.pageSize >= 512 && m0.pageSize <= 1<<16 {
-		second := make([]byte, pageHeader+metaSize)
-		if k, _ := f.ReadAt(second, int64(m0.pageSize)); k == len(second) {
-			m1, ok1 = readMeta(second)
-		}
-	}
-	newest := m0
-	switch {
-	case !ok0 && !ok1:
+	newest, ok := newestMeta(f)
+	if !ok {
 		return nil // not bbolt's: bbolt says so
-	case !ok0 || (ok1 && m1.txid > m0.txid):
-		newest = m1
 	}
 	if need := int64(newest.pgid) * int64(newest.pageSize); st.Size() < need {
 		return &DamagedError{Path: path, Problem: fmt.Sprintf("it is %d bytes long but its header says %d are in use: it was truncated", st.Size(), need)}
+	}
+	if newest.pageSize < 512 || newest.pageSize > 1<<16 {
+		return &DamagedError{Path: path, Problem: fmt.Sprintf("its header gives a page size of %d bytes", newest.pageSize)}
+	}
+	if err := newTreeWalk(f, st.Size(), newest).check(); err != nil {
+		return &DamagedError{Path: path, Problem: err.Error()}
 	}
 	return nil
 }
@@ -124,4 +116,34 @@ func checkFile(path string) error {
 func IsDamaged(err error) bool {
 	var de *DamagedError
 	return errors.As(err, &de)
+}
+
+// newestMeta returns the meta page bbolt would open the file with: the valid one of
+// the two with the higher transaction ID.
+func newestMeta(f *os.File) (boltMeta, bool) {
+	head := make([]byte, 4096)
+	n, _ := f.ReadAt(head, 0)
+	m0, ok0 := readMeta(head[:n])
+	var m1 boltMeta
+	ok1 := false
+	second := make([]byte, pageHeader+metaSize)
+	if ok0 && m0.pageSize >= 512 && m0.pageSize <= 1<<16 {
+		if k, _ := f.ReadAt(second, int64(m0.pageSize)); k == len(second) {
+			m1, ok1 = readMeta(second)
+		}
+	}
+	// With the first header unreadable, bbolt looks for the second at every page
+	// size from 1 KiB to 16 MiB and opens the file with the first it finds.
+	for i := 0; !ok0 && !ok1 && i <= 14; i++ {
+		if k, _ := f.ReadAt(second, int64(1024)<<i); k == len(second) {
+			m1, ok1 = readMeta(second)
+		}
+	}
+	switch {
+	case !ok0 && !ok1:
+		return boltMeta{}, false
+	case !ok0 || (ok1 && m1.txid > m0.txid):
+		return m1, true
+	}
+	return m0, true
 }

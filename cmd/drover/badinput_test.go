@@ -89,7 +89,7 @@ func TestCLI_BadInput(t *testing.T) {
 		{name: "sim-without-cluster-file-or-url", config: "cluster: {driver: sim}\n", args: args("inventory"), wantCode: 2,
 			want: "drover: cluster.sim.cluster_file: is required when url is empty (give a cluster file, e.g. testdata/clusters/demo.yaml, or a url)"},
 		{name: "sim-url-not-http", config: "cluster: {driver: sim, sim: {url: 'ftp://x'}}\n", args: args("inventory"), wantCode: 2,
-			want: `drover: cluster.sim.url: invalid url "ftp://x" (give http://HOST:PORT of ` + "`drover sim serve`" + `, or leave it empty to simulate in-process)`},
+			want: `drover: cluster.sim.url: not an http or https URL (give http://HOST:PORT of ` + "`drover sim serve`" + `, or leave it empty to simulate in-process)`},
 		{name: "sim-cluster-file-missing", config: "cluster: {driver: sim, sim: {cluster_file: nope.yaml}}\n", args: args("inventory"), wantCode: 2,
 			want: "drover: cluster.sim: open sim driver: start embedded sim: load cluster: open $DIR/nope.yaml: no such file or directory (fix the path in the cluster.sim section; relative paths resolve against the config file's folder)"},
 		{name: "sim-negative-time-scale", config: embedded + "    time_scale: -1\n", args: args("inventory"), wantCode: 2,
@@ -98,7 +98,7 @@ func TestCLI_BadInput(t *testing.T) {
 			want: `drover: cluster.updater.kind: unknown update plug-in "zypper" (use one of: apt, command, esxcli, sim, windows_update)`},
 		// A URI mistyped around its user info must not print the password in it.
 		{name: "libvirt-uri-password-not-echoed", config: libvirt(`{name: h1, uri: "qemu+tcp://root:hunter22@h1:x/system"}`), args: args("inventory"), wantCode: 2,
-			want: `drover: cluster.libvirt.hosts[0].uri: not a URI: invalid port ":x" after host (use qemu+tcp://HOST/system or qemu+unix:///system?socket=/path/libvirt-sock)`},
+			want: `drover: cluster.libvirt.hosts[0].uri: not a URI: what follows the host's colon is not a port number (user info does not belong in the URL) (use qemu+tcp://HOST/system or qemu+unix:///system?socket=/path/libvirt-sock)`},
 		{name: "libvirt-peer-uri-unspecified-address", config: libvirt(`{name: h1, uri: "qemu+unix:///system", peer_uri: "qemu+tcp://0.0.0.0/system"}`), args: args("inventory"), wantCode: 2,
 			want: "drover: cluster.libvirt.hosts[0].peer_uri: host 0.0.0.0 is the unspecified address: give the host's own address (use qemu+tcp://HOST/system, qemu+tls://HOST/system or qemu+ssh://USER@HOST/system as the other hosts' libvirtd reach this host)"},
 		{name: "libvirt-uri-shortened-ipv4", config: libvirt(`{name: h1, uri: "qemu+tcp://10.1/system"}`), args: args("inventory"), wantCode: 2,
