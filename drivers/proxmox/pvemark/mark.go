@@ -11,12 +11,19 @@ import (
 // cluster is quorate (pmxcfs is read-only otherwise), like HA's own state.
 const Dir = "/etc/pve/drover/pause"
 
-// script: get lists "NODE MARK" lines; claim writes MARK for NODE if the file holds
-// PREV ("" = no file), with an exclusive create (set -C) so that of two claims only
-// one wins, and answers "held CURRENT" with exit 3 otherwise; release removes the
-// node's mark.
+// Lock is the cluster-wide lock the claim holds: pmxcfs serialises mkdir below
+// /etc/pve/priv/lock across the cluster, which is how PVE's own tools (cfs_lock_file)
+// make read-modify-write of /etc/pve atomic; a create with O_EXCL alone is not
+// atomic in pmxcfs. Like PVE, the script releases it by setting its mtime to 0 and
+// removing it; pmxcfs also expires a lock its holder left behind.
+const Lock = "/etc/pve/priv/lock/drover-pause-mark"
+
+// script: get lists "NODE MARK" lines; claim, under Lock, writes MARK for NODE if the
+// file holds PREV ("" = no file) and answers "held CURRENT" with exit 3 otherwise
+// (exit 4: the lock stayed busy for 10 s); release removes the node's mark.
+// Arguments: VERB DIR LOCK [NODE [MARK PREV]].
 const script = `set -u
-verb=$1 dir=$2
+verb=$1 dir=$2 lock=$3
 case $verb in
 get)
 	[ -d "$dir" ] || exit 0
@@ -26,16 +33,26 @@ get)
 	done
 	;;
 claim)
-	f=$dir/$3
-	if [ -n "$5" ]; then
-		[ "$(cat "$f" 2>/dev/null)" = "$5" ] || { printf 'held %s\n' "$(cat "$f" 2>/dev/null)"; exit 3; }
-		rm -f "$f"
+	f=$dir/$4 i=0
+	until mkdir "$lock" 2>/dev/null; do
+		i=$((i+1))
+		[ "$i" -lt 10 ] || { echo 'lock busy'; exit 4; }
+		sleep 1
+	done
+	cur=$(cat "$f" 2>/dev/null)
+	rc=0
+	if [ "$cur" != "$6" ]; then
+		printf 'held %s\n' "$cur"
+		rc=3
+	else
+		mkdir -p "$dir" && rm -f "$f" && printf '%s\n' "$5" > "$f" || rc=1
 	fi
-	mkdir -p "$dir" || exit 1
-	( set -C; printf '%s\n' "$4" > "$f" ) 2>/dev/null || { printf 'held %s\n' "$(cat "$f" 2>/dev/null)"; exit 3; }
+	touch -d @0 "$lock" 2>/dev/null
+	rmdir "$lock"
+	exit $rc
 	;;
 release)
-	rm -f "$dir/$3"
+	rm -f "$dir/$4"
 	;;
 *)
 	exit 2
@@ -46,14 +63,16 @@ esac`
 const Name = "drover-pause-mark"
 
 // Get is the argv that lists every node's mark.
-func Get() []string { return argv("get", Dir) }
+func Get() []string { return argv("get", Dir, Lock) }
 
 // Claim is the argv that marks node with mark, replacing prev ("" when the node
 // has no mark).
-func Claim(node, mark, prev string) []string { return argv("claim", Dir, node, mark, prev) }
+func Claim(node, mark, prev string) []string {
+	return argv("claim", Dir, Lock, node, mark, prev)
+}
 
 // Release is the argv that removes node's mark.
-func Release(node string) []string { return argv("release", Dir, node) }
+func Release(node string) []string { return argv("release", Dir, Lock, node) }
 
 func argv(args ...string) []string {
 	return append([]string{"/bin/sh", "-c", script, Name}, args...)

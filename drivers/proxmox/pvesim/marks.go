@@ -13,14 +13,14 @@ import (
 // read-only without quorum. ok is false for a call the script would not get from the
 // driver.
 func (m *Model) markCall(argv []string, stdout io.Writer) (code int, ok bool) {
-	if !pvemark.SameScript(argv) || len(argv) < 6 || argv[5] != pvemark.Dir {
+	if !pvemark.SameScript(argv) || len(argv) < 7 || argv[5] != pvemark.Dir || argv[6] != pvemark.Lock {
 		return 0, false
 	}
 	args := argv[4:]
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
-	case args[0] == "get" && len(args) == 2:
+	case args[0] == "get" && len(args) == 3:
 		nodes := make([]string, 0, len(m.marks))
 		for n := range m.marks {
 			nodes = append(nodes, n)
@@ -30,11 +30,12 @@ func (m *Model) markCall(argv []string, stdout io.Writer) (code int, ok bool) {
 			fmt.Fprintf(stdout, "%s %s\n", n, m.marks[n])
 		}
 		return 0, true
-	case args[0] == "claim" && len(args) == 5 && pvemark.ValidNode(args[2]) && pvemark.ValidMark(args[3]) && (args[4] == "" || pvemark.ValidMark(args[4])):
+	case args[0] == "claim" && len(args) == 6 && pvemark.ValidNode(args[3]) && pvemark.ValidMark(args[4]) && (args[5] == "" || pvemark.ValidMark(args[5])):
 		if !m.quorate() {
 			return 1, true // mkdir/create: Permission denied (pmxcfs without quorum)
 		}
-		node, mark, prev := args[2], args[3], args[4]
+		// Under the pmxcfs lock: claims are serialised cluster-wide.
+		node, mark, prev := args[3], args[4], args[5]
 		if cur := m.marks[node]; cur != prev {
 			fmt.Fprintf(stdout, "held %s\n", cur)
 			return 3, true
@@ -42,11 +43,11 @@ func (m *Model) markCall(argv []string, stdout io.Writer) (code int, ok bool) {
 		m.marks[node] = mark
 		m.stats.MarkClaims++
 		return 0, true
-	case args[0] == "release" && len(args) == 3 && pvemark.ValidNode(args[2]):
+	case args[0] == "release" && len(args) == 4 && pvemark.ValidNode(args[3]):
 		if !m.quorate() {
 			return 1, true
 		}
-		delete(m.marks, args[2])
+		delete(m.marks, args[3])
 		return 0, true
 	}
 	return 0, false

@@ -91,7 +91,7 @@ func TestSSH_ExactCommands(t *testing.T) {
 		{"mark-claim-held", "pve2", updaters.ShellJoin(pvemark.Claim("pve1", "drover-run:u", "")), 3, "held drover-run:t"},
 		{"mark-get-any-node", "pve3", updaters.ShellJoin(pvemark.Get()), 0, "pve1 drover-run:t\n"},
 		{"mark-release", "pve1", updaters.ShellJoin(pvemark.Release("pve1")), 0, ""},
-		{"mark-other-dir", "pve1", updaters.ShellJoin(append(pvemark.Get()[:5], "/tmp")), 127, ""},
+		{"mark-other-dir", "pve1", updaters.ShellJoin(append(pvemark.Get()[:5], "/tmp", pvemark.Lock)), 127, ""},
 		{"mark-script-changed", "pve1", updaters.ShellJoin(append([]string{"/bin/sh", "-c", "rm -rf /etc/pve", pvemark.Name}, pvemark.Get()[4:]...)), 127, ""},
 		{"mark-bad-node", "pve1", updaters.ShellJoin(pvemark.Release("../ha")), 127, ""},
 		{"reboot-shell", "pve1", "reboot", 127, "command not found"},
