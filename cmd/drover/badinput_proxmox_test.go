@@ -105,7 +105,7 @@ func TestCLI_BadInputProxmox(t *testing.T) {
 		{name: "no-endpoints", extra: map[string]string{"endpoints": ""}, env: []string{good}, wantCode: 2,
 			want: []string{"cluster.proxmox.endpoints: no endpoints configured", "https://pve1.example:8006"}},
 		{name: "endpoint-not-https", extra: map[string]string{"endpoints": "endpoints: [http://127.0.0.1:8006]"}, env: []string{good}, wantCode: 2,
-			want: []string{"cluster.proxmox.endpoints[0]: not an https base URL"}},
+			want: []string{"cluster.proxmox.endpoints[0]: not an https URL"}},
 		{name: "token-id-malformed", extra: map[string]string{"token_id": "token_id: drover"}, env: []string{good}, wantCode: 2,
 			want: []string{"cluster.proxmox.token_id: invalid API token id", "USER@REALM!TOKENID"}},
 		{name: "token-secret-unset", wantCode: 2,
