@@ -54,6 +54,7 @@ FUZZ_TARGETS := \
 	./drivers/updaters:FuzzParseUpdateLines ./drivers/libvirt:FuzzJobStats \
 	./cmd/drover/internal/dashboard:FuzzOpenCookie \
 	./drivers/proxmox:FuzzParseUPID ./drivers/proxmox:FuzzParseProgress \
+	./drivers/proxmox:FuzzParseVolume \
 	./drivers/updaters:FuzzParseJobState \
 	./runs:FuzzOpen_StateFileBytes ./runs/report:FuzzPrintable \
 	./drivers/hyperv:FuzzParseEnvelope ./drivers/hyperv/scripts:FuzzParse \

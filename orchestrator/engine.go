@@ -121,6 +121,11 @@ func (e *Engine) Unfinished() (runs.Run, bool, error) {
 // Start records a new run and takes the cluster's run lock. It refuses when the
 // cluster has an unfinished run.
 func (e *Engine) Start(ctx context.Context, prep Prepared) (string, error) {
+	// A run prepared for viewing (PlanRun, as `drover apply` plans before it opens
+	// the state file) has not been checked for other runs' pauses yet.
+	if err := e.refuseForeignPauses(prep); err != nil {
+		return "", err
+	}
 	opts, err := json.Marshal(storedPolicy(prep.Policy))
 	if err != nil {
 		return "", fmt.Errorf("encode policy: %w", err)

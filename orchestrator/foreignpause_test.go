@@ -46,6 +46,15 @@ func TestEngine_ForeignPause(t *testing.T) {
 			if !errors.As(err, &pe) || !strings.Contains(err.Error(), "drover run 20990101-000000-0ther0") || !strings.Contains(err.Error(), "node(s) b") {
 				t.Fatalf("Prepare = %v, want PausedByOtherRunError naming the run and node b", err)
 			}
+			// `drover apply` plans for viewing first (PlanRun), then starts: the
+			// start refuses too.
+			prep, err := orchestrator.PlanRun(ctx, h.drv, h.drv, testPolicy(nil), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.eng.Start(ctx, prep); !errors.As(err, &pe) {
+				t.Fatalf("Start of a run planned with PlanRun = %v, want PausedByOtherRunError", err)
+			}
 			a := orchestrator.Analyze(ctx, orchestrator.AnalyzeConfig{Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store})
 			var found bool
 			for _, c := range a.Checks {

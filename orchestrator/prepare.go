@@ -38,9 +38,16 @@ func (e *Engine) Prepare(ctx context.Context, p Policy) (Prepared, error) {
 	if err != nil {
 		return prep, err
 	}
-	// Starting needs every node free of another run's pause; a plan for viewing
-	// (PlanRun) only leaves such nodes out.
-	err = checkForeignPauses(prep.inv, nil, "")
+	if err := e.refuseForeignPauses(prep); err != nil {
+		return prep, err
+	}
+	return e.withPlan(prep)
+}
+
+// refuseForeignPauses: starting needs every node free of another run's pause; a plan
+// for viewing (PlanRun) only leaves such nodes out.
+func (e *Engine) refuseForeignPauses(prep Prepared) error {
+	err := checkForeignPauses(prep.inv, nil, "")
 	if pe, ok := errors.AsType[*PausedByOtherRunError](err); ok {
 		// Tell this state file's interrupted runs (resume them) from other drovers'.
 		if rs, rerr := e.cfg.Store.Runs(e.cfg.Cluster); rerr == nil {
@@ -54,15 +61,12 @@ func (e *Engine) Prepare(ctx context.Context, p Policy) (Prepared, error) {
 			// Only this state file's own interrupted run holds them: say what the
 			// start would say, resume it.
 			if r, ok, uerr := e.Unfinished(); uerr == nil && ok && pe.Ours[r.ID] {
-				return prep, &UnfinishedRunError{Run: r, Live: e.cfg.Alive(r.Owner) == runs.Alive}
+				return &UnfinishedRunError{Run: r, Live: e.cfg.Alive(r.Owner) == runs.Alive}
 			}
 		}
-		return prep, pe
+		return pe
 	}
-	if err != nil {
-		return prep, err
-	}
-	return e.withPlan(prep)
+	return err
 }
 
 // Prepare scans the cluster and decides the node order of a new run, without

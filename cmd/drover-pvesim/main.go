@@ -121,11 +121,15 @@ func scenario(t pvesim.Timing) pvesim.Options {
 		{Name: "pve2", MemoryMiB: 131072, CPUs: 32, HasCeph: true, Pending: kernel},
 		{Name: "pve3", MemoryMiB: 131072, CPUs: 32, HasCeph: true, Pending: kernel},
 	}
+	// Every guest's system disk is on Ceph (shared); db1 also has a disk on the node's
+	// local-lvm, which moves with it (with-local-disks).
 	g := func(id int, name, typ, node string, mem int64, ha bool) pvesim.Guest {
-		return pvesim.Guest{VMID: id, Name: name, Type: typ, Node: node, MaxMemMiB: mem, CPUs: 2, HA: ha}
+		key := map[string]string{"qemu": "scsi0", "lxc": "rootfs"}[typ]
+		root := pvesim.Disk{Key: key, VolID: fmt.Sprintf("ceph-vm:vm-%d-disk-0", id), Size: 32 << 30}
+		return pvesim.Guest{VMID: id, Name: name, Type: typ, Node: node, MaxMemMiB: mem, CPUs: 2, HA: ha, Disks: []pvesim.Disk{root}}
 	}
 	db := g(103, "db1", "qemu", "pve1", 4096, false)
-	db.LocalDisks = []pvesim.Disk{{VolID: "local-lvm:vm-103-disk-0", Size: 2 << 30}}
+	db.Disks = append(db.Disks, pvesim.Disk{Key: "scsi1", VolID: "local-lvm:vm-103-disk-1", Size: 2 << 30})
 	return pvesim.Options{
 		Nodes: nodes,
 		Guests: []pvesim.Guest{

@@ -37,6 +37,10 @@ type Driver struct {
 	flights drivers.Flights
 	// checks caches migrate pre-checks (local disks and devices) by VMID.
 	checks map[int]precheck
+	// configs caches the disks of guest configs by VMID.
+	configs map[int]guestConfig
+	// marks are the pause marks read last, by node (marks.go).
+	marks map[string]string
 }
 
 type bootRecord struct {
@@ -65,7 +69,7 @@ func open(ctx context.Context, cfg Config, env drivers.Env) (*Driver, error) {
 	if err != nil {
 		return nil, drivers.PrefixFields("ssh", err)
 	}
-	d := &Driver{cfg: cfg, api: a, ssh: r, log: log, now: time.Now, boots: map[string]bootRecord{}, reboots: map[string]time.Time{}, checks: map[int]precheck{}}
+	d := &Driver{cfg: cfg, api: a, ssh: r, log: log, now: time.Now, boots: map[string]bootRecord{}, reboots: map[string]time.Time{}, checks: map[int]precheck{}, configs: map[int]guestConfig{}}
 	var version struct {
 		Version string `json:"version"`
 	}
@@ -132,11 +136,12 @@ func (d *Driver) nodeNames() []string {
 	return out
 }
 
-// Capabilities: power control (shutdown/start of guests), boot IDs. No native drain
-// for the orchestrator: HA's part of the drain happens inside PauseNode. No pause
-// owner mark: PVE has no place for one that HA maintenance keeps.
+// Capabilities: power control (shutdown/start of guests), boot IDs, storage migration
+// (with-local-disks: qemu guests move with their local disks), pause owner marks
+// (marks.go). No native drain for the orchestrator: HA's part of the drain happens
+// inside PauseNode.
 func (d *Driver) Capabilities() drivers.Capabilities {
-	return drivers.Capabilities{PowerControl: true, BootID: true}
+	return drivers.Capabilities{PowerControl: true, BootID: true, StorageMigration: true, PauseOwner: true}
 }
 
 // Close releases nothing held open: every call dials anew.
@@ -155,6 +160,13 @@ type resource struct {
 	HAState string  `json:"hastate"`
 	Lock    string  `json:"lock"`
 	Uptime  int64   `json:"uptime"`
+	// Storage items: the storage ID, storage.cfg's shared flag (0/1), content types,
+	// bytes used and in all.
+	Storage  string `json:"storage"`
+	Shared   any    `json:"shared"`
+	Content  string `json:"content"`
+	DiskUsed int64  `json:"disk"`
+	MaxDisk  int64  `json:"maxdisk"`
 }
 
 func (d *Driver) resources(ctx context.Context) ([]resource, error) {
@@ -266,6 +278,7 @@ func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
 	if err != nil {
 		return cluster.Inventory{}, err
 	}
+	storages := storagesOf(rs)
 	var inv cluster.Inventory
 	for _, r := range rs {
 		if r.Type != "node" {
@@ -281,6 +294,7 @@ func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
 				n.CPUs = st.CPUInfo.CPUs
 				n.Labels = map[string]string{"kernel": st.Kernel.Release}
 				n.BootID = d.bootID(ctx, r.Node, st.Uptime)
+				n.StorageMiB = localStorageMiB(storages[r.Node])
 			case errors.Is(err, drivers.ErrUnavailable):
 			default:
 				return cluster.Inventory{}, fmt.Errorf("read status of node %s: %w", r.Node, err)
@@ -300,11 +314,12 @@ func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
 		inv.Nodes = append(inv.Nodes, n)
 	}
 	sort.Slice(inv.Nodes, func(i, j int) bool { return inv.Nodes[i].Name < inv.Nodes[j].Name })
+	d.fillMarks(ctx, &inv)
 	for _, r := range rs {
 		if r.Type != "qemu" && r.Type != "lxc" {
 			continue
 		}
-		vm, err := d.vmOf(ctx, r)
+		vm, err := d.vmOf(ctx, r, storages[r.Node])
 		if err != nil {
 			return cluster.Inventory{}, err
 		}
@@ -315,7 +330,7 @@ func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
 }
 
 // vmOf converts a guest. Its Drover name is its VMID: names are not unique in PVE.
-func (d *Driver) vmOf(ctx context.Context, r resource) (cluster.VM, error) {
+func (d *Driver) vmOf(ctx context.Context, r resource, st map[string]storageInfo) (cluster.VM, error) {
 	vm := cluster.VM{Name: strconv.Itoa(r.VMID), Node: r.Node, MemoryMiB: r.MaxMem >> 20, VCPUs: int(r.MaxCPU), Migratable: true}
 	switch r.Status {
 	case "running":
@@ -328,6 +343,7 @@ func (d *Driver) vmOf(ctx context.Context, r resource) (cluster.VM, error) {
 		vm.Power = cluster.PowerUnknown
 	}
 	label := fmt.Sprintf("%s %d (%s)", map[string]string{"qemu": "VM", "lxc": "CT"}[r.Type], r.VMID, r.Name)
+	var pc *precheck
 	switch {
 	case r.Type == "lxc" && r.HAState != "":
 		// HA moves it (by restart) when the node enters maintenance, and a migrate
@@ -336,16 +352,23 @@ func (d *Driver) vmOf(ctx context.Context, r resource) (cluster.VM, error) {
 		vm.Migratable = false
 		vm.NotMigratableReason = label + " is an LXC container: it moves only by restart (policy non_migratable: shutdown restarts it after the reboot)"
 	case vm.Power == cluster.PowerRunning:
-		pc, err := d.precheck(ctx, r.Node, r.VMID)
+		got, err := d.precheck(ctx, r.Node, r.VMID)
 		if err != nil {
 			if errors.Is(err, drivers.ErrUnavailable) || errors.Is(err, drivers.ErrNotFound) {
 				break
 			}
 			return cluster.VM{}, fmt.Errorf("migrate pre-check of %s: %w", label, err)
 		}
-		if len(pc.LocalResources) > 0 {
+		if len(got.LocalResources) > 0 {
 			vm.Migratable = false
-			vm.NotMigratableReason = fmt.Sprintf("%s uses local devices: %s", label, strings.Join(pc.LocalResources, ", "))
+			vm.NotMigratableReason = fmt.Sprintf("%s uses local devices: %s", label, strings.Join(got.LocalResources, ", "))
+		}
+		pc = &got
+	}
+	// Only guests that must leave the node need their disks: a stopped guest stays.
+	if vm.Power == cluster.PowerRunning || vm.Power == cluster.PowerSuspended {
+		if err := d.disksOf(ctx, r, &vm, st, pc, label); err != nil {
+			return cluster.VM{}, err
 		}
 	}
 	if r.Lock == "migrate" {

@@ -211,6 +211,21 @@ func TestE2E_ApplyKillResume(t *testing.T) {
 	}
 	runID := runIDOf(t, dir, drover, env, args)
 
+	// A second drover (its own state file) while the killed run holds a node in
+	// maintenance: the run's pause mark in /etc/pve makes it refuse to start.
+	held := state(t, control)
+	if len(held.Marks) != 1 {
+		t.Fatalf("pause marks at kill -9 #1: %v, want the paused node's", held.Marks)
+	}
+	other := start(t, dir, drover, env, "--config", filepath.Join(dir, "drover.yaml"), "--state", filepath.Join(dir, "other.db"), "--log-level", "info", "apply", "--yes")
+	if code := other.wait(t, 2*time.Minute); code == 0 || !strings.Contains(other.err.String()+other.out.String(), "paused by drover run "+runID) {
+		t.Fatalf("second drover: exit %d, want a refusal naming run %s; stderr:\n%s", code, runID, tail(other.err.String(), 2000))
+	}
+	if s := state(t, control); s.Stats.MaintEnables != held.Stats.MaintEnables || s.Stats.MarkClaims != held.Stats.MarkClaims {
+		t.Fatalf("the refused drover changed the cluster: %+v", s.Stats)
+	}
+	t.Logf("a second drover refused: %s", firstLine(other.err.String(), "paused by drover run"))
+
 	// Kill 2: while an apt upgrade job runs on a node (started, not yet finished).
 	p = start(t, dir, drover, env, args("runs", "resume", runID)...)
 	resume1 := p
@@ -296,8 +311,13 @@ func TestE2E_ApplyKillResume(t *testing.T) {
 	if aptJoined != 1 {
 		t.Errorf("the run resumed after kill -9 #2 joined %d apt jobs, want 1", aptJoined)
 	}
-	fmt.Printf("e2e-proxmox: 3 nodes rebooted once each; %d guests on one node each, running; migrations %d (by HA %d, by drover %d; %d in flight at kill -9 #1, %d joined by the resumed run, %d stopped); noout set %d cleared %d; maintenance enable %d disable %d; apt jobs %d (%d joined after kill -9 #2, lost %d, dpkg repairs %d); %d schema violations; %s\n",
-		len(after.Guests), after.Stats.Migrations, after.Stats.HAMigrations, after.Stats.Migrations-after.Stats.HAMigrations, inFlight, joined, after.Stats.CancelledMigration,
+	// VM 103 has a disk on pve1's local-lvm: it moved with with-local-disks, its
+	// 2 GiB copied each time, never to a node without room.
+	if after.Stats.DiskMiBMoved < 2048 || after.Stats.DiskMiBMoved%2048 != 0 || after.Stats.NoRoomMigrations != 0 {
+		t.Errorf("local disk MiB copied %d (want a multiple of 2048, at least one), refused for lack of room %d", after.Stats.DiskMiBMoved, after.Stats.NoRoomMigrations)
+	}
+	fmt.Printf("e2e-proxmox: 3 nodes rebooted once each; %d guests on one node each, running; migrations %d (by HA %d, by drover %d; %d in flight at kill -9 #1, %d joined by the resumed run, %d stopped); local disks copied %d MiB (with-local-disks); pause marks %d written, 1 second drover refused, 0 left; noout set %d cleared %d; maintenance enable %d disable %d; apt jobs %d (%d joined after kill -9 #2, lost %d, dpkg repairs %d); %d schema violations; %s\n",
+		len(after.Guests), after.Stats.Migrations, after.Stats.HAMigrations, after.Stats.Migrations-after.Stats.HAMigrations, inFlight, joined, after.Stats.CancelledMigration, after.Stats.DiskMiBMoved, after.Stats.MarkClaims,
 		after.Stats.NooutSets, after.Stats.NooutUnsets, after.Stats.MaintEnables, after.Stats.MaintDisables,
 		after.Stats.AptJobsStarted, aptJoined, after.Stats.AptJobsLost, after.Stats.DpkgRepairs, len(after.Stats.Violations), time.Since(began).Round(time.Second))
 }
@@ -335,6 +355,9 @@ func checkEnd(t *testing.T, before, after pvesim.Snapshot) {
 			t.Errorf("node %+v: want rebooted once, online, out of maintenance, patched", n)
 		}
 	}
+	if len(after.Marks) > 0 {
+		t.Errorf("pause marks left in /etc/pve: %v", after.Marks)
+	}
 	if after.Noout {
 		t.Error("Ceph noout left set")
 	}
@@ -346,4 +369,14 @@ func checkEnd(t *testing.T, before, after pvesim.Snapshot) {
 		t.Errorf("unsafe or invalid: violations %v, placed on maintenance %v, rebooted with guests %v, reboots without noout %v",
 			st.Violations, st.PlacedOnMaint, st.RebootedWithGuests, st.RebootsNoNoout)
 	}
+}
+
+// firstLine returns the first line of s that contains sub ("" when none).
+func firstLine(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
 }

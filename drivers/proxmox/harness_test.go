@@ -43,7 +43,7 @@ func testCluster() pvesim.Options {
 		Guests: []pvesim.Guest{
 			{VMID: 101, Name: "web1", Type: "qemu", Node: "pve1", MaxMemMiB: 2048, CPUs: 2, HA: true},
 			{VMID: 102, Name: "web2", Type: "qemu", Node: "pve1", MaxMemMiB: 2048, CPUs: 2, HA: true},
-			{VMID: 103, Name: "db1", Type: "qemu", Node: "pve1", MaxMemMiB: 4096, CPUs: 4, LocalDisks: []pvesim.Disk{{VolID: "local-lvm:vm-103-disk-0", Size: 4 << 30}}},
+			{VMID: 103, Name: "db1", Type: "qemu", Node: "pve1", MaxMemMiB: 4096, CPUs: 4, Disks: []pvesim.Disk{{Key: "scsi0", VolID: "local-lvm:vm-103-disk-0", Size: 4 << 30}}},
 			{VMID: 104, Name: "app1", Type: "qemu", Node: "pve2", MaxMemMiB: 1024, CPUs: 1},
 			{VMID: 105, Name: "gpu1", Type: "qemu", Node: "pve3", MaxMemMiB: 8192, CPUs: 8, LocalResources: []string{"hostpci0"}},
 			{VMID: 200, Name: "dns1", Type: "lxc", Node: "pve1", MaxMemMiB: 512, CPUs: 1, HA: true},

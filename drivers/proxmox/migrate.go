@@ -152,6 +152,7 @@ func (d *Driver) followTask(ctx context.Context, upid UPID, id int, req drivers.
 	logN := 0
 	var res drivers.MigrationResult
 	var lastErr string
+	parts := map[string]Progress{}
 	base := fmt.Sprintf("/nodes/%s/tasks/%s", url.PathEscape(upid.Node), url.PathEscape(upid.Raw))
 	t := time.NewTicker(d.cfg.PollInterval)
 	defer t.Stop()
@@ -166,15 +167,23 @@ func (d *Driver) followTask(ctx context.Context, upid UPID, id int, req drivers.
 					logN = l.N
 				}
 				if p, ok := ParseProgress(l.T); ok {
-					res.TransferredMiB = p.TransferredMiB
+					// A storage migration mirrors each local disk, then the memory:
+					// the total is the sum of the latest line of each.
+					parts[p.Drive] = p
+					var done, left float64
+					for _, q := range parts {
+						done += q.TransferredMiB
+						left += q.TotalMiB - q.TransferredMiB
+					}
+					res.TransferredMiB = done
 					if progress != nil {
-						progress(drivers.MigrationProgress{VM: req.VM, From: from, To: req.To, Phase: "precopy", TransferredMiB: p.TransferredMiB, RemainingMiB: p.TotalMiB - p.TransferredMiB, Elapsed: d.now().Sub(start)})
+						progress(drivers.MigrationProgress{VM: req.VM, From: from, To: req.To, Phase: "precopy", TransferredMiB: done, RemainingMiB: left, Elapsed: d.now().Sub(start)})
 					}
 				}
 				if dur, ok := ParseDuration(l.T); ok {
 					res.Duration = dur
 				}
-				if strings.Contains(l.T, "ERROR") {
+				if strings.Contains(l.T, "ERROR") && !strings.HasPrefix(l.T, "TASK ERROR") {
 					lastErr = strings.TrimSpace(l.T)
 				}
 			}

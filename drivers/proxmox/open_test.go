@@ -107,8 +107,10 @@ func TestReadiness(t *testing.T) {
 	opts := testCluster()
 	opts.TokenPrivs = []string{"Sys.Audit", "VM.Audit"}
 	opts.Nodes[1].RebootRequired = true
+	opts.Nodes[1].Maintenance = true
 	opts.Nodes[2].Maintenance = true
 	l := newLab(t, opts)
+	l.c.Model.SetMark("pve2", "drover-run:R")
 	d := l.open(t)
 	checks, err := d.Readiness(context.Background())
 	if err != nil {
@@ -124,7 +126,7 @@ func TestReadiness(t *testing.T) {
 		{"proxmox_pending_reboot", "warn", "pve2"},
 		{"proxmox_quorum", "pass", ""},
 		{"proxmox_ha", "pass", ""},
-		{"proxmox_maintenance", "warn", "pve3"},
+		{"proxmox_maintenance", "warn", "pve2 (mark drover-run:R), pve3 (no drover mark)"},
 		{"proxmox_local_devices", "warn", "VM 105 (gpu1): hostpci0"},
 		{"proxmox_containers", "warn", "CT 201 (mon1)"},
 		{"proxmox_ceph", "pass", ""},

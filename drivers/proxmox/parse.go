@@ -86,6 +86,9 @@ type Progress struct {
 	TotalMiB       float64
 	// RateMiBs is the transfer rate (0 when the line has none).
 	RateMiBs float64
+	// Drive is the disk a storage migration's mirror line is about ("scsi0"); "" for
+	// the memory (VM-state) lines.
+	Drive string
 }
 
 var (
@@ -93,7 +96,10 @@ var (
 	progressRe = regexp.MustCompile(`migration active, transferred ([0-9.]+) ?([KMGTP]?i?B) of ([0-9.]+) ?([KMGTP]?i?B) VM-state(?:, ([0-9.]+) ?([KMGTP]?i?B)/s)?`)
 	// qemu-server 6: "migration status: active (transferred 123456, remaining 789, total 1000000)"
 	progressOldRe = regexp.MustCompile(`migration status: active \(transferred ([0-9]+), remaining ([0-9]+), total ([0-9]+)\)`)
-	durationRe    = regexp.MustCompile(`migration finished successfully \(duration (\d+):(\d{2}):(\d{2})\)`)
+	// qemu-server's drive mirror of a storage migration:
+	// "drive-scsi0: transferred 1.2 GiB of 32.0 GiB (3.75%) in 2s"
+	mirrorRe   = regexp.MustCompile(`^(?:\S+ \S+ )?drive-([a-z]+\d+): transferred ([0-9.]+) ?([KMGTP]?i?B) of ([0-9.]+) ?([KMGTP]?i?B) \(`)
+	durationRe = regexp.MustCompile(`migration finished successfully \(duration (\d+):(\d{2}):(\d{2})\)`)
 )
 
 var unitMiB = map[string]float64{"B": 1.0 / (1 << 20), "KiB": 1.0 / 1024, "KB": 1.0 / 1024, "MiB": 1, "MB": 1, "GiB": 1024, "GB": 1024, "TiB": 1 << 20, "TB": 1 << 20, "PiB": 1 << 30}
@@ -111,6 +117,14 @@ func ParseProgress(line string) (Progress, bool) {
 			p.RateMiBs, _ = toMiB(m[5], m[6])
 		}
 		return p, true
+	}
+	if m := mirrorRe.FindStringSubmatch(line); m != nil {
+		done, ok1 := toMiB(m[2], m[3])
+		total, ok2 := toMiB(m[4], m[5])
+		if !ok1 || !ok2 || done > total {
+			return Progress{}, false
+		}
+		return Progress{TransferredMiB: done, TotalMiB: total, Drive: m[1]}, true
 	}
 	if m := progressOldRe.FindStringSubmatch(line); m != nil {
 		done, err1 := strconv.ParseFloat(m[1], 64)

@@ -34,6 +34,7 @@ func FuzzParseProgress(f *testing.F) {
 		"migration status: active (transferred 123456, remaining 789, total 1000000)",
 		"migration finished successfully (duration 00:01:02)",
 		"migration active, transferred 9 TiB of 1 B VM-state",
+		"2026-12-05 14:00:02 drive-scsi0: transferred 1.2 GiB of 32.0 GiB (3.75%) in 2s",
 	} {
 		f.Add(s)
 	}
@@ -49,6 +50,30 @@ func FuzzParseProgress(f *testing.F) {
 	})
 }
 
+func FuzzParseVolume(f *testing.F) {
+	for _, s := range [][2]string{
+		{"scsi0", "local-lvm:vm-103-disk-0,iothread=1,size=32G"},
+		{"ide2", "none,media=cdrom"},
+		{"efidisk0", "file=local-lvm:vm-1-disk-1,size=528K"},
+		{"mp0", "/mnt/host,mp=/srv,shared=1"},
+		{"rootfs", "volume=ceph:vm-1-disk-0,size=8.5G"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, key, value string) {
+		for _, typ := range []string{"qemu", "lxc"} {
+			v, ok, err := ParseVolume(typ, key, value)
+			if err != nil || !ok {
+				continue
+			}
+			// A volume is what a disk key names, with a volume and a sane size.
+			if v.Key != key || v.VolID == "" || v.VolID == "none" || v.Bytes < 0 || v.Bytes > 1<<60 {
+				t.Fatalf("%s %q=%q -> %+v", typ, key, value, v)
+			}
+		}
+	})
+}
+
 func TestParseProgress(t *testing.T) {
 	for _, tc := range []struct {
 		name, line  string
@@ -60,11 +85,14 @@ func TestParseProgress(t *testing.T) {
 		{"pve-render-bytes", "migration active, transferred 1.50 GiB of 4.00 GiB VM-state, 512.00 MiB/s", true, 1536, 4096, 512},
 		{"pve6-line", "migration status: active (transferred 1048576, remaining 0, total 2097152)", true, 1, 2, 0},
 		{"more-than-total", "migration active, transferred 5 GiB of 4 GiB VM-state, 1 MiB/s", false, 0, 0, 0},
+		{"drive-mirror", "2026-12-05 14:00:02 drive-scsi0: transferred 1.2 GiB of 32.0 GiB (3.75%) in 2s", true, 1.2 * 1024, 32768, 0},
+		{"drive-mirror-ready", "drive-efidisk0: transferred 528.00 KiB of 528.00 KiB (100.00%) in 1s, ready", true, 528.0 / 1024, 528.0 / 1024, 0},
+		{"mirror-start", "drive mirror is starting for drive-scsi0", false, 0, 0, 0},
 		{"other-line", "start migrate command to unix:/run/qemu-server/101.migrate", false, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, ok := ParseProgress(tc.line)
-			if ok != tc.ok || p.TransferredMiB != tc.done || p.TotalMiB != tc.total || p.RateMiBs != tc.rate {
+			if ok != tc.ok || p.TransferredMiB != tc.done || p.TotalMiB != tc.total || p.RateMiBs != tc.rate || (p.Drive != "") != strings.HasPrefix(tc.name, "drive-mirror") {
 				t.Errorf("ParseProgress = %+v, %v", p, ok)
 			}
 		})

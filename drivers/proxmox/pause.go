@@ -15,7 +15,8 @@ import (
 // enable NODE` over SSH: PVE has no REST endpoint for it), waits until the node's LRM
 // reports maintenance, then until HA has moved every HA-managed running guest off the
 // node, logging each move. The guests HA does not manage are left to Drover's drain.
-// owner is not recorded: PVE has no place for a mark that maintenance keeps.
+// owner's mark is written first (marks.go): a node in maintenance under another
+// owner's mark is refused with drivers.ErrPausedByOther.
 func (d *Driver) PauseNode(ctx context.Context, node, owner string) error {
 	if _, ok := d.cfg.Nodes[node]; !ok {
 		return fmt.Errorf("pause node %q: %w (configured nodes: %s)", node, drivers.ErrNotFound, strings.Join(d.nodeNames(), ", "))
@@ -25,6 +26,13 @@ func (d *Driver) PauseNode(ctx context.Context, node, owner string) error {
 	lrm, services, err := d.haStatus(ctx)
 	if err != nil {
 		return fmt.Errorf("pause node %s: %w", node, err)
+	}
+	requested, err := d.maintenanceRequests(ctx)
+	if err != nil {
+		return fmt.Errorf("pause node %s: %w", node, err)
+	}
+	if err := d.claimMark(ctx, node, owner, lrm[node] == "maintenance mode" || requested[node]); err != nil {
+		return err
 	}
 	if lrm[node] != "maintenance mode" {
 		if _, err := d.sshRun(ctx, node, "ha-manager", "crm-command", "node-maintenance", "enable", node); err != nil {
@@ -81,7 +89,8 @@ func (d *Driver) waitHAEvacuated(ctx context.Context, node string) error {
 	return nil
 }
 
-// ResumeNode disables HA maintenance; HA moves its guests back itself. Ceph noout is
+// ResumeNode disables HA maintenance, then removes the node's pause mark; HA moves its
+// guests back itself. Ceph noout is
 // cleared here too when every node is back (a run that ends early must not leave it).
 func (d *Driver) ResumeNode(ctx context.Context, node string) error {
 	if _, ok := d.cfg.Nodes[node]; !ok {
@@ -109,6 +118,10 @@ func (d *Driver) ResumeNode(ctx context.Context, node string) error {
 			return fmt.Errorf("resume node %s: the LRM still reports maintenance after cluster.proxmox.maintenance_timeout (%s): %w", node, d.cfg.MaintenanceTimeout, err)
 		}
 		d.log.Info("HA maintenance disabled", "node", node)
+	}
+	// The mark goes only after maintenance is off: until then it names the owner.
+	if err := d.releaseMark(ctx, node); err != nil {
+		return err
 	}
 	if err := d.clearNoout(ctx, node); err != nil {
 		d.log.Warn("ceph noout not cleared yet", "node", node, "error", err)

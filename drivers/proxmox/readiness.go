@@ -85,6 +85,20 @@ func (d *Driver) Readiness(ctx context.Context) ([]drivers.ReadinessCheck, error
 		}
 	}
 	if len(inMaint) > 0 {
+		// Whose maintenance it is: a Drover run's mark, or none (an admin, a tool).
+		marks, err := d.readMarks(ctx, d.nodeNames())
+		if err != nil {
+			d.log.Warn("pause marks not read", "error", err)
+		}
+		for i, node := range inMaint {
+			if m := marks[node]; m != "" {
+				inMaint[i] += " (mark " + m + ")"
+			} else {
+				inMaint[i] += " (no drover mark)"
+			}
+		}
+	}
+	if len(inMaint) > 0 {
 		add("proxmox_maintenance", warn, "already in HA maintenance: "+strings.Join(inMaint, ", "), "if another tool or person put them there, finish that first (ha-manager crm-command node-maintenance disable NODE); Drover disables maintenance when it resumes a node")
 	} else {
 		add("proxmox_maintenance", pass, "no node is in HA maintenance", "")

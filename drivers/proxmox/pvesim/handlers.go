@@ -46,6 +46,10 @@ func (m *Model) handle(r request) (any, error) {
 			return nil, err
 		}
 		return m.service(n, r.str("service")), nil
+	case "GET /nodes/{node}/qemu/{vmid}/config":
+		return m.guestConfig(r, "qemu")
+	case "GET /nodes/{node}/lxc/{vmid}/config":
+		return m.guestConfig(r, "lxc")
 	case "GET /nodes/{node}/qemu/{vmid}/migrate":
 		return m.migratePrecheck(r)
 	case "POST /nodes/{node}/qemu/{vmid}/migrate":
@@ -196,9 +200,7 @@ func (m *Model) resources(typ string) []map[string]any {
 		}
 	}
 	if typ == "" || typ == "storage" {
-		for _, name := range m.order {
-			out = append(out, map[string]any{"id": "storage/" + name + "/local", "type": "storage", "storage": "local", "node": name, "status": "available", "plugintype": "dir", "shared": 0})
-		}
+		out = append(out, m.storageItems()...)
 	}
 	if typ == "" {
 		// Item types and fields this client was not written for.
@@ -401,8 +403,8 @@ func (m *Model) migratePrecheck(r request) (any, error) {
 		return nil, err
 	}
 	disks := []map[string]any{}
-	for _, d := range g.LocalDisks {
-		disks = append(disks, map[string]any{"volid": d.VolID, "size": d.Size, "cdrom": 0, "is_unused": 0})
+	for _, d := range m.localDisks(g) {
+		disks = append(disks, map[string]any{"volid": d.VolID, "size": d.Size, "cdrom": 0, "is_unused": boolInt(strings.HasPrefix(d.Key, "unused"))})
 	}
 	var allowed []string
 	for _, name := range m.order {
@@ -457,10 +459,20 @@ func (m *Model) migrate(r request, typ string) (any, error) {
 		if len(g.LocalResources) > 0 {
 			return nil, &apiError{status: 500, msg: "can't migrate VM which uses local devices: " + strings.Join(g.LocalResources, ", ")}
 		}
-		if len(g.LocalDisks) > 0 && !r.flag("with-local-disks") {
+		if len(m.localDisks(g)) > 0 && !r.flag("with-local-disks") {
 			t := m.newTask(node, "qmigrate", strconv.Itoa(g.VMID), "drover@pve!rolling")
 			m.logf(t, "ERROR: migration aborted (duration 00:00:00): can't live migrate attached local disks without with-local-disks option")
 			m.finish(t, "migration aborted")
+			return t.UPID, nil
+		}
+		if d, free, ok := m.noRoom(g, target); !ok {
+			// The target allocates each volume on the same storage ID; a full
+			// storage fails the migration at that point.
+			t := m.newTask(node, "qmigrate", strconv.Itoa(g.VMID), "drover@pve!rolling")
+			m.logf(t, "starting migration of VM %d to node '%s' (10.10.10.%d)", g.VMID, target, 1+m.index(target))
+			m.logf(t, "ERROR: online migrate failure - unable to allocate %s on storage '%s' of node '%s': %s needed, %s free", d.Key, d.storage(), target, renderBytes(float64(d.Size)/(1<<20)), renderBytes(float64(free)))
+			m.finish(t, "migration problems")
+			m.stats.NoRoomMigrations++
 			return t.UPID, nil
 		}
 	}

@@ -76,12 +76,6 @@ type Node struct {
 	HasCeph bool
 }
 
-// Disk is a local disk of a guest.
-type Disk struct {
-	VolID string
-	Size  int64
-}
-
 // Guest is a qemu VM or an lxc container.
 type Guest struct {
 	VMID      int
@@ -93,8 +87,9 @@ type Guest struct {
 	CPUs      int
 	HA        bool
 	// fallback is the node HA moved the guest away from for maintenance.
-	fallback       string
-	LocalDisks     []Disk
+	fallback string
+	// Disks are the volumes of its config; which are local the storage decides.
+	Disks          []Disk
 	LocalResources []string
 	lock           string
 	mig            *migration
@@ -110,8 +105,12 @@ type Stats struct {
 	Migrations   int      `json:"migrations"`
 	HAMigrations int      `json:"ha_migrations"`
 	// PeakHAMoves is the most HA migrations seen at once out of one node.
-	PeakHAMoves        int      `json:"peak_ha_moves"`
-	CancelledMigration int      `json:"cancelled_migrations"`
+	PeakHAMoves        int `json:"peak_ha_moves"`
+	CancelledMigration int `json:"cancelled_migrations"`
+	// NoRoomMigrations are storage migrations refused for lack of space on the target.
+	NoRoomMigrations int `json:"no_room_migrations"`
+	// DiskMiBMoved is what storage migrations copied.
+	DiskMiBMoved       int64    `json:"disk_mib_moved"`
 	PlacedOnMaint      []string `json:"placed_on_maintenance"`
 	RebootedWithGuests []string `json:"rebooted_with_guests"`
 	RebootsNoNoout     []string `json:"reboots_without_noout"`
@@ -120,12 +119,14 @@ type Stats struct {
 	Upgrades           int      `json:"upgrades"`
 	// AptJobsStarted counts detached upgrades started, AptJobsLost those a reboot
 	// killed, DpkgRepairs the `dpkg --configure -a` runs that followed.
-	AptJobsStarted int      `json:"apt_jobs_started"`
-	AptJobsLost    int      `json:"apt_jobs_lost"`
-	DpkgRepairs    int      `json:"dpkg_repairs"`
-	MaintEnables   int      `json:"maintenance_enables"`
-	MaintDisables  int      `json:"maintenance_disables"`
-	SSHCommands    []string `json:"ssh_commands"`
+	AptJobsStarted int `json:"apt_jobs_started"`
+	AptJobsLost    int `json:"apt_jobs_lost"`
+	DpkgRepairs    int `json:"dpkg_repairs"`
+	// MarkClaims counts pause marks written.
+	MarkClaims    int      `json:"mark_claims"`
+	MaintEnables  int      `json:"maintenance_enables"`
+	MaintDisables int      `json:"maintenance_disables"`
+	SSHCommands   []string `json:"ssh_commands"`
 }
 
 // Model is the cluster. All methods are safe for concurrent use.
@@ -141,8 +142,11 @@ type Model struct {
 	// MaxWorkers is datacenter.cfg's max_workers (HA moves per node at a time).
 	maxWorkers int
 	ceph       bool
-	flags      map[string]bool
-	stats      Stats
+	storages   []Storage
+	// marks are the pause marks in /etc/pve (pvemark.Dir), by node.
+	marks map[string]string
+	flags map[string]bool
+	stats Stats
 	// TokenPrivs are the privileges of the API token on /.
 	tokenPrivs []string
 }
@@ -154,6 +158,8 @@ type Options struct {
 	Timing     Timing
 	MaxWorkers int
 	Ceph       bool
+	// Storages is storage.cfg (DefaultStorages when nil).
+	Storages   []Storage
 	Now        func() time.Time
 	TokenPrivs []string
 }
@@ -175,8 +181,11 @@ func NewModel(o Options) *Model {
 	if o.TokenPrivs == nil {
 		o.TokenPrivs = DefaultPrivs
 	}
+	if o.Storages == nil {
+		o.Storages = DefaultStorages()
+	}
 	m := &Model{now: o.Now, timing: o.Timing, nodes: map[string]*Node{}, guests: map[int]*Guest{}, tasks: map[string]*Task{},
-		maxWorkers: o.MaxWorkers, ceph: o.Ceph, flags: map[string]bool{}, tokenPrivs: o.TokenPrivs}
+		maxWorkers: o.MaxWorkers, ceph: o.Ceph, storages: o.Storages, marks: map[string]string{}, flags: map[string]bool{}, tokenPrivs: o.TokenPrivs}
 	now := m.now()
 	for _, n := range o.Nodes {
 		n := n
@@ -220,8 +229,10 @@ type Snapshot struct {
 	Nodes  []NodeState  `json:"nodes"`
 	Guests []GuestState `json:"guests"`
 	Noout  bool         `json:"noout"`
-	Tasks  int          `json:"running_tasks"`
-	Stats  Stats        `json:"stats"`
+	// Marks are the pause marks in the cluster filesystem, by node.
+	Marks map[string]string `json:"marks"`
+	Tasks int               `json:"running_tasks"`
+	Stats Stats             `json:"stats"`
 }
 
 // NodeState is one node in a Snapshot.
@@ -264,6 +275,10 @@ func (m *Model) Snapshot() Snapshot {
 		s.Guests = append(s.Guests, GuestState{VMID: g.VMID, Name: g.Name, Type: g.Type, Node: g.Node, Status: g.Status, HA: g.HA, Moves: g.Moves, Lock: g.lock})
 	}
 	s.Noout = m.flags["noout"]
+	s.Marks = map[string]string{}
+	for n, v := range m.marks {
+		s.Marks[n] = v
+	}
 	for _, t := range m.tasks {
 		if t.running() {
 			s.Tasks++

@@ -22,7 +22,7 @@ func testModel() Options {
 		Nodes: []Node{{Name: "pve1", MemoryMiB: 65536, CPUs: 16, HasCeph: true}, {Name: "pve2", MemoryMiB: 65536, CPUs: 16, HasCeph: true}, {Name: "pve3", MemoryMiB: 65536, CPUs: 16, HasCeph: true}},
 		Guests: []Guest{
 			{VMID: 101, Name: "web1", Type: "qemu", Node: "pve1", MaxMemMiB: 2048, CPUs: 2, HA: true},
-			{VMID: 102, Name: "db1", Type: "qemu", Node: "pve1", MaxMemMiB: 4096, CPUs: 4, LocalDisks: []Disk{{VolID: "local-lvm:vm-102-disk-0", Size: 8 << 30}}},
+			{VMID: 102, Name: "db1", Type: "qemu", Node: "pve1", MaxMemMiB: 4096, CPUs: 4, Disks: []Disk{{Key: "scsi0", VolID: "local-lvm:vm-102-disk-0", Size: 8 << 30}}},
 			{VMID: 200, Name: "ct1", Type: "lxc", Node: "pve2", MaxMemMiB: 512, CPUs: 1, HA: true},
 		},
 		Ceph: true,

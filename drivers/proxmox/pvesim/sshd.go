@@ -15,6 +15,8 @@ import (
 	gssh "github.com/gliderlabs/ssh"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/droverhq/drover/drivers/proxmox/pvemark"
 )
 
 // SSHServer is every node's sshd: it accepts the one authorized key for root and runs
@@ -156,6 +158,13 @@ func (s *SSHServer) run(ctx context.Context, node string, argv []string, stdout,
 		}
 		m.Violation("ssh %s: unexpected call of the apt job script: %q", node, strings.Join(argv[4:], " "))
 		fmt.Fprintln(stderr, "drover-job: unexpected call")
+		return 127
+	}
+	if pvemark.IsCall(argv) {
+		if code, ok := m.markCall(argv, stdout); ok {
+			return code
+		}
+		m.Violation("ssh %s: unexpected call of the pause mark script: %q", node, strings.Join(argv[4:], " "))
 		return 127
 	}
 	switch {

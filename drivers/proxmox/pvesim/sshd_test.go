@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/droverhq/drover/drivers/proxmox/pvemark"
 	"github.com/droverhq/drover/drivers/updaters"
 )
 
@@ -86,6 +87,13 @@ func TestSSH_ExactCommands(t *testing.T) {
 		{"job-relative-dir", "pve2", updaters.ShellJoin(updaters.JobArgv("status", "jobs/apt", "")), 127, "unexpected call"},
 		{"job-unknown-verb", "pve2", updaters.ShellJoin(updaters.JobArgv("kill", "/var/lib/drover/jobs/apt", "")), 127, "unexpected call"},
 		{"job-script-changed", "pve2", updaters.ShellJoin(append([]string{"/bin/sh", "-c", "echo none", "drover-job"}, updaters.JobArgv("status", "/var/lib/drover/jobs/apt", "")[4:]...)), 127, "command not found"},
+		{"mark-claim", "pve1", updaters.ShellJoin(pvemark.Claim("pve1", "drover-run:t", "")), 0, ""},
+		{"mark-claim-held", "pve2", updaters.ShellJoin(pvemark.Claim("pve1", "drover-run:u", "")), 3, "held drover-run:t"},
+		{"mark-get-any-node", "pve3", updaters.ShellJoin(pvemark.Get()), 0, "pve1 drover-run:t\n"},
+		{"mark-release", "pve1", updaters.ShellJoin(pvemark.Release("pve1")), 0, ""},
+		{"mark-other-dir", "pve1", updaters.ShellJoin(append(pvemark.Get()[:5], "/tmp", pvemark.Lock)), 127, ""},
+		{"mark-script-changed", "pve1", updaters.ShellJoin(append([]string{"/bin/sh", "-c", "rm -rf /etc/pve", pvemark.Name}, pvemark.Get()[4:]...)), 127, ""},
+		{"mark-bad-node", "pve1", updaters.ShellJoin(pvemark.Release("../ha")), 127, ""},
 		{"reboot-shell", "pve1", "reboot", 127, "command not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

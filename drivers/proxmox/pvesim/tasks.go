@@ -43,6 +43,11 @@ type migration struct {
 	doneMiB   float64
 	byHA      bool
 	localDisk bool
+	// disks are the local disks a storage migration copies first (drive mirror),
+	// diskMiB their size; the RAM follows once every mirror is ready.
+	disks      []Disk
+	diskMiB    float64
+	ramStarted bool
 }
 
 // newTask starts a task on node, in PVE's UPID format:
@@ -94,13 +99,15 @@ func (m *Model) startMigration(g *Guest, target, user string, byHA, withLocal bo
 		typ = "vzmigrate"
 	}
 	t := m.newTask(g.Node, typ, fmt.Sprint(g.VMID), user)
-	total := float64(g.MaxMemMiB)
+	mg := &migration{task: t, from: g.Node, to: target, start: m.now(), byHA: byHA, localDisk: withLocal}
 	if withLocal {
-		for _, d := range g.LocalDisks {
-			total += float64(d.Size) / (1 << 20)
+		mg.disks = m.localDisks(g)
+		for _, d := range mg.disks {
+			mg.diskMiB += float64(d.Size) / (1 << 20)
 		}
 	}
-	g.mig = &migration{task: t, from: g.Node, to: target, start: m.now(), totalMiB: total, byHA: byHA, localDisk: withLocal}
+	mg.totalMiB = float64(g.MaxMemMiB) + mg.diskMiB
+	g.mig = mg
 	g.lock = "migrate"
 	if byHA {
 		m.logf(t, "use dedicated network address for sending migration traffic (10.10.10.2)")
@@ -110,25 +117,58 @@ func (m *Model) startMigration(g *Guest, target, user string, byHA, withLocal bo
 		m.logf(t, "starting migration of CT %d to node '%s' (10.10.10.%d)", g.VMID, target, 1+m.index(target))
 	} else {
 		m.logf(t, "starting migration of VM %d to node '%s' (10.10.10.%d)", g.VMID, target, 1+m.index(target))
-		if withLocal {
-			for _, d := range g.LocalDisks {
-				m.logf(t, "found local disk '%s' (attached)", d.VolID)
-			}
-			m.logf(t, "starting storage migration")
+		for _, d := range mg.disks {
+			m.logf(t, "found local disk '%s' (attached)", d.VolID)
 		}
 		m.logf(t, "starting VM %d on remote node '%s'", g.VMID, target)
 		m.logf(t, "start remote tunnel")
-		m.logf(t, "starting online/live migration on unix:/run/qemu-server/%d.migrate", g.VMID)
-		m.logf(t, "set migration capabilities")
-		m.logf(t, "migration downtime limit: 100 ms")
-		m.logf(t, "migration cachesize: 256.0 MiB")
-		m.logf(t, "set migration parameters")
-		m.logf(t, "start migrate command to unix:/run/qemu-server/%d.migrate", g.VMID)
+		if len(mg.disks) > 0 {
+			m.logf(t, "starting storage migration")
+			for _, d := range mg.disks {
+				m.logf(t, "%s: start migration to nbd:unix:/run/qemu-server/%d_nbd.migrate:exportname=drive-%s", d.Key, g.VMID, d.Key)
+				m.logf(t, "drive mirror is starting for drive-%s", d.Key)
+			}
+		} else {
+			m.startRAM(g)
+		}
 	}
 	if m.nodes[target].Maintenance {
 		m.stats.PlacedOnMaint = append(m.stats.PlacedOnMaint, fmt.Sprintf("%s %d -> %s", typ, g.VMID, target))
 	}
 	return t
+}
+
+// startRAM logs the start of the memory phase of a qemu live migration.
+func (m *Model) startRAM(g *Guest) {
+	t := g.mig.task
+	g.mig.ramStarted = true
+	m.logf(t, "starting online/live migration on unix:/run/qemu-server/%d.migrate", g.VMID)
+	m.logf(t, "set migration capabilities")
+	m.logf(t, "migration downtime limit: 100 ms")
+	m.logf(t, "migration cachesize: 256.0 MiB")
+	m.logf(t, "set migration parameters")
+	m.logf(t, "start migrate command to unix:/run/qemu-server/%d.migrate", g.VMID)
+}
+
+// logMirror writes qemu-server's drive-mirror progress: each disk in turn, as the
+// copy has reached it.
+func (m *Model) logMirror(g *Guest, elapsed time.Duration) {
+	mg := g.mig
+	left := mg.doneMiB
+	for _, d := range mg.disks {
+		size := float64(d.Size) / (1 << 20)
+		done := math.Min(size, math.Max(left, 0))
+		left -= size
+		if done <= 0 {
+			break
+		}
+		pct := 100 * done / size
+		line := fmt.Sprintf("drive-%s: transferred %s of %s (%.2f%%) in %ds", d.Key, renderBytes(done), renderBytes(size), pct, int(elapsed.Seconds()))
+		if done >= size {
+			line += ", ready"
+		}
+		m.logf(mg.task, "%s", line)
+	}
 }
 
 func (m *Model) index(node string) int {
@@ -162,16 +202,35 @@ func (m *Model) stepMigration(g *Guest, now time.Time) {
 		return
 	}
 	mg.doneMiB = math.Min(mg.totalMiB, elapsed.Seconds()*m.timing.MigrationMiBs)
+	if g.Type == "qemu" && !mg.ramStarted {
+		if mg.doneMiB < mg.diskMiB {
+			if now.Sub(mg.lastLog) >= m.timing.LogInterval {
+				mg.lastLog = now
+				m.logMirror(g, elapsed)
+			}
+			return
+		}
+		m.logMirror(g, elapsed)
+		m.logf(t, "all 'mirror' jobs are ready")
+		m.startRAM(g)
+	}
 	if mg.doneMiB < mg.totalMiB {
 		if g.Type == "qemu" && now.Sub(mg.lastLog) >= m.timing.LogInterval {
 			mg.lastLog = now
-			m.logf(t, "migration active, transferred %s of %s VM-state, %s/s", renderBytes(mg.doneMiB), renderBytes(mg.totalMiB), renderBytes(m.timing.MigrationMiBs))
+			ram := float64(g.MaxMemMiB)
+			m.logf(t, "migration active, transferred %s of %s VM-state, %s/s", renderBytes(mg.doneMiB-mg.diskMiB), renderBytes(ram), renderBytes(m.timing.MigrationMiBs))
 		}
 		return
 	}
 	if g.Type == "qemu" {
 		m.logf(t, "average migration speed: %s/s - downtime 42 ms", renderBytes(m.timing.MigrationMiBs))
 		m.logf(t, "migration status: completed")
+		for _, d := range mg.disks {
+			m.logf(t, "%s: mirror-job finished", "drive-"+d.Key)
+		}
+		if len(mg.disks) > 0 {
+			m.logf(t, "stopping NBD storage migration server on target.")
+		}
 	} else {
 		m.logf(t, "start final cleanup")
 		m.logf(t, "start container on target node")
@@ -180,6 +239,7 @@ func (m *Model) stepMigration(g *Guest, now time.Time) {
 	m.logf(t, "migration finished successfully (duration %02d:%02d:%02d)", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
 	g.Node = mg.to
 	g.Moves++
+	m.stats.DiskMiBMoved += int64(math.Ceil(mg.diskMiB))
 	m.stats.Migrations++
 	if mg.byHA {
 		m.stats.HAMigrations++
