@@ -9,6 +9,7 @@ import (
 
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/orchestrator/readiness"
 	"github.com/droverhq/drover/runs"
 )
 
@@ -46,12 +47,12 @@ func TestEngine_ForeignPause(t *testing.T) {
 			if !errors.As(err, &pe) || !strings.Contains(err.Error(), "drover run 20990101-000000-0ther0") || !strings.Contains(err.Error(), "node(s) b") {
 				t.Fatalf("Prepare = %v, want PausedByOtherRunError naming the run and node b", err)
 			}
-			a := orchestrator.Analyze(ctx, orchestrator.AnalyzeConfig{Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store})
+			a := readiness.Analyze(ctx, readiness.AnalyzeConfig{Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store})
 			var found bool
 			for _, c := range a.Checks {
 				if c.Name == "pause_marks" {
 					found = true
-					if c.Status != orchestrator.CheckFail || !strings.Contains(c.Message, "20990101-000000-0ther0") {
+					if c.Status != readiness.CheckFail || !strings.Contains(c.Message, "20990101-000000-0ther0") {
 						t.Errorf("pause_marks = %s %q, want fail naming the run", c.Status, c.Message)
 					}
 				}
@@ -123,7 +124,7 @@ func TestAnalyze_OwnInterruptedRunsMarks(t *testing.T) {
 			t.Fatalf("Execute = %v", err)
 		}
 		h.openStore()
-		a := orchestrator.Analyze(context.Background(), orchestrator.AnalyzeConfig{Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store,
+		a := readiness.Analyze(context.Background(), readiness.AnalyzeConfig{Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store,
 			Alive: func(runs.Owner) runs.Liveness { return runs.Dead }})
 		found := false
 		for _, c := range a.Checks {
@@ -131,7 +132,7 @@ func TestAnalyze_OwnInterruptedRunsMarks(t *testing.T) {
 				continue
 			}
 			found = true
-			if c.Status != orchestrator.CheckFail || !strings.Contains(c.Message, "drover runs resume "+id) {
+			if c.Status != readiness.CheckFail || !strings.Contains(c.Message, "drover runs resume "+id) {
 				t.Errorf("pause_marks = %s %q, want fail saying resume run %s", c.Status, c.Message, id)
 			}
 		}
