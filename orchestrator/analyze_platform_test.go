@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/orchestrator/readiness"
 )
 
 // platformDriver is the sim driver with platform checks of its own, as the hyperv,
@@ -27,24 +27,24 @@ func TestAnalyze_PlatformChecks(t *testing.T) {
 		name      string
 		checks    []drivers.ReadinessCheck
 		err       error
-		want      map[string]orchestrator.CheckStatus
+		want      map[string]readiness.CheckStatus
 		wantReady bool
 	}{
 		{name: "passes-are-listed", checks: []drivers.ReadinessCheck{{Name: "hv.quorum", Status: drivers.CheckPass, Message: "quorum ok"}},
-			want: map[string]orchestrator.CheckStatus{"hv.quorum": orchestrator.CheckPass}, wantReady: true},
+			want: map[string]readiness.CheckStatus{"hv.quorum": readiness.CheckPass}, wantReady: true},
 		{name: "a-warning-keeps-it-ready", checks: []drivers.ReadinessCheck{{Name: "hv.reboot_pending", Status: drivers.CheckWarn, Message: "pending on n2"}},
-			want: map[string]orchestrator.CheckStatus{"hv.reboot_pending": orchestrator.CheckWarn}, wantReady: true},
+			want: map[string]readiness.CheckStatus{"hv.reboot_pending": readiness.CheckWarn}, wantReady: true},
 		{name: "a-failure-is-not-ready", checks: []drivers.ReadinessCheck{{Name: "hv.csvs", Status: drivers.CheckFail, Message: "Cluster Disk 2 offline", Remedy: "bring it online"}},
-			want: map[string]orchestrator.CheckStatus{"hv.csvs": orchestrator.CheckFail}},
+			want: map[string]readiness.CheckStatus{"hv.csvs": readiness.CheckFail}},
 		{name: "an-unknown-status-fails-closed", checks: []drivers.ReadinessCheck{{Name: "hv.odd", Status: "PASS!", Message: "fine"}},
-			want: map[string]orchestrator.CheckStatus{"hv.odd": orchestrator.CheckFail}},
+			want: map[string]readiness.CheckStatus{"hv.odd": readiness.CheckFail}},
 		{name: "checks-that-cannot-run-fail", err: errors.New("access denied"),
-			want: map[string]orchestrator.CheckStatus{"platform": orchestrator.CheckFail}},
+			want: map[string]readiness.CheckStatus{"platform": readiness.CheckFail}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			drv := platformDriver{Driver: h.drv, checks: tt.checks, err: tt.err}
-			a := orchestrator.Analyze(context.Background(), orchestrator.AnalyzeConfig{
+			a := readiness.Analyze(context.Background(), readiness.AnalyzeConfig{
 				Cluster: "test", Policy: testPolicy(nil), Driver: drv, Updater: h.drv,
 			})
 			for name, want := range tt.want {

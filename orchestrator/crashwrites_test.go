@@ -20,30 +20,38 @@ import (
 // a new process after the platform went on without it for ten minutes (migrations
 // in flight end, a reboot completes). Every resumed run must end as a clean run
 // does: no VM lost or moved twice, no node rebooted twice, no hook run twice, no
-// intent left open, no node left paused.
+// intent left open, no node left paused. With one migration at a time, each
+// migration's outcome is written in one transaction with the next one's intent, so
+// the sweep also crashes right after such shared writes.
 func TestEngine_CrashAfterEachStoreWrite(t *testing.T) {
 	cluster := small + "  - {name: pinned, node: b, memory_mib: 1024, vcpus: 1, migratable: false}\n"
-	var total int
-	t.Run("clean", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) { total = crashAfterWrite(t, cluster, 0) })
-	})
-	if total < 30 {
-		t.Fatalf("a clean run wrote the state file %d times; the sweep needs the real count", total)
-	}
 	tried := 0
-	for n := 1; n <= total; n++ {
-		tried++
-		t.Run(fmt.Sprintf("write-%d", n), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) { crashAfterWrite(t, cluster, n) })
+	for _, oneAtATime := range []bool{false, true} {
+		name := map[bool]string{false: "parallel-migrations", true: "one-migration-at-a-time"}[oneAtATime]
+		t.Run(name, func(t *testing.T) {
+			var total int
+			t.Run("clean", func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) { total = crashAfterWrite(t, cluster, 0, oneAtATime) })
+			})
+			if total < 30 {
+				t.Fatalf("a clean run wrote the state file %d times; the sweep needs the real count", total)
+			}
+			for n := 1; n <= total; n++ {
+				tried++
+				t.Run(fmt.Sprintf("write-%d", n), func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) { crashAfterWrite(t, cluster, n, oneAtATime) })
+				})
+			}
+			t.Logf("%s: every write of a %d-write run", name, total)
 		})
 	}
-	t.Logf("store-write crash sweep: %d crash points tried (every write of a %d-write run)", tried, total)
+	t.Logf("store-write crash sweep: %d crash points tried", tried)
 }
 
 // crashAfterWrite runs the cluster with failback, a shut-down VM and both hooks,
 // dying after the n-th store write (n = 0: never), then resumes and checks the
 // outcome. It returns how many writes the first process committed.
-func crashAfterWrite(t *testing.T, cluster string, n int) int {
+func crashAfterWrite(t *testing.T, cluster string, n int, oneAtATime bool) int {
 	h := newHarness(t, cluster)
 	hookLog := filepath.Join(h.dir, "hooks.log")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -62,6 +70,9 @@ func crashAfterWrite(t *testing.T, cluster string, n int) int {
 		p.Failback = orchestrator.FailbackImmediate
 		p.NonMigratable = orchestrator.NonMigratableShutdown
 		p.PreHook, p.PostHook = hook, hook
+		if oneAtATime {
+			p.MaxParallelMigrations = 1
+		}
 	})
 	prep, err := h.eng.Prepare(ctx, p)
 	if err != nil {

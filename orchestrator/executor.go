@@ -111,9 +111,19 @@ func (e *Engine) settleIntent(rs *runState, want runs.Entry, key, detail string,
 // entries, in one transaction; the in-memory copy changes only if the write
 // succeeds. With node "" it writes the entries alone.
 func (e *Engine) persist(rs *runState, node string, fn func(*runs.NodeRecord), entries ...runs.Entry) ([]uint64, error) {
+	return e.write(rs, node, fn, nil, entries...)
+}
+
+// write is persist that also adds migrations to the node (migs), in the same
+// transaction. The store keeps a run's migrations apart from its node record (a
+// record then stays small however many VMs its node moves); the in-memory record
+// keeps them all.
+func (e *Engine) write(rs *runState, node string, fn func(*runs.NodeRecord), migs []runs.Migration, entries ...runs.Entry) ([]uint64, error) {
 	var seqs []uint64
 	var updated runs.NodeRecord
+	var apart, recordAsIs bool
 	err := e.cfg.Store.Update(func(tx *runs.Tx) error {
+		seqs = seqs[:0]
 		for _, en := range entries {
 			if en.At.IsZero() {
 				en.At = e.clock.Now()
@@ -125,6 +135,16 @@ func (e *Engine) persist(rs *runState, node string, fn func(*runs.NodeRecord), e
 			seqs = append(seqs, seq)
 		}
 		if node == "" {
+			return nil
+		}
+		for _, m := range migs {
+			if err := tx.AppendMigration(rs.id, node, m); err != nil {
+				return err
+			}
+		}
+		apart = tx.MigrationsApart(rs.id)
+		if recordAsIs = apart && fn == nil && len(migs) > 0; recordAsIs {
+			// Only migrations added: the record itself is not rewritten.
 			return nil
 		}
 		return tx.UpdateNode(rs.id, node, func(r *runs.NodeRecord) error {
@@ -143,6 +163,13 @@ func (e *Engine) persist(rs *runState, node string, fn func(*runs.NodeRecord), e
 	}
 	if node != "" {
 		rs.mu.Lock()
+		if recordAsIs {
+			updated = rs.nodes[node]
+		}
+		if apart {
+			prev := rs.nodes[node].Migrations
+			updated.Migrations = append(prev[:len(prev):len(prev)], migs...)
+		}
 		rs.nodes[node] = updated
 		rs.mu.Unlock()
 	}

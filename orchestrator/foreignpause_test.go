@@ -9,6 +9,7 @@ import (
 
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/orchestrator/readiness"
 	"github.com/droverhq/drover/runs"
 )
 
@@ -55,12 +56,12 @@ func TestEngine_ForeignPause(t *testing.T) {
 			if _, err := h.eng.Start(ctx, prep); !errors.As(err, &pe) {
 				t.Fatalf("Start of a run planned with PlanRun = %v, want PausedByOtherRunError", err)
 			}
-			a := orchestrator.Analyze(ctx, orchestrator.AnalyzeConfig{Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store})
+			a := readiness.Analyze(ctx, readiness.AnalyzeConfig{Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store})
 			var found bool
 			for _, c := range a.Checks {
 				if c.Name == "pause_marks" {
 					found = true
-					if c.Status != orchestrator.CheckFail || !strings.Contains(c.Message, "20990101-000000-0ther0") {
+					if c.Status != readiness.CheckFail || !strings.Contains(c.Message, "20990101-000000-0ther0") {
 						t.Errorf("pause_marks = %s %q, want fail naming the run", c.Status, c.Message)
 					}
 				}
@@ -132,7 +133,7 @@ func TestAnalyze_OwnInterruptedRunsMarks(t *testing.T) {
 			t.Fatalf("Execute = %v", err)
 		}
 		h.openStore()
-		a := orchestrator.Analyze(context.Background(), orchestrator.AnalyzeConfig{Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store,
+		a := readiness.Analyze(context.Background(), readiness.AnalyzeConfig{Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store,
 			Alive: func(runs.Owner) runs.Liveness { return runs.Dead }})
 		found := false
 		for _, c := range a.Checks {
@@ -140,7 +141,7 @@ func TestAnalyze_OwnInterruptedRunsMarks(t *testing.T) {
 				continue
 			}
 			found = true
-			if c.Status != orchestrator.CheckFail || !strings.Contains(c.Message, "drover runs resume "+id) {
+			if c.Status != readiness.CheckFail || !strings.Contains(c.Message, "drover runs resume "+id) {
 				t.Errorf("pause_marks = %s %q, want fail saying resume run %s", c.Status, c.Message, id)
 			}
 		}

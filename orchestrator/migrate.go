@@ -85,6 +85,20 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 	// the last decision (handed out with it, so no release in between is missed).
 	boardChanged := rs.limiter.wait()
 	reserved := map[string]bool{}
+	// Outcomes received and not written yet: they go with the intents of the next
+	// decision (one write instead of two), or alone before the loop waits or ends.
+	// Nothing is started, and no record is read, between an outcome and its write.
+	var unwritten []migrationOutcome
+	flush := func() {
+		if len(unwritten) == 0 {
+			return
+		}
+		if _, err := e.writeOutcomes(rs, node, unwritten, nil); err != nil && fatal == nil {
+			fatal = err
+			cancelAll()
+		}
+		unwritten = nil
+	}
 
 	start := func(j migJob, to string) error {
 		seq := j.seq
@@ -132,7 +146,7 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 		stopping := rs.stopped() || ctx.Err() != nil
 		if !giveUp && !stopping && fatal == nil && len(queue) > 0 {
 			var secs float64
-			queue, secs, fatal = e.startJobs(rs, node, queue, placer, reserver, reserved, failed, start, &giveUp, &boardChanged)
+			queue, secs, fatal = e.startJobs(rs, node, queue, placer, reserver, reserved, failed, start, &giveUp, &boardChanged, &unwritten)
 			if recheck != nil {
 				recheck.Stop()
 				recheck = nil
@@ -141,6 +155,7 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 				recheck = time.NewTimer(e.clock.WallDuration(time.Duration(max(secs, 0.1) * float64(time.Second))))
 			}
 		}
+		flush()
 		var recheckC <-chan time.Time
 		if recheck != nil {
 			recheckC = recheck.C
@@ -173,11 +188,7 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 			if r.timedOut {
 				r.err = e.settleTimedOut(ctx, r)
 			}
-			if err := e.recordMigration(rs, node, r); err != nil {
-				fatal = err
-				cancelAll()
-				continue
-			}
+			unwritten = append(unwritten, e.outcomeOf(node, r))
 			if r.err == nil {
 				delete(reserved, r.job.vm.Name)
 				continue
@@ -213,6 +224,7 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 			doneCh = nil
 		}
 	}
+	flush()
 	if len(aborted) > 0 && fatal == nil {
 		fatal = e.settleAborted(ctx, rs, node, aborted)
 	}
@@ -253,7 +265,7 @@ func (e *Engine) afterFailure(ctx context.Context, rs *runState, r migResult) er
 // startJobs starts what the drain scheduler says may start now and returns the jobs
 // left waiting and when to decide again (seconds of cluster time, 0 = when a
 // migration ends). Joins (migrations already moving on the platform) start at once.
-func (e *Engine) startJobs(rs *runState, node string, queue []migJob, placer chooser, reserver *policies.Placer, reserved map[string]bool, failed map[string]error, start func(migJob, string) error, giveUp *bool, boardChanged *<-chan struct{}) ([]migJob, float64, error) {
+func (e *Engine) startJobs(rs *runState, node string, queue []migJob, placer chooser, reserver *policies.Placer, reserved map[string]bool, failed map[string]error, start func(migJob, string) error, giveUp *bool, boardChanged *<-chan struct{}, unwritten *[]migrationOutcome) ([]migJob, float64, error) {
 	now := e.clock.Now()
 	var rest []migJob
 	for i, j := range queue {
@@ -283,14 +295,16 @@ func (e *Engine) startJobs(rs *runState, node string, queue []migJob, placer cho
 	done := map[string]bool{}
 	var fatal error
 	if len(dec.Start) > 0 {
-		// The intents of one decision in one write: fewer commits, same order
-		// (every intent is on disk before its migration starts).
+		// The intents of one decision in one write, with the outcomes received
+		// since the last write: fewer commits, same order (every intent is on disk
+		// before its migration starts, every outcome with its record).
 		entries := make([]runs.Entry, 0, len(dec.Start))
 		for _, s := range dec.Start {
 			j := byVM[s.Job.VM.Name]
 			entries = append(entries, runs.Entry{Op: runs.OpMigrate, Status: runs.StatusIntent, Node: node, VM: j.vm.Name, From: j.from, To: s.To, Detail: j.kind})
 		}
-		seqs, err := e.journal(rs, entries...)
+		seqs, err := e.writeOutcomes(rs, node, *unwritten, entries)
+		*unwritten = nil
 		if err != nil {
 			fatal = err
 		}
@@ -377,7 +391,7 @@ func (e *Engine) settleAborted(ctx context.Context, rs *runState, node string, a
 		default:
 			continue
 		}
-		if err := e.recordMigration(rs, node, r); err != nil {
+		if _, err := e.writeOutcomes(rs, node, []migrationOutcome{e.outcomeOf(node, r)}, nil); err != nil {
 			return err
 		}
 	}
@@ -398,8 +412,16 @@ func (e *Engine) settleTimedOut(ctx context.Context, r migResult) error {
 	return r.err
 }
 
-// recordMigration journals a migration's outcome and adds it to the node record.
-func (e *Engine) recordMigration(rs *runState, node string, r migResult) error {
+// migrationOutcome is a migration's outcome as it is written: its journal entry, its
+// record, and the error noted on the node (none for a success or a cancel).
+type migrationOutcome struct {
+	r     migResult
+	m     runs.Migration
+	entry runs.Entry
+	note  string
+}
+
+func (e *Engine) outcomeOf(node string, r migResult) migrationOutcome {
 	status, detail := runs.StatusDone, r.job.kind
 	m := runs.Migration{
 		VM: r.job.vm.Name, From: r.job.from, To: r.to, Kind: r.job.kind,
@@ -410,28 +432,57 @@ func (e *Engine) recordMigration(rs *runState, node string, r migResult) error {
 	if m.Seconds == 0 {
 		m.Seconds = max(0, e.clock.Now().Sub(r.started).Seconds())
 	}
+	o := migrationOutcome{r: r}
 	if r.err != nil {
 		status, detail = runs.StatusFailed, r.err.Error()
 		m.Error = r.err.Error()
 		m.Seconds = max(0, e.clock.Now().Sub(r.started).Seconds())
-	}
-	_, err := e.persist(rs, node, func(rec *runs.NodeRecord) {
-		rec.Migrations = append(rec.Migrations, m)
-		if r.err != nil && !errors.Is(r.err, context.Canceled) {
-			rec.Errors = append(rec.Errors, m.Error)
+		if !errors.Is(r.err, context.Canceled) {
+			o.note = m.Error
 		}
-	}, runs.Entry{Op: runs.OpMigrate, Status: status, Ref: r.seq, Node: node, VM: m.VM, From: m.From, To: m.To, Detail: detail})
+	}
+	o.m = m
+	o.entry = runs.Entry{Op: runs.OpMigrate, Status: status, Ref: r.seq, Node: node, VM: m.VM, From: m.From, To: m.To, Detail: detail}
+	return o
+}
+
+// writeOutcomes writes migration outcomes, each with its migration record (and the
+// error noted on the node), followed by intents (the next decision's, may be none),
+// in one transaction; it returns the intents' sequence numbers. An outcome is never
+// separated from its record; an intent is on disk before its migration starts.
+func (e *Engine) writeOutcomes(rs *runState, node string, outs []migrationOutcome, intents []runs.Entry) ([]uint64, error) {
+	if len(outs) == 0 {
+		return e.journal(rs, intents...)
+	}
+	entries := make([]runs.Entry, 0, len(outs)+len(intents))
+	migs := make([]runs.Migration, 0, len(outs))
+	var notes []string
+	for _, o := range outs {
+		entries = append(entries, o.entry)
+		migs = append(migs, o.m)
+		if o.note != "" {
+			notes = append(notes, o.note)
+		}
+	}
+	var fn func(*runs.NodeRecord)
+	if len(notes) > 0 {
+		fn = func(rec *runs.NodeRecord) { rec.Errors = append(rec.Errors, notes...) }
+	}
+	seqs, err := e.write(rs, node, fn, migs, append(entries, intents...)...)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if r.err != nil {
-		e.log.Warn("migration failed", "run_id", rs.id, "node", node, "vm", m.VM, "from", m.From, "to", m.To, "attempt", m.Attempt, "error", r.err)
-		e.emit(Event{Kind: EventMigrationFailed, RunID: rs.id, Node: node, VM: m.VM, From: m.From, To: m.To, Message: m.Error, Seconds: m.Seconds})
-	} else {
-		e.log.Info("migration done", "run_id", rs.id, "node", node, "vm", m.VM, "from", m.From, "to", m.To, "seconds", m.Seconds)
-		e.emit(Event{Kind: EventMigrationDone, RunID: rs.id, Node: node, VM: m.VM, From: m.From, To: m.To, Seconds: m.Seconds})
+	for _, o := range outs {
+		m := o.m
+		if o.r.err != nil {
+			e.log.Warn("migration failed", "run_id", rs.id, "node", node, "vm", m.VM, "from", m.From, "to", m.To, "attempt", m.Attempt, "error", o.r.err)
+			e.emit(Event{Kind: EventMigrationFailed, RunID: rs.id, Node: node, VM: m.VM, From: m.From, To: m.To, Message: m.Error, Seconds: m.Seconds})
+		} else {
+			e.log.Info("migration done", "run_id", rs.id, "node", node, "vm", m.VM, "from", m.From, "to", m.To, "seconds", m.Seconds)
+			e.emit(Event{Kind: EventMigrationDone, RunID: rs.id, Node: node, VM: m.VM, From: m.From, To: m.To, Seconds: m.Seconds})
+		}
 	}
-	return nil
+	return seqs[len(outs):], nil
 }
 
 // reconcileMigrations settles the migration intents of node that have no outcome,
@@ -454,10 +505,9 @@ func (e *Engine) reconcileMigrations(rs *runState, inv cluster.Inventory, node s
 			e.log.Info("migration finished while drover was away", "run_id", rs.id, "vm", in.VM, "to", in.To)
 			m := runs.Migration{VM: in.VM, From: in.From, To: in.To, Kind: in.Detail, OK: true, Attempt: 1, StartedAt: in.At,
 				Seconds: max(0, e.clock.Now().Sub(in.At).Seconds())}
-			if _, err := e.persist(rs, node, func(r *runs.NodeRecord) {
-				r.Migrations = append(r.Migrations, m)
+			if _, err := e.write(rs, node, func(r *runs.NodeRecord) {
 				r.Notes = append(r.Notes, fmt.Sprintf("migration of %s to %s completed while drover was not running; its time is an upper bound", in.VM, in.To))
-			}, runs.Entry{Op: runs.OpMigrate, Status: runs.StatusDone, Ref: in.Seq, Node: node, VM: in.VM, From: in.From, To: in.To, Detail: "completed while drover was away"}); err != nil {
+			}, []runs.Migration{m}, runs.Entry{Op: runs.OpMigrate, Status: runs.StatusDone, Ref: in.Seq, Node: node, VM: in.VM, From: in.From, To: in.To, Detail: "completed while drover was away"}); err != nil {
 				return nil, err
 			}
 		case ok && vm.Node == in.From && vm.MigratingTo == in.To:

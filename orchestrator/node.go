@@ -29,98 +29,137 @@ func failNode(format string, args ...any) error {
 var errStopped = errors.New("run stopped by the operator before this node was patched")
 
 // processNode drives one node through its state machine until it reaches a final
-// state. Each step performs the action its state names and moves on; a resumed run
-// re-enters the step of the state it was in, and every step is idempotent.
+// state: it performs the actions of the node's state (perform: I/O only), hands
+// what they came to to the node machine (nodeRules.step: the decisions, pure) and
+// writes the decision (transition: the record and the journal in one write, through
+// the node's looplab/fsm). A resumed run re-enters the actions of the state it was
+// in, and every action is idempotent.
 func (e *Engine) processNode(ctx context.Context, rs *runState, name string, index int) error {
+	rules := rs.rules()
 	for {
 		// The machine holds the state; the record was written with it.
 		state := rs.machine(name).current()
 		if NodeTerminal(state) {
 			return nil
 		}
-		var err error
-		switch state {
-		case NodeQueued:
-			err = e.stepQueued(ctx, rs, name)
-		case NodePausing:
-			err = e.stepPausing(ctx, rs, name)
-		case NodeDraining:
-			err = e.stepDraining(ctx, rs, name)
-		case NodePatching:
-			err = e.stepPatching(ctx, rs, name)
-		case NodeRebooting:
-			err = e.stepRebooting(ctx, rs, name)
-		case NodeVerifying:
-			err = e.stepVerifying(ctx, rs, name)
-		case NodeResuming:
-			err = e.stepResuming(ctx, rs, name)
-		case NodeFailingBack:
-			err = e.stepFailingBack(ctx, rs, name)
-		default:
-			return fmt.Errorf("node %s: unknown state %q in the state file", name, state)
+		rec := rs.node(name)
+		if rec.State != state {
+			return fmt.Errorf("node %s: machine in %q, record in %q", name, state, rec.State)
 		}
-		if err == nil {
-			continue
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
-		}
-		if errors.Is(err, ErrInterrupted) {
-			return err
-		}
-		var nf *nodeFailure
-		switch {
-		case errors.Is(err, errStopped):
-			if err := e.abortNode(rs, name, func(r *runs.NodeRecord) { r.SkipReason = rs.pol.stopSkipReason() }); err != nil {
-				return err
-			}
-		case errors.As(err, &nf):
-			e.log.Warn("node failed", "run_id", rs.id, "node", name, "error", err)
-			if err := e.abortNode(rs, name, func(r *runs.NodeRecord) { r.Failure = err.Error() }); err != nil {
-				return err
-			}
-		default:
-			// The journal cannot be written or the state is inconsistent: stop the run
-			// rather than act without a record.
-			return err
-		}
-	}
-}
-
-// abortNode records why the node stops early and moves it to resuming (or, if it was
-// never touched, straight to failed or skipped).
-func (e *Engine) abortNode(rs *runState, name string, set func(*runs.NodeRecord)) error {
-	rec := rs.node(name)
-	if rec.State == NodeQueued {
-		ev := evFail
-		probe := rec
-		set(&probe)
-		if probe.Failure == "" {
-			ev = evSkip
-		}
-		return e.transition(rs, name, ev, set)
-	}
-	if rec.State == NodeResuming || rec.State == NodeFailingBack {
-		// Failures after the node is back do not undo its patch.
-		_, err := e.persist(rs, name, func(r *runs.NodeRecord) {
-			probe := runs.NodeRecord{}
-			set(&probe)
-			if probe.Failure != "" {
-				r.Errors = append(r.Errors, probe.Failure)
-			}
-		})
+		ev, err := e.perform(ctx, rs, name, rules.actions(rec))
 		if err != nil {
 			return err
 		}
-		if rec.State == NodeResuming {
-			return e.transition(rs, name, evFailback, nil)
+		if ev.kind == evtFailed {
+			e.log.Warn("node failed", "run_id", rs.id, "node", name, "error", ev.err)
 		}
-		return e.transition(rs, name, evFinish, nil)
+		d, err := rules.step(rs.node(name), ev)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", name, err)
+		}
+		if err := e.transition(rs, name, d.event, d.set); err != nil {
+			return err
+		}
 	}
-	return e.transition(rs, name, evAbort, set)
 }
 
-func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) error {
+// rules are the settings of the run the node machine decides by.
+func (rs *runState) rules() nodeRules {
+	return nodeRules{
+		force:    rs.policy.Force,
+		failback: rs.policy.Failback != FailbackNone,
+		preHook:  rs.policy.PreHook.Enabled(),
+		postHook: rs.policy.PostHook.Enabled(),
+	}
+}
+
+// perform runs the actions of a node's state in order and says what they came to.
+// A node failure or a stop is an event for the machine; an interruption, or a state
+// that cannot be written, ends the node's processing (the run stops rather than act
+// without a record).
+func (e *Engine) perform(ctx context.Context, rs *runState, name string, actions []action) (nodeEvent, error) {
+	ev := nodeEvent{kind: evtDone}
+	for _, a := range actions {
+		err := e.do(ctx, rs, name, a, &ev)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ev, fmt.Errorf("%w: %v", ErrInterrupted, ctx.Err())
+			}
+			if errors.Is(err, ErrInterrupted) {
+				return ev, err
+			}
+			var nf *nodeFailure
+			switch {
+			case errors.Is(err, errStopped):
+				return nodeEvent{kind: evtStopped, reason: rs.pol.stopSkipReason()}, nil
+			case errors.As(err, &nf):
+				return nodeEvent{kind: evtFailed, err: err}, nil
+			}
+			return ev, err
+		}
+		if ev.kind != evtDone {
+			break
+		}
+	}
+	return ev, nil
+}
+
+// do performs one action; it may add what it observed to ev.
+func (e *Engine) do(ctx context.Context, rs *runState, name string, a action, ev *nodeEvent) error {
+	switch a {
+	case doCheck:
+		return e.checkQueued(ctx, rs, name, ev)
+	case doPreHook:
+		return e.runHook(ctx, rs, name, hookPre)
+	case doPause:
+		return e.pause(ctx, rs, name)
+	case doDrain:
+		if rs.stopped() {
+			return errStopped
+		}
+		if err := e.drain(ctx, rs, name); err != nil {
+			return err
+		}
+		if rs.stopped() {
+			return errStopped
+		}
+		return nil
+	case doInstall:
+		return e.install(ctx, rs, name, ev)
+	case doReboot:
+		return e.reboot(ctx, rs, name)
+	case doWaitBack:
+		return e.waitBack(ctx, rs, name)
+	case doCheckReady:
+		ready, err := e.cfg.Driver.NodeReady(ctx, name)
+		if err != nil || !ready {
+			return failNode("node %s is not ready after patching (ready=%v, err=%v)", name, ready, err)
+		}
+		return nil
+	case doCheckUpdates:
+		return e.checkUpdates(ctx, rs, name)
+	case doRestartLeft:
+		err := e.restartLeft(ctx, rs, name)
+		var nf *nodeFailure
+		if rs.node(name).State == NodeResuming && errors.As(err, &nf) {
+			// The node is back and resumed: a VM that does not start is noted,
+			// and does not fail the node.
+			_, err = e.persist(rs, name, func(r *runs.NodeRecord) { r.Errors = append(r.Errors, nf.Error()) })
+		}
+		return err
+	case doPostHook:
+		return e.runHook(ctx, rs, name, hookPost)
+	case doResume:
+		return e.resume(ctx, rs, name, ev)
+	case doFailback:
+		return e.failback(ctx, rs, name)
+	}
+	return fmt.Errorf("node %s: unknown action %q", name, a)
+}
+
+// checkQueued checks that the node may be taken out now; a node not to be touched
+// is an evtSkipped, one that cannot be emptied (or would break the reserve) fails.
+func (e *Engine) checkQueued(ctx context.Context, rs *runState, name string, ev *nodeEvent) error {
 	if rs.stopped() {
 		return errStopped
 	}
@@ -133,18 +172,16 @@ func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) erro
 		return failNode("node %s is no longer in the inventory", name)
 	}
 	if !node.Ready() {
-		return e.transition(rs, name, evSkip, func(r *runs.NodeRecord) {
-			r.SkipReason = fmt.Sprintf("node is %s at its turn; not touched", node.State)
-		})
+		ev.kind, ev.reason = evtSkipped, fmt.Sprintf("node is %s at its turn; not touched", node.State)
+		return nil
 	}
 	if node.Paused {
 		who := "someone else"
 		if id, ok := runOfMark(node.PausedBy); ok {
 			who = "drover run " + id
 		}
-		return e.transition(rs, name, evSkip, func(r *runs.NodeRecord) {
-			r.SkipReason = "node was paused by " + who + " at its turn; drover leaves it alone"
-		})
+		ev.kind, ev.reason = evtSkipped, "node was paused by "+who+" at its turn; drover leaves it alone"
+		return nil
 	}
 	if split := e.splitVMs(rs, rs.policy.movableInventory(inv).VMsOn(name)); len(split.Blocking) > 0 {
 		return failNode("node %s cannot be emptied: %s; the node is not patched%s", name, describeNotes(split.Blocking), blockingFix(rs.policy))
@@ -156,13 +193,8 @@ func (e *Engine) stepQueued(ctx context.Context, rs *runState, name string) erro
 			return failNode("pausing %s would break the cluster reserve of %d node(s): with %v failing, %d MiB short (%s); use --override-reserve to pause anyway", name, k, res.WorstFailure, res.ShortfallMiB, res.Basis)
 		}
 	}
-	if err := e.runHook(ctx, rs, name, hookPre); err != nil {
-		return err
-	}
-	return e.transition(rs, name, evPause, func(r *runs.NodeRecord) {
-		r.BootIDBefore = node.BootID
-		r.Attempts++
-	})
+	ev.bootID = node.BootID
+	return nil
 }
 
 // splitVMs is the run's one classification of a node's VMs (policies.SplitVMs) under
@@ -214,7 +246,7 @@ func (rs *runState) inMaintenance() []string {
 	return out
 }
 
-func (e *Engine) stepPausing(ctx context.Context, rs *runState, name string) error {
+func (e *Engine) pause(ctx context.Context, rs *runState, name string) error {
 	err := e.act(ctx, rs, runs.Entry{Op: runs.OpPause, Node: name}, "", func(ctx context.Context) error {
 		return e.cfg.Driver.PauseNode(ctx, name, drivers.PauseMark(rs.id))
 	}, func(r *runs.NodeRecord, err error) { r.PausedByUs = r.PausedByUs || err == nil })
@@ -224,23 +256,12 @@ func (e *Engine) stepPausing(ctx context.Context, rs *runState, name string) err
 		}
 		return failNode("pause node %s: %w", name, err)
 	}
-	return e.transition(rs, name, evDrain, nil)
+	return nil
 }
 
-func (e *Engine) stepDraining(ctx context.Context, rs *runState, name string) error {
-	if rs.stopped() {
-		return errStopped
-	}
-	if err := e.drain(ctx, rs, name); err != nil {
-		return err
-	}
-	if rs.stopped() {
-		return errStopped
-	}
-	return e.transition(rs, name, evPatch, nil)
-}
-
-func (e *Engine) stepPatching(ctx context.Context, rs *runState, name string) error {
+// install installs the node's updates; updates found installed by an earlier
+// process whose outcome was lost go to ev.found.
+func (e *Engine) install(ctx context.Context, rs *runState, name string, ev *nodeEvent) error {
 	pendingBefore := rs.node(name).Pending
 	var installErr error
 	// An install is retried when the plug-in fails or reports updates that did not
@@ -282,9 +303,7 @@ func (e *Engine) stepPatching(ctx context.Context, rs *runState, name string) er
 	if installErr != nil {
 		return failNode("install updates on %s: %d attempts failed, last: %w", name, rs.policy.RetriesPerNode+1, installErr)
 	}
-	rec := rs.node(name)
-	var found []runs.Update
-	if len(rec.Installed) == 0 && len(pendingBefore) > 0 {
+	if len(rs.node(name).Installed) == 0 && len(pendingBefore) > 0 {
 		// An install that took effect before a restart, its outcome lost, leaves
 		// nothing to install now: what was pending then and is not pending now was
 		// installed.
@@ -298,19 +317,11 @@ func (e *Engine) stepPatching(ctx context.Context, rs *runState, name string) er
 		}
 		for _, u := range pendingBefore {
 			if !still[u.Name] {
-				found = append(found, u)
+				ev.found = append(ev.found, u)
 			}
 		}
 	}
-	reboot := rec.RebootRequired || len(found) > 0 || rs.policy.Force
-	next := evVerify
-	if reboot {
-		next = evReboot
-	}
-	return e.transition(rs, name, next, func(r *runs.NodeRecord) {
-		r.Installed = append(r.Installed, found...)
-		r.RebootRequired = reboot
-	})
+	return nil
 }
 
 func updateNames(us []runs.Update) string {

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 
 	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/orchestrator/readiness"
 	"github.com/droverhq/drover/runs"
 )
 
@@ -27,7 +28,7 @@ func TestAnalyze_RecognisesItsOwnInterruptedRun(t *testing.T) {
 		if _, err := h.eng.Execute(ctx, id); !errors.Is(err, orchestrator.ErrInterrupted) {
 			t.Fatalf("Execute = %v", err)
 		}
-		a := orchestrator.Analyze(context.Background(), orchestrator.AnalyzeConfig{
+		a := readiness.Analyze(context.Background(), readiness.AnalyzeConfig{
 			Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store,
 			Alive: func(runs.Owner) runs.Liveness { return runs.Dead },
 		})
@@ -64,11 +65,11 @@ func TestAnalyze_RecognisesItsOwnInterruptedRun(t *testing.T) {
 func TestAnalyze_NoNodeAnswers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, strings.ReplaceAll(strings.ReplaceAll(small, "cpus: 16,", "cpus: 16, down: true,"), "vcpus: 2,", "vcpus: 2, power: stopped,"))
-		a := orchestrator.Analyze(context.Background(), orchestrator.AnalyzeConfig{
+		a := readiness.Analyze(context.Background(), readiness.AnalyzeConfig{
 			Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store,
 		})
 		c, _ := checkOf(a, "driver_reachable")
-		if c.Status != orchestrator.CheckFail || !strings.Contains(c.Message, "a (down), b (down), c (down)") {
+		if c.Status != readiness.CheckFail || !strings.Contains(c.Message, "a (down), b (down), c (down)") {
 			t.Errorf("driver_reachable = %+v, want a failure naming a, b and c", c)
 		}
 		if a.Ready {

@@ -92,15 +92,3 @@ func (e *Engine) pauseIsOurs(rs *runState, node cluster.Node) (bool, error) {
 	seq, err := e.openIntent(rs, runs.Entry{Op: runs.OpPause, Node: node.Name})
 	return seq != 0, err
 }
-
-// checkPauseMarks: no node is paused by a drover run (another drover on this
-// cluster, or this state file's interrupted run, which must be resumed instead).
-func checkPauseMarks(inv cluster.Inventory, cfg AnalyzeConfig) Check {
-	c := Check{Name: "pause_marks", Status: CheckPass, Message: "no node is paused by a drover run"}
-	if err := checkForeignPauses(inv, cfg.Store, cfg.Cluster); err != nil {
-		c.Status = CheckFail
-		c.Message = strings.TrimPrefix(err.Error(), "refusing to start: ")
-		c.Remedy = "one drover per cluster: finish or resume the run named, or lift its pause on the platform if that run is gone"
-	}
-	return c
-}

@@ -18,51 +18,51 @@ const actReboot = "reboot"
 
 func actKey(op runs.Op, what string) string { return string(op) + ":" + what }
 
-func (e *Engine) stepRebooting(ctx context.Context, rs *runState, name string) error {
+// reboot reboots the node once, after the guard: a node that still holds a VM's
+// state is never rebooted.
+func (e *Engine) reboot(ctx context.Context, rs *runState, name string) error {
 	rec := rs.node(name)
-	if !rec.Rebooted {
-		inv, err := e.cfg.Driver.Inventory(ctx)
-		if err != nil {
-			return failNode("read inventory before rebooting %s: %w", name, err)
-		}
-		// Safety invariant 1: never reboot a node that still holds a VM's state
-		// (running, suspended, or of unknown power state), except VMs the policy
-		// deliberately left there (and the report names them).
-		left := map[string]bool{}
-		for _, l := range rec.VMsLeft {
-			// Only skipped VMs may still hold state: one shut down for the patch must be off.
-			left[l.VM] = l.Action == "skipped"
-		}
-		var still []string
-		for _, vm := range inv.VMsOn(name) {
-			if c := policies.Classify(vm); c != policies.ClassStopped && !left[vm.Name] {
-				still = append(still, fmt.Sprintf("%s (%s)", vm.Name, c))
-			}
-		}
-		if len(still) > 0 {
-			return failNode("refusing to reboot %s: it still holds %s", name, strings.Join(still, ", "))
-		}
-		node, _ := inv.Node(name)
-		issued, err := e.rebootAlreadyIssued(rs, name, rec, node)
-		if err != nil {
-			return err
-		}
-		if !issued {
-			err := e.act(ctx, rs, runs.Entry{Op: runs.OpReboot, Node: name, Detail: "boot id before: " + rec.BootIDBefore}, actReboot, func(ctx context.Context) error {
-				return e.cfg.Driver.RebootNode(ctx, name)
-			}, func(r *runs.NodeRecord, err error) { r.Rebooted = err == nil })
-			if err != nil {
-				if errors.Is(err, ErrInterrupted) {
-					return err
-				}
-				return failNode("reboot %s: %w", name, err)
-			}
+	if rec.Rebooted {
+		return nil
+	}
+	inv, err := e.cfg.Driver.Inventory(ctx)
+	if err != nil {
+		return failNode("read inventory before rebooting %s: %w", name, err)
+	}
+	// Safety invariant 1: never reboot a node that still holds a VM's state
+	// (running, suspended, or of unknown power state), except VMs the policy
+	// deliberately left there (and the report names them).
+	left := map[string]bool{}
+	for _, l := range rec.VMsLeft {
+		// Only skipped VMs may still hold state: one shut down for the patch must be off.
+		left[l.VM] = l.Action == "skipped"
+	}
+	var still []string
+	for _, vm := range inv.VMsOn(name) {
+		if c := policies.Classify(vm); c != policies.ClassStopped && !left[vm.Name] {
+			still = append(still, fmt.Sprintf("%s (%s)", vm.Name, c))
 		}
 	}
-	if err := e.waitBack(ctx, rs, name); err != nil {
+	if len(still) > 0 {
+		return failNode("refusing to reboot %s: it still holds %s", name, strings.Join(still, ", "))
+	}
+	node, _ := inv.Node(name)
+	issued, err := e.rebootAlreadyIssued(rs, name, rec, node)
+	if err != nil {
 		return err
 	}
-	return e.transition(rs, name, evVerify, nil)
+	if !issued {
+		err := e.act(ctx, rs, runs.Entry{Op: runs.OpReboot, Node: name, Detail: "boot id before: " + rec.BootIDBefore}, actReboot, func(ctx context.Context) error {
+			return e.cfg.Driver.RebootNode(ctx, name)
+		}, func(r *runs.NodeRecord, err error) { r.Rebooted = err == nil })
+		if err != nil {
+			if errors.Is(err, ErrInterrupted) {
+				return err
+			}
+			return failNode("reboot %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // rebootAlreadyIssued settles a reboot intent left open by an interrupted run: the
@@ -147,38 +147,28 @@ func missingEvidence(bootIDs bool) string {
 	return "the platform reports no boot ID and drover never saw the node down"
 }
 
-func (e *Engine) stepVerifying(ctx context.Context, rs *runState, name string) error {
-	ready, err := e.cfg.Driver.NodeReady(ctx, name)
-	if err != nil || !ready {
-		return failNode("node %s is not ready after patching (ready=%v, err=%v)", name, ready, err)
-	}
+// checkUpdates fails the node when an update it installed is still pending after
+// its reboot.
+func (e *Engine) checkUpdates(ctx context.Context, rs *runState, name string) error {
 	rec := rs.node(name)
-	if len(rec.Installed) > 0 && rec.RebootRequired {
-		pending, err := e.cfg.Updater.Scan(ctx, name)
-		if err != nil {
-			return failNode("scan updates of %s after its reboot: %w", name, err)
-		}
-		installed := map[string]bool{}
-		for _, u := range rec.Installed {
-			installed[u.Name] = true
-		}
-		var still []string
-		for _, u := range pending {
-			if installed[u.Name] {
-				still = append(still, u.Name)
-			}
-		}
-		if len(still) > 0 {
-			return failNode("updates still pending on %s after its reboot: %s", name, strings.Join(still, ", "))
+	pending, err := e.cfg.Updater.Scan(ctx, name)
+	if err != nil {
+		return failNode("scan updates of %s after its reboot: %w", name, err)
+	}
+	installed := map[string]bool{}
+	for _, u := range rec.Installed {
+		installed[u.Name] = true
+	}
+	var still []string
+	for _, u := range pending {
+		if installed[u.Name] {
+			still = append(still, u.Name)
 		}
 	}
-	if err := e.restartLeft(ctx, rs, name); err != nil {
-		return err
+	if len(still) > 0 {
+		return failNode("updates still pending on %s after its reboot: %s", name, strings.Join(still, ", "))
 	}
-	if err := e.runHook(ctx, rs, name, hookPost); err != nil {
-		return err
-	}
-	return e.transition(rs, name, evResume, nil)
+	return nil
 }
 
 // restartLeft starts the VMs shut down for the patch.
@@ -213,7 +203,9 @@ func (e *Engine) restartLeft(ctx context.Context, rs *runState, name string) err
 	return nil
 }
 
-func (e *Engine) stepResuming(ctx context.Context, rs *runState, name string) error {
+// resume lifts the run's own pause of the node; a node that cannot be resumed (gone,
+// not ready, paused by another, or the resume failed) is an evtLeftPaused.
+func (e *Engine) resume(ctx context.Context, rs *runState, name string, ev *nodeEvent) error {
 	inv, err := e.cfg.Driver.Inventory(ctx)
 	if err != nil {
 		return failNode("read inventory before resuming %s: %w", name, err)
@@ -254,34 +246,12 @@ func (e *Engine) stepResuming(ctx context.Context, rs *runState, name string) er
 			return err
 		}
 	}
-	if leftPaused == "" {
-		if err := e.restartLeft(ctx, rs, name); err != nil {
-			var nf *nodeFailure
-			if !errors.As(err, &nf) {
-				return err
-			}
-			if _, err := e.persist(rs, name, func(r *runs.NodeRecord) { r.Errors = append(r.Errors, nf.Error()) }); err != nil {
-				return err
-			}
-		}
-	}
 	if leftPaused != "" {
 		e.log.Error("node left paused", "run_id", rs.id, "node", name, "reason", leftPaused)
 		e.emit(Event{Kind: EventWarning, RunID: rs.id, Node: name, Message: "node left paused: " + leftPaused})
-		if _, err := e.persist(rs, name, func(r *runs.NodeRecord) { r.LeftPaused = leftPaused }); err != nil {
-			return err
-		}
+		ev.kind, ev.reason = evtLeftPaused, leftPaused
 	}
-	rec := rs.node(name)
-	switch {
-	case rec.Failure != "":
-		return e.transition(rs, name, evFail, nil)
-	case rec.SkipReason != "":
-		return e.transition(rs, name, evSkip, nil)
-	case leftPaused != "":
-		return e.transition(rs, name, evFail, func(r *runs.NodeRecord) { r.Failure = "not resumed: " + leftPaused })
-	}
-	return e.transition(rs, name, evFailback, nil)
+	return nil
 }
 
 func orUnmarked(mark string) string {
@@ -291,9 +261,11 @@ func orUnmarked(mark string) string {
 	return mark
 }
 
-func (e *Engine) stepFailingBack(ctx context.Context, rs *runState, name string) error {
-	if rs.policy.Failback == FailbackNone || rs.stopped() {
-		return e.transition(rs, name, evFinish, nil)
+// failback moves the VMs drained off the node back to it, unless the run was
+// stopped meanwhile.
+func (e *Engine) failback(ctx context.Context, rs *runState, name string) error {
+	if rs.stopped() {
+		return nil
 	}
 	inv, err := e.cfg.Driver.Inventory(ctx)
 	if err != nil {
@@ -335,5 +307,5 @@ func (e *Engine) stepFailingBack(ctx context.Context, rs *runState, name string)
 			}
 		}
 	}
-	return e.transition(rs, name, evFinish, nil)
+	return nil
 }

@@ -75,6 +75,9 @@ var (
 	// bucketSettings holds per-cluster settings that outlive a process (the daemon's
 	// pause switch).
 	bucketSettings = []byte("settings")
+	// bucketMigrations holds each run's migrations apart from its node records
+	// (migrations.go).
+	bucketMigrations = []byte("migrations")
 )
 
 const schemaVersion = "1"
@@ -160,7 +163,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open state file %s: set mode 0600: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRuns, bucketNodes, bucketJournal, bucketLocks, bucketTimings, bucketMeta, bucketOpen, bucketSettings} {
+		for _, b := range [][]byte{bucketRuns, bucketNodes, bucketJournal, bucketLocks, bucketTimings, bucketMeta, bucketOpen, bucketSettings, bucketMigrations} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -315,6 +318,9 @@ func (t *Tx) CreateRun(r Run, nodes []NodeRecord) error {
 	if _, err := t.tx.Bucket(bucketOpen).CreateBucket([]byte(r.ID)); err != nil {
 		return fmt.Errorf("create run %s: %w", r.ID, err)
 	}
+	if _, err := t.tx.Bucket(bucketMigrations).CreateBucket([]byte(r.ID)); err != nil {
+		return fmt.Errorf("create run %s: %w", r.ID, err)
+	}
 	return nil
 }
 
@@ -366,8 +372,17 @@ func (t *Tx) Runs(cluster string) ([]Run, error) {
 	return out, err
 }
 
-// Node returns the record of one node in a run.
+// Node returns the record of one node in a run, with its migrations.
 func (t *Tx) Node(runID, name string) (NodeRecord, error) {
+	n, err := t.storedNode(runID, name)
+	if err != nil {
+		return n, err
+	}
+	return n, t.addMigrations(runID, name, &n)
+}
+
+// storedNode is the node record as stored: without the migrations kept apart.
+func (t *Tx) storedNode(runID, name string) (NodeRecord, error) {
 	var n NodeRecord
 	ok, err := getJSON(t.tx.Bucket(bucketNodes).Bucket([]byte(runID)), []byte(name), &n)
 	if err != nil {
@@ -396,9 +411,11 @@ func (t *Tx) Nodes(runID string) ([]NodeRecord, error) {
 	return out, nil
 }
 
-// UpdateNode reads a node record, lets fn change it, and writes it back.
+// UpdateNode reads a node record, lets fn change it, and writes it back. Where the run
+// keeps its migrations apart (MigrationsApart), fn sees the record without them; add
+// one with AppendMigration.
 func (t *Tx) UpdateNode(runID, name string, fn func(*NodeRecord) error) error {
-	n, err := t.Node(runID, name)
+	n, err := t.storedNode(runID, name)
 	if err != nil {
 		return err
 	}

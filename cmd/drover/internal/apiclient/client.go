@@ -18,6 +18,7 @@ import (
 
 	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/orchestrator/readiness"
 	"github.com/droverhq/drover/runs/report"
 )
 
@@ -173,8 +174,8 @@ func (c *Client) Preview(ctx context.Context, cluster string) (wire.Preview, err
 }
 
 // Analyze returns the readiness checks of cluster (`drover analyze --json`).
-func (c *Client) Analyze(ctx context.Context, cluster string) (orchestrator.Analysis, error) {
-	var out orchestrator.Analysis
+func (c *Client) Analyze(ctx context.Context, cluster string) (readiness.Analysis, error) {
+	var out readiness.Analysis
 	err := c.call(ctx, http.MethodGet, wire.APIPrefix+"/clusters/"+url.PathEscape(cluster)+"/analyze", nil, nil, &out)
 	return out, err
 }

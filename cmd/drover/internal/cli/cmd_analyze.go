@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/droverhq/drover/drivers"
-	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/orchestrator/readiness"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/runs/report"
 )
@@ -87,7 +87,7 @@ func analyzeRun(ctx context.Context, opts *AnalyzeOptions) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	acfg := orchestrator.AnalyzeConfig{Cluster: cfg.Cluster.Name, Policy: cfg.Policy}
+	acfg := readiness.AnalyzeConfig{Cluster: cfg.Cluster.Name, Policy: cfg.Policy}
 	st, err := runs.Open(path, runs.Options{ReadOnly: true, Timeout: 300 * time.Millisecond})
 	switch {
 	case errors.Is(err, runs.ErrNoState):
@@ -109,7 +109,7 @@ func analyzeRun(ctx context.Context, opts *AnalyzeOptions) error {
 			acfg.Updater, acfg.UpdaterErr = nil, err
 		}
 	}
-	a := orchestrator.Analyze(ctx, acfg)
+	a := readiness.Analyze(ctx, acfg)
 	if opts.JSON {
 		if err := printJSON(opts.f.IO.Out, a); err != nil {
 			return err
@@ -118,19 +118,19 @@ func analyzeRun(ctx context.Context, opts *AnalyzeOptions) error {
 		return err
 	}
 	if !a.Ready {
-		return failedErr(fmt.Errorf("cluster %s is not ready: %d check(s) failed", a.Cluster, a.Count(orchestrator.CheckFail)))
+		return failedErr(fmt.Errorf("cluster %s is not ready: %d check(s) failed", a.Cluster, a.Count(readiness.CheckFail)))
 	}
 	return nil
 }
 
 // printAnalysis writes the checks for people: one line each, the remedy below a
 // check that did not pass.
-func printAnalysis(w io.Writer, a orchestrator.Analysis) error {
+func printAnalysis(w io.Writer, a readiness.Analysis) error {
 	tw := tabwriter.NewWriter(report.SafeWriter(w), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATUS\tCHECK\tMESSAGE")
 	for _, c := range a.Checks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(string(c.Status)), c.Name, c.Message)
-		if c.Remedy != "" && c.Status != orchestrator.CheckPass {
+		if c.Remedy != "" && c.Status != readiness.CheckPass {
 			fmt.Fprintf(tw, "\t\tremedy: %s\n", c.Remedy)
 		}
 	}
@@ -142,6 +142,6 @@ func printAnalysis(w io.Writer, a orchestrator.Analysis) error {
 		verdict = "NOT ready"
 	}
 	_, err := fmt.Fprintf(w, "Cluster %s is %s: %d passed, %s, %d failed.\n", a.Cluster, verdict,
-		a.Count(orchestrator.CheckPass), report.Count(a.Count(orchestrator.CheckWarn), "warning", "warnings"), a.Count(orchestrator.CheckFail))
+		a.Count(readiness.CheckPass), report.Count(a.Count(readiness.CheckWarn), "warning", "warnings"), a.Count(readiness.CheckFail))
 	return err
 }

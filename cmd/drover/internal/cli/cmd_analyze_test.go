@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	_ "github.com/droverhq/drover/drivers/all"
-	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/orchestrator/readiness"
 	"github.com/droverhq/drover/runs"
 )
 
@@ -80,15 +80,15 @@ func TestAnalyze_Command(t *testing.T) {
 		args   []string
 		code   int
 		out    []string
-		checks map[string]orchestrator.CheckStatus // with --json
+		checks map[string]readiness.CheckStatus // with --json
 	}{
 		{name: "ready", args: []string{"--config", ready, "analyze"}, code: 0, out: []string{"PASS    vms_movable", "Cluster t is ready: 13 passed, 0 warnings, 0 failed."}},
 		{name: "ready-json", args: []string{"--config", ready, "analyze", "--json"}, code: 0,
-			checks: map[string]orchestrator.CheckStatus{"driver_reachable": "pass", "update_plugin": "pass", "reserve_during_run": "pass"}},
+			checks: map[string]readiness.CheckStatus{"driver_reachable": "pass", "update_plugin": "pass", "reserve_during_run": "pass"}},
 		{name: "reserve-cannot-hold", args: []string{"--config", tight, "analyze", "--reserve-nodes", "1"}, code: 1,
 			out: []string{"FAIL    reserve_during_run  N-1 reserve breaks for 3 of 3 nodes", "remedy: add capacity", "Cluster t is NOT ready"}},
 		{name: "reserve-cannot-hold-json", args: []string{"--config", tight, "analyze", "--json", "--set", "policy.reserve_nodes=1"}, code: 1,
-			checks: map[string]orchestrator.CheckStatus{"reserve_now": "pass", "reserve_during_run": "fail"}},
+			checks: map[string]readiness.CheckStatus{"reserve_now": "pass", "reserve_during_run": "fail"}},
 		{name: "bad-config", args: []string{"--config", ready, "analyze", "--set", "policy.warn_after=2h", "--set", "policy.stop_after=1h"}, code: 2},
 		{name: "unknown-flag", args: []string{"--config", ready, "analyze", "--fast"}, code: 2},
 	}
@@ -104,7 +104,7 @@ func TestAnalyze_Command(t *testing.T) {
 				}
 			}
 			if tt.checks != nil {
-				var a orchestrator.Analysis
+				var a readiness.Analysis
 				if err := json.Unmarshal([]byte(out), &a); err != nil {
 					t.Fatalf("--json output: %v\n%s", err, out)
 				}

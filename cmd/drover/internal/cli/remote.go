@@ -18,6 +18,7 @@ import (
 	"github.com/droverhq/drover/cmd/drover/internal/apiclient"
 	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/orchestrator/readiness"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/runs/report"
 )
@@ -194,7 +195,7 @@ func remoteAnalyze(ctx context.Context, opts *AnalyzeOptions) error {
 		return err
 	}
 	if !a.Ready {
-		return failedErr(fmt.Errorf("cluster %s is not ready: %d check(s) failed", a.Cluster, a.Count(orchestrator.CheckFail)))
+		return failedErr(fmt.Errorf("cluster %s is not ready: %d check(s) failed", a.Cluster, a.Count(readiness.CheckFail)))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/orchestrator/readiness"
 	"github.com/droverhq/drover/policies"
 )
 
@@ -18,7 +19,7 @@ type planPage struct {
 	Plan        *orchestrator.RunPlan
 	PlanErr     string
 	Chart       chart
-	Analysis    orchestrator.Analysis
+	Analysis    readiness.Analysis
 	AnalysisErr string
 	Counts      map[string]int
 	Unfinished  string

@@ -15,6 +15,7 @@ import (
 	"github.com/droverhq/drover/cmd/drover/internal/wire"
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
+	"github.com/droverhq/drover/orchestrator/readiness"
 	"github.com/droverhq/drover/orchestrator/schedule"
 	"github.com/droverhq/drover/policies"
 	"github.com/droverhq/drover/runs"
@@ -318,8 +319,8 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a, _ := scanned(s, c, "analyze", func() (orchestrator.Analysis, error) {
-		return orchestrator.Analyze(r.Context(), orchestrator.AnalyzeConfig{
+	a, _ := scanned(s, c, "analyze", func() (readiness.Analysis, error) {
+		return readiness.Analyze(r.Context(), readiness.AnalyzeConfig{
 			Cluster: c.cfg.Name, Policy: c.cfg.Policy,
 			Driver: c.cfg.Driver, Updater: s.viewUpdater(c),
 			Store: s.cfg.Store, Alive: s.cfg.Alive,

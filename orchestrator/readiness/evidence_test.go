@@ -1,9 +1,10 @@
-package orchestrator
+package readiness
 
 import (
 	"testing"
 
 	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/orchestrator"
 )
 
 func TestCheckRebootEvidence(t *testing.T) {
@@ -13,13 +14,13 @@ func TestCheckRebootEvidence(t *testing.T) {
 		evidence string
 		want     CheckStatus
 	}{
-		{name: "boot-ids-strict", bootIDs: true, evidence: RebootEvidenceStrict, want: CheckPass},
-		{name: "no-boot-ids-strict-warns", evidence: RebootEvidenceStrict, want: CheckWarn},
-		{name: "first-ready-warns-even-with-boot-ids", bootIDs: true, evidence: RebootEvidenceFirstReady, want: CheckWarn},
+		{name: "boot-ids-strict", bootIDs: true, evidence: orchestrator.RebootEvidenceStrict, want: CheckPass},
+		{name: "no-boot-ids-strict-warns", evidence: orchestrator.RebootEvidenceStrict, want: CheckWarn},
+		{name: "first-ready-warns-even-with-boot-ids", bootIDs: true, evidence: orchestrator.RebootEvidenceFirstReady, want: CheckWarn},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := DefaultPolicy()
+			p := orchestrator.DefaultPolicy()
 			p.RebootEvidence = tt.evidence
 			c := checkRebootEvidence(drivers.Capabilities{BootID: tt.bootIDs}, p)
 			if c.Status != tt.want || (c.Status == CheckWarn && c.Remedy == "") {
