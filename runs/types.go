@@ -133,9 +133,12 @@ type Migration struct {
 	Seconds        float64 `json:"seconds"`
 	TransferredMiB float64 `json:"transferred_mib,omitempty"`
 	// DiskMiB is the part of TransferredMiB that was local disks (storage migration).
-	DiskMiB   float64   `json:"disk_mib,omitempty"`
-	OK        bool      `json:"ok"`
-	Error     string    `json:"error,omitempty"`
+	DiskMiB float64 `json:"disk_mib,omitempty"`
+	OK      bool    `json:"ok"`
+	Error   string  `json:"error,omitempty"`
+	// Aborted: the run cut the migration off (Ctrl-C, runs stop, a failure
+	// elsewhere): not a failed attempt of the migration.
+	Aborted   bool      `json:"aborted,omitempty"`
 	Attempt   int       `json:"attempt"`
 	StartedAt time.Time `json:"started_at"`
 }

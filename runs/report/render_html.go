@@ -18,13 +18,15 @@ func RenderHTML(w io.Writer, rep Report) error {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
-	"times": Times,
-	"dur":   humanSeconds,
-	"stamp": stamp,
-	"note":  nodeNote,
-	"mib":   func(f float64) string { return fmt.Sprintf("%.0f", f) },
-	"ratio": func(f float64) string { return fmt.Sprintf("%.2f", f) },
-	"lanes": timelineHTML,
+	"times":   Times,
+	"count":   Count,
+	"dur":     humanSeconds,
+	"aborted": Aborted,
+	"stamp":   stamp,
+	"note":    nodeNote,
+	"mib":     func(f float64) string { return fmt.Sprintf("%.0f", f) },
+	"ratio":   func(f float64) string { return fmt.Sprintf("%.2f", f) },
+	"lanes":   timelineHTML,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -74,7 +76,7 @@ dd { margin: 0; }
 {{- end}}
 <dt>Nodes</dt><dd>{{.Summary.NodesDone}} done, {{.Summary.NodesFailed}} failed, {{.Summary.NodesSkipped}} skipped of {{.Summary.Nodes}}</dd>
 <dt>Updates</dt><dd>{{.Summary.UpdatesInstalled}} installed, {{.Summary.UpdatesFailed}} failed</dd>
-<dt>Migrations</dt><dd>{{.Summary.Migrations}} ({{.Summary.FailedMigrations}} failed attempts), {{.Summary.VMsMoved}} VMs moved, {{ratio .Summary.MigrationsPerVM}} per VM, {{mib .Summary.TransferredMiB}} MiB</dd>
+<dt>Migrations</dt><dd>{{.Summary.Migrations}} ({{count .Summary.FailedMigrations "failed attempt" "failed attempts"}}{{aborted .Summary.AbortedMigrations}}), {{.Summary.VMsMoved}} VMs moved, {{ratio .Summary.MigrationsPerVM}} per VM, {{mib .Summary.TransferredMiB}} MiB</dd>
 </dl>
 {{lanes .}}
 {{- if .Error}}
@@ -107,11 +109,12 @@ dd { margin: 0; }
 {{- range .FailedUpdates}}<tr><td>{{.Name}}</td><td>{{.Version}}</td><td>failed: {{.Error}}</td></tr>{{end}}
 </table>
 {{- end}}
-{{- if or .Migrations .FailedMigrations}}
+{{- if or .Migrations .FailedMigrations .AbortedMigrations}}
 <h3>Migrations</h3>
 <table><tr><th>VM</th><th>From</th><th>To</th><th>Kind</th><th>Time</th><th>MiB</th><th>Result</th></tr>
 {{- range .Migrations}}<tr><td>{{.VM}}</td><td>{{.From}}</td><td>{{.To}}</td><td>{{.Kind}}</td><td class="num">{{dur .Seconds}}</td><td class="num">{{mib .TransferredMiB}}</td><td>ok</td></tr>{{end}}
 {{- range .FailedMigrations}}<tr><td>{{.VM}}</td><td>{{.From}}</td><td>{{.To}}</td><td>{{.Kind}}</td><td class="num">{{dur .Seconds}}</td><td class="num">{{mib .TransferredMiB}}</td><td>failed (attempt {{.Attempt}}): {{.Error}}</td></tr>{{end}}
+{{- range .AbortedMigrations}}<tr><td>{{.VM}}</td><td>{{.From}}</td><td>{{.To}}</td><td>{{.Kind}}</td><td class="num">{{dur .Seconds}}</td><td class="num">{{mib .TransferredMiB}}</td><td>aborted by the run (not a failed attempt)</td></tr>{{end}}
 </table>
 {{- end}}
 {{- if .Phases}}

@@ -25,7 +25,7 @@ func RenderMarkdown(w io.Writer, rep Report) error {
 	}
 	fmt.Fprintf(&b, "| Nodes | %d done, %d failed, %d skipped of %d |\n", sm.NodesDone, sm.NodesFailed, sm.NodesSkipped, sm.Nodes)
 	fmt.Fprintf(&b, "| Updates | %d installed, %d failed |\n", sm.UpdatesInstalled, sm.UpdatesFailed)
-	fmt.Fprintf(&b, "| Migrations | %d (%s), %s moved, %.2f per VM, %.0f MiB |\n", sm.Migrations, Count(sm.FailedMigrations, "failed attempt", "failed attempts"), Count(sm.VMsMoved, "VM", "VMs"), sm.MigrationsPerVM, sm.TransferredMiB)
+	fmt.Fprintf(&b, "| Migrations | %d (%s%s), %s moved, %.2f per VM, %.0f MiB |\n", sm.Migrations, Count(sm.FailedMigrations, "failed attempt", "failed attempts"), Aborted(sm.AbortedMigrations), Count(sm.VMsMoved, "VM", "VMs"), sm.MigrationsPerVM, sm.TransferredMiB)
 	b.WriteString("\n")
 	for _, v := range sm.VMsLeftRunning {
 		fmt.Fprintf(&b, "> **Warning:** vm %s was left running through its node's reboot.\n\n", mdText(v))
@@ -52,13 +52,16 @@ func RenderMarkdown(w io.Writer, rep Report) error {
 				fmt.Fprintf(&b, "| %s | %s | failed: %s |\n", mdText(u.Name), mdText(u.Version), mdText(u.Error))
 			}
 		}
-		if len(n.Migrations)+len(n.FailedMigrations) > 0 {
+		if len(n.Migrations)+len(n.FailedMigrations)+len(n.AbortedMigrations) > 0 {
 			b.WriteString("\n### Migrations\n\n| VM | From | To | Kind | Time | MiB | Result |\n|---|---|---|---|---|---|---|\n")
 			for _, m := range n.Migrations {
 				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f | ok |\n", mdText(m.VM), mdText(m.From), mdText(m.To), mdText(m.Kind), humanSeconds(m.Seconds), m.TransferredMiB)
 			}
 			for _, m := range n.FailedMigrations {
 				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f | failed (attempt %d): %s |\n", mdText(m.VM), mdText(m.From), mdText(m.To), mdText(m.Kind), humanSeconds(m.Seconds), m.TransferredMiB, m.Attempt, mdText(m.Error))
+			}
+			for _, m := range n.AbortedMigrations {
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f | aborted by the run (not a failed attempt) |\n", mdText(m.VM), mdText(m.From), mdText(m.To), mdText(m.Kind), humanSeconds(m.Seconds), m.TransferredMiB)
 			}
 		}
 		if len(n.Phases) > 0 {

@@ -36,16 +36,18 @@ type Node struct {
 	Rebooted         bool                 `json:"rebooted"`
 	// Migrations are the live migrations that succeeded; FailedMigrations the
 	// attempts that did not.
-	Migrations       []Migration    `json:"migrations"`
-	FailedMigrations []Migration    `json:"failed_migrations,omitempty"`
-	VMsLeft          []runs.VMLeft  `json:"vms_left,omitempty"`
-	Phases           []runs.Phase   `json:"phases,omitempty"`
-	Hooks            []runs.HookRun `json:"hooks,omitempty"`
-	Failure          string         `json:"failure,omitempty"`
-	SkipReason       string         `json:"skip_reason,omitempty"`
-	LeftPaused       string         `json:"left_paused,omitempty"`
-	Notes            []string       `json:"notes,omitempty"`
-	Errors           []string       `json:"errors,omitempty"`
+	Migrations       []Migration `json:"migrations"`
+	FailedMigrations []Migration `json:"failed_migrations,omitempty"`
+	// AbortedMigrations were cut off by the run (stop, Ctrl-C): not failed attempts.
+	AbortedMigrations []Migration    `json:"aborted_migrations,omitempty"`
+	VMsLeft           []runs.VMLeft  `json:"vms_left,omitempty"`
+	Phases            []runs.Phase   `json:"phases,omitempty"`
+	Hooks             []runs.HookRun `json:"hooks,omitempty"`
+	Failure           string         `json:"failure,omitempty"`
+	SkipReason        string         `json:"skip_reason,omitempty"`
+	LeftPaused        string         `json:"left_paused,omitempty"`
+	Notes             []string       `json:"notes,omitempty"`
+	Errors            []string       `json:"errors,omitempty"`
 	// Seconds is the node's whole maintenance time, in cluster time.
 	Seconds float64 `json:"seconds"`
 }
@@ -73,6 +75,8 @@ type Summary struct {
 	UpdatesFailed    int `json:"updates_failed"`
 	Migrations       int `json:"migrations"`
 	FailedMigrations int `json:"failed_migrations"`
+	// AbortedMigrations counts migrations the run cut off (not failed attempts).
+	AbortedMigrations int `json:"aborted_migrations,omitempty"`
 	// VMsMoved counts distinct VMs moved; MigrationsPerVM is Migrations / VMsMoved
 	// for drain migrations (failback moves are the point of failback, not waste).
 	VMsMoved        int      `json:"vms_moved"`
@@ -110,6 +114,11 @@ func Build(r runs.Run, nodes []runs.NodeRecord) Report {
 		}
 		for _, m := range n.Migrations {
 			rm := Migration{VM: m.VM, From: m.From, To: m.To, Seconds: m.Seconds, Kind: m.Kind, TransferredMiB: m.TransferredMiB, DiskMiB: m.DiskMiB, Attempt: m.Attempt, Error: m.Error}
+			if !m.OK && m.Aborted {
+				rn.AbortedMigrations = append(rn.AbortedMigrations, rm)
+				rep.Summary.AbortedMigrations++
+				continue
+			}
 			if !m.OK {
 				rn.FailedMigrations = append(rn.FailedMigrations, rm)
 				rep.Summary.FailedMigrations++

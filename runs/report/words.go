@@ -36,3 +36,12 @@ func Times(n int) string {
 	}
 	return fmt.Sprintf("%d times", n)
 }
+
+// Aborted is ", N aborted" for migrations the run cut off, "" for none: they are
+// not failed attempts and are counted apart.
+func Aborted(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d aborted", n)
+}

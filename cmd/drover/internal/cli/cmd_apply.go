@@ -324,7 +324,7 @@ func printReport(w io.Writer, rep report.Report) {
 			state, note = "skipped", "not started: the run "+rep.State+" before this node's turn"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d installed, %d failed\t%d (%s)\t%.0fs\t%s\n",
-			n.Name, state, n.UpdatesInstalled, n.UpdatesFailed, len(n.Migrations), report.Count(len(n.FailedMigrations), "failed attempt", "failed attempts"), n.Seconds, note)
+			n.Name, state, n.UpdatesInstalled, n.UpdatesFailed, len(n.Migrations), report.Count(len(n.FailedMigrations), "failed attempt", "failed attempts")+report.Aborted(len(n.AbortedMigrations)), n.Seconds, note)
 	}
 	tw.Flush()
 	sm := rep.Summary
