@@ -302,6 +302,9 @@ func (e *Engine) Execute(ctx context.Context, runID string) (runs.Run, error) {
 		}
 		return r, e.stranded(rs, runErr, false)
 	}
+	if err := e.skipUntouched(rs, runErr); err != nil {
+		log.Warn("cannot mark the nodes the run did not start as skipped", "error", err)
+	}
 	return e.finish(rs, final, runErr)
 }
 

@@ -404,7 +404,7 @@ func (e *Engine) recordMigration(rs *runState, node string, r migResult) error {
 	m := runs.Migration{
 		VM: r.job.vm.Name, From: r.job.from, To: r.to, Kind: r.job.kind,
 		OK: r.err == nil, Attempt: r.job.attempt + 1, StartedAt: r.started,
-		Aborted: r.err != nil && errors.Is(r.err, context.Canceled),
+		Aborted:        r.err != nil && errors.Is(r.err, context.Canceled),
 		TransferredMiB: r.res.TransferredMiB, DiskMiB: r.res.DiskMiB,
 	}
 	m.Seconds = r.res.Duration.Seconds()
