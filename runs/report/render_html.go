@@ -88,6 +88,9 @@ dd { margin: 0; }
 {{- range .Summary.LeftPaused}}
 <div class="warn">Node {{.}} is left paused.</div>
 {{- end}}
+{{- range .Summary.VMsAway}}
+<div class="warn">{{.String}}.</div>
+{{- end}}
 
 <h2>Nodes</h2>
 <table>

@@ -33,6 +33,9 @@ func RenderMarkdown(w io.Writer, rep Report) error {
 	for _, n := range sm.LeftPaused {
 		fmt.Fprintf(&b, "> **Warning:** node %s is left paused.\n\n", mdText(n))
 	}
+	for _, a := range sm.VMsAway {
+		fmt.Fprintf(&b, "> **Warning:** %s.\n\n", mdText(a.String()))
+	}
 	b.WriteString("## Nodes\n\n| Node | State | Updates | Migrations | Time | Note |\n|---|---|---|---|---|---|\n")
 	for _, n := range rep.Nodes {
 		fmt.Fprintf(&b, "| %s | %s | %d installed, %d failed | %d (%d failed) | %s | %s |\n",

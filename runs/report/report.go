@@ -85,7 +85,10 @@ type Summary struct {
 	DiskMiB         float64  `json:"disk_mib,omitempty"`
 	LeftPaused      []string `json:"left_paused,omitempty"`
 	VMsLeftRunning  []string `json:"vms_left_running,omitempty"`
-	Seconds         float64  `json:"seconds"`
+	// VMsAway are VMs left away from their home node after a failure, a stop, or a
+	// failback that did not bring them back.
+	VMsAway []VMAway `json:"vms_away,omitempty"`
+	Seconds float64  `json:"seconds"`
 }
 
 // Build makes the report of a run from its records.
@@ -162,5 +165,6 @@ func Build(r runs.Run, nodes []runs.NodeRecord) Report {
 		rep.Summary.MigrationsPerVM = float64(drainMoves) / float64(len(moved))
 	}
 	sort.Strings(rep.Summary.VMsLeftRunning)
+	rep.Summary.VMsAway = vmsAway(r, nodes)
 	return rep
 }

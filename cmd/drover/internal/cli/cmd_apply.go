@@ -336,6 +336,9 @@ func printReport(w io.Writer, rep report.Report) {
 	for _, n := range sm.LeftPaused {
 		fmt.Fprintf(w, "WARNING: node %s is left paused\n", n)
 	}
+	for _, a := range sm.VMsAway {
+		fmt.Fprintf(w, "WARNING: %s\n", a)
+	}
 }
 
 // startQuestion is the [y/N] question of apply: what the run will do, how long the
