@@ -76,7 +76,7 @@ dd { margin: 0; }
 {{- end}}
 <dt>Nodes</dt><dd>{{.Summary.NodesDone}} done, {{.Summary.NodesFailed}} failed, {{.Summary.NodesSkipped}} skipped of {{.Summary.Nodes}}</dd>
 <dt>Updates</dt><dd>{{.Summary.UpdatesInstalled}} installed, {{.Summary.UpdatesFailed}} failed</dd>
-<dt>Migrations</dt><dd>{{.Summary.Migrations}} ({{count .Summary.FailedMigrations "failed attempt" "failed attempts"}}{{aborted .Summary.AbortedMigrations}}), {{.Summary.VMsMoved}} VMs moved, {{ratio .Summary.MigrationsPerVM}} per VM, {{mib .Summary.TransferredMiB}} MiB</dd>
+<dt>Migrations</dt><dd>{{.Summary.Migrations}} ({{count .Summary.FailedMigrations "failed attempt" "failed attempts"}}{{aborted .Summary.AbortedMigrations}}), {{count .Summary.VMsMoved "VM" "VMs"}} moved, {{count .Summary.MovedMoreThanOnce "VM" "VMs"}} moved more than once, {{ratio .Summary.MigrationsPerVM}} drain moves per VM, {{mib .Summary.TransferredMiB}} MiB</dd>
 </dl>
 {{lanes .}}
 {{- if .Error}}

@@ -25,7 +25,7 @@ func RenderMarkdown(w io.Writer, rep Report) error {
 	}
 	fmt.Fprintf(&b, "| Nodes | %d done, %d failed, %d skipped of %d |\n", sm.NodesDone, sm.NodesFailed, sm.NodesSkipped, sm.Nodes)
 	fmt.Fprintf(&b, "| Updates | %d installed, %d failed |\n", sm.UpdatesInstalled, sm.UpdatesFailed)
-	fmt.Fprintf(&b, "| Migrations | %d (%s%s), %s moved, %.2f per VM, %.0f MiB |\n", sm.Migrations, Count(sm.FailedMigrations, "failed attempt", "failed attempts"), Aborted(sm.AbortedMigrations), Count(sm.VMsMoved, "VM", "VMs"), sm.MigrationsPerVM, sm.TransferredMiB)
+	fmt.Fprintf(&b, "| Migrations | %d (%s%s), %s moved, %s moved more than once, %.2f drain moves per VM, %.0f MiB |\n", sm.Migrations, Count(sm.FailedMigrations, "failed attempt", "failed attempts"), Aborted(sm.AbortedMigrations), Count(sm.VMsMoved, "VM", "VMs"), Count(sm.MovedMoreThanOnce, "VM", "VMs"), sm.MigrationsPerVM, sm.TransferredMiB)
 	b.WriteString("\n")
 	for _, v := range sm.VMsLeftRunning {
 		fmt.Fprintf(&b, "> **Warning:** vm %s was left running through its node's reboot.\n\n", mdText(v))

@@ -79,12 +79,15 @@ type Summary struct {
 	AbortedMigrations int `json:"aborted_migrations,omitempty"`
 	// VMsMoved counts distinct VMs moved; MigrationsPerVM is Migrations / VMsMoved
 	// for drain migrations (failback moves are the point of failback, not waste).
-	VMsMoved        int      `json:"vms_moved"`
-	MigrationsPerVM float64  `json:"migrations_per_vm"`
-	TransferredMiB  float64  `json:"transferred_mib"`
-	DiskMiB         float64  `json:"disk_mib,omitempty"`
-	LeftPaused      []string `json:"left_paused,omitempty"`
-	VMsLeftRunning  []string `json:"vms_left_running,omitempty"`
+	VMsMoved int `json:"vms_moved"`
+	// MovedMoreThanOnce counts the VMs moved twice or more, failbacks included:
+	// the same count as the plan's moved_more_than_once, to compare the two.
+	MovedMoreThanOnce int      `json:"moved_more_than_once"`
+	MigrationsPerVM   float64  `json:"migrations_per_vm"`
+	TransferredMiB    float64  `json:"transferred_mib"`
+	DiskMiB           float64  `json:"disk_mib,omitempty"`
+	LeftPaused        []string `json:"left_paused,omitempty"`
+	VMsLeftRunning    []string `json:"vms_left_running,omitempty"`
 	// VMsAway are VMs left away from their home node after a failure, a stop, or a
 	// failback that did not bring them back.
 	VMsAway []VMAway `json:"vms_away,omitempty"`
@@ -166,5 +169,6 @@ func Build(r runs.Run, nodes []runs.NodeRecord) Report {
 	}
 	sort.Strings(rep.Summary.VMsLeftRunning)
 	rep.Summary.VMsAway = vmsAway(r, nodes)
+	rep.Summary.MovedMoreThanOnce = movedMoreThanOnce(nodes)
 	return rep
 }

@@ -3,6 +3,8 @@ package report
 import (
 	"fmt"
 	"strings"
+
+	"github.com/droverhq/drover/runs"
 )
 
 // Count writes n and the noun in the right number: "1 node", "2 nodes".
@@ -35,6 +37,26 @@ func Times(n int) string {
 		return "twice"
 	}
 	return fmt.Sprintf("%d times", n)
+}
+
+// movedMoreThanOnce counts the VMs with two or more completed migrations in the
+// run, as policies.Plan counts them.
+func movedMoreThanOnce(nodes []runs.NodeRecord) int {
+	moves := map[string]int{}
+	for _, n := range nodes {
+		for _, m := range n.Migrations {
+			if m.OK {
+				moves[m.VM]++
+			}
+		}
+	}
+	n := 0
+	for _, c := range moves {
+		if c > 1 {
+			n++
+		}
+	}
+	return n
 }
 
 // Aborted is ", N aborted" for migrations the run cut off, "" for none: they are

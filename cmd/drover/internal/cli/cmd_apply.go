@@ -328,8 +328,8 @@ func printReport(w io.Writer, rep report.Report) {
 	}
 	tw.Flush()
 	sm := rep.Summary
-	fmt.Fprintf(w, "%d/%s done, %d failed, %d skipped; %s installed; %s (%.2f per VM moved), %.0f MiB moved\n",
-		sm.NodesDone, report.Count(sm.Nodes, "node", "nodes"), sm.NodesFailed, sm.NodesSkipped, report.Count(sm.UpdatesInstalled, "update", "updates"), report.Count(sm.Migrations, "migration", "migrations"), sm.MigrationsPerVM, sm.TransferredMiB)
+	fmt.Fprintf(w, "%d/%s done, %d failed, %d skipped; %s installed; %s, %s moved more than once (%.2f drain moves per VM), %.0f MiB moved\n",
+		sm.NodesDone, report.Count(sm.Nodes, "node", "nodes"), sm.NodesFailed, sm.NodesSkipped, report.Count(sm.UpdatesInstalled, "update", "updates"), report.Count(sm.Migrations, "migration", "migrations"), report.Count(sm.MovedMoreThanOnce, "VM", "VMs"), sm.MigrationsPerVM, sm.TransferredMiB)
 	for _, v := range sm.VMsLeftRunning {
 		fmt.Fprintf(w, "WARNING: vm %s was left running through its node's reboot (policy.non_migratable=skip)\n", v)
 	}
