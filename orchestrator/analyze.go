@@ -346,7 +346,7 @@ func checkDriver(ctx context.Context, cfg AnalyzeConfig) (cluster.Inventory, Che
 		return inv, c
 	}
 	if down := unreachable(inv); len(down) > 0 && len(down) == len(inv.Nodes) {
-		c.Message = "no node answers: " + strings.Join(down, ", ") + " (the driver's warnings give each host's error)"
+		c.Message = "no node answers: " + strings.Join(down, ", ")
 		c.Remedy = "check that the hosts are up and reachable, and the driver's address and credentials"
 		return inv, c
 	}
@@ -430,6 +430,8 @@ func checkUpdater(ctx context.Context, u drivers.Updater, openErr error, inv clu
 		}
 	}
 	switch {
+	case asked == 0:
+		c.Status, c.Message, c.Remedy = notAsked(inv)
 	case len(errs) > 0:
 		c.Status = CheckFail
 		c.Message = fmt.Sprintf("the update plug-in failed on %d of %d nodes: %s", len(errs), asked, strings.Join(errs, "; "))
@@ -440,6 +442,9 @@ func checkUpdater(ctx context.Context, u drivers.Updater, openErr error, inv clu
 		c.Remedy = "nothing to do; policy.force patches and reboots anyway"
 	default:
 		c.Message = fmt.Sprintf("answered on all %d ready nodes: %d updates pending on %d nodes", asked, updates, nodes)
+	}
+	if down := unreachable(inv); asked > 0 && len(down) > 0 {
+		c.Message += "; not asked: " + strings.Join(down, ", ")
 	}
 	return pending, c
 }

@@ -1,6 +1,8 @@
 package orchestrator
 
 import (
+	"strings"
+
 	"github.com/droverhq/drover/cluster"
 )
 
@@ -19,13 +21,29 @@ func ownPauseNote(node, runID string) string {
 	return node + " (paused by Drover run " + runID + ": resume run " + runID + " with `drover runs resume " + runID + "`)"
 }
 
-// unreachable lists the nodes that do not answer (down), as "name (down)".
+// unreachable lists the nodes that do not answer (down), as "name (down)", or
+// "name (down: the driver's error)" when the driver says why.
 func unreachable(inv cluster.Inventory) []string {
 	var out []string
 	for _, n := range inv.Nodes {
-		if n.State == cluster.NodeDown {
+		switch {
+		case n.State != cluster.NodeDown:
+		case n.Problem != "":
+			out = append(out, n.Name+" (down: "+n.Problem+")")
+		default:
 			out = append(out, n.Name+" (down)")
 		}
 	}
 	return out
+}
+
+// notAsked is the update_plugin check when no node is ready to be asked: it fails,
+// naming the nodes and why they do not answer, instead of "answered on all 0 ready
+// nodes".
+func notAsked(inv cluster.Inventory) (CheckStatus, string, string) {
+	msg := "no node is ready, so the update plug-in was not asked"
+	if down := unreachable(inv); len(down) > 0 {
+		msg += ": " + strings.Join(down, ", ")
+	}
+	return CheckFail, msg, "bring the nodes up, or fix the driver's access to them (see driver_reachable); then run analyze again"
 }
