@@ -135,10 +135,12 @@ func (e *Engine) Start(ctx context.Context, prep Prepared) (string, error) {
 		Cluster:   e.cfg.Cluster,
 		State:     runs.StateRunning,
 		StartedAt: now,
-		Order:     prep.Order,
-		Options:   opts,
-		Plan:      plan,
-		Owner:     e.cfg.Owner,
+		// Both clocks: wall time to show when, the cluster's for durations.
+		ClusterStartedAt: e.clock.Now(),
+		Order:            prep.Order,
+		Options:          opts,
+		Plan:             plan,
+		Owner:            e.cfg.Owner,
 	}
 	var unfinished *UnfinishedRunError
 	err = e.cfg.Store.Update(func(tx *runs.Tx) error {
@@ -519,6 +521,7 @@ func (e *Engine) finish(rs *runState, event string, runErr error) (runs.Run, err
 			}
 			r.State = st
 			r.FinishedAt = time.Now()
+			r.ClusterFinishedAt = e.clock.Now()
 			if runErr != nil {
 				r.Error = runErr.Error()
 			}

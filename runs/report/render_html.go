@@ -18,15 +18,17 @@ func RenderHTML(w io.Writer, rep Report) error {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
-	"times":   Times,
-	"count":   Count,
-	"dur":     humanSeconds,
-	"aborted": Aborted,
-	"stamp":   stamp,
-	"note":    nodeNote,
-	"mib":     func(f float64) string { return fmt.Sprintf("%.0f", f) },
-	"ratio":   func(f float64) string { return fmt.Sprintf("%.2f", f) },
-	"lanes":   timelineHTML,
+	"times":       Times,
+	"count":       Count,
+	"durations":   durations,
+	"clusterSpan": clusterSpan,
+	"dur":         humanSeconds,
+	"aborted":     Aborted,
+	"stamp":       stamp,
+	"note":        nodeNote,
+	"mib":         func(f float64) string { return fmt.Sprintf("%.0f", f) },
+	"ratio":       func(f float64) string { return fmt.Sprintf("%.2f", f) },
+	"lanes":       timelineHTML,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -69,7 +71,10 @@ dd { margin: 0; }
 <dt>State</dt><dd><span class="state {{.State}}">{{.State}}</span></dd>
 <dt>Started</dt><dd>{{stamp .StartedAt}}</dd>
 {{- if not .FinishedAt.IsZero}}
-<dt>Finished</dt><dd>{{stamp .FinishedAt}} ({{dur .Summary.Seconds}} of wall time)</dd>
+<dt>Finished</dt><dd>{{stamp .FinishedAt}} ({{durations .}})</dd>
+{{- end}}
+{{- if not .ClusterStartedAt.IsZero}}
+<dt>Cluster clock</dt><dd>{{clusterSpan .}}</dd>
 {{- end}}
 {{- if .Resumes}}
 <dt>Resumed</dt><dd>{{times .Resumes}}</dd>

@@ -15,7 +15,10 @@ func RenderMarkdown(w io.Writer, rep Report) error {
 	fmt.Fprintf(&b, "| | |\n|---|---|\n")
 	fmt.Fprintf(&b, "| Cluster | %s |\n| State | **%s** |\n| Started | %s |\n", mdText(rep.Cluster), mdText(rep.State), stamp(rep.StartedAt))
 	if !rep.FinishedAt.IsZero() {
-		fmt.Fprintf(&b, "| Finished | %s |\n| Duration | %s of wall time |\n", stamp(rep.FinishedAt), humanSeconds(sm.Seconds))
+		fmt.Fprintf(&b, "| Finished | %s |\n| Duration | %s |\n", stamp(rep.FinishedAt), durations(rep))
+	}
+	if !rep.ClusterStartedAt.IsZero() {
+		fmt.Fprintf(&b, "| Cluster clock | %s |\n", clusterSpan(rep))
 	}
 	if rep.Resumes > 0 {
 		fmt.Fprintf(&b, "| Resumed | %s |\n", Times(rep.Resumes))

@@ -18,10 +18,14 @@ type Report struct {
 	State      string    `json:"state"`
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
-	Error      string    `json:"error,omitempty"`
-	Resumes    int       `json:"resumes,omitempty"`
-	Nodes      []Node    `json:"nodes"`
-	Summary    Summary   `json:"summary"`
+	// ClusterStartedAt and ClusterFinishedAt are the run's start and end on the
+	// cluster's clock, the one of node phases (zero for runs recorded before).
+	ClusterStartedAt  time.Time `json:"cluster_started_at,omitzero"`
+	ClusterFinishedAt time.Time `json:"cluster_finished_at,omitzero"`
+	Error             string    `json:"error,omitempty"`
+	Resumes           int       `json:"resumes,omitempty"`
+	Nodes             []Node    `json:"nodes"`
+	Summary           Summary   `json:"summary"`
 }
 
 // Node is one node's part of a run.
@@ -91,7 +95,10 @@ type Summary struct {
 	// VMsAway are VMs left away from their home node after a failure, a stop, or a
 	// failback that did not bring them back.
 	VMsAway []VMAway `json:"vms_away,omitempty"`
-	Seconds float64  `json:"seconds"`
+	// Seconds is the run's wall time; ClusterSeconds its cluster time (the clock
+	// of node times and the plan's ETA).
+	Seconds        float64 `json:"seconds"`
+	ClusterSeconds float64 `json:"cluster_seconds,omitempty"`
 }
 
 // Build makes the report of a run from its records.
@@ -99,6 +106,11 @@ func Build(r runs.Run, nodes []runs.NodeRecord) Report {
 	rep := Report{ID: r.ID, Cluster: r.Cluster, State: string(r.State), StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Error: r.Error, Resumes: r.Resumes}
 	if !r.FinishedAt.IsZero() {
 		rep.Summary.Seconds = r.FinishedAt.Sub(r.StartedAt).Seconds()
+	}
+	rep.ClusterStartedAt, rep.ClusterFinishedAt = r.ClusterStartedAt, r.ClusterFinishedAt
+	if !r.ClusterStartedAt.IsZero() && !r.ClusterFinishedAt.IsZero() {
+		// A clock that went back (an in-process simulator started anew) gives no span.
+		rep.Summary.ClusterSeconds = max(0, r.ClusterFinishedAt.Sub(r.ClusterStartedAt).Seconds())
 	}
 	moved := map[string]bool{}
 	drainMoves := 0

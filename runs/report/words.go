@@ -67,3 +67,24 @@ func Aborted(n int) string {
 	}
 	return fmt.Sprintf(", %d aborted", n)
 }
+
+// durations is the run's duration in both clocks, cluster time first (the rule:
+// durations are cluster time), labelled: "9m of cluster time, 18s of wall time".
+// Runs recorded without the cluster clock have wall time only.
+func durations(rep Report) string {
+	wall := humanSeconds(rep.Summary.Seconds) + " of wall time"
+	if rep.ClusterFinishedAt.IsZero() {
+		return wall
+	}
+	return humanSeconds(rep.Summary.ClusterSeconds) + " of cluster time, " + wall
+}
+
+// clusterSpan is the run's start and end on the cluster's clock, the one node
+// phase times use, so that phases can be read against the run.
+func clusterSpan(rep Report) string {
+	s := "started " + stamp(rep.ClusterStartedAt)
+	if !rep.ClusterFinishedAt.IsZero() {
+		s += ", finished " + stamp(rep.ClusterFinishedAt)
+	}
+	return s + " (node and phase times are on this clock)"
+}
