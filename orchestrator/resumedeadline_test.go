@@ -8,9 +8,31 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/droverhq/drover/drivers/sim"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/runs"
 )
+
+// newScaledHarness is newHarness with the simulator scale times faster than the
+// wall clock (the bubble's fake one).
+func newScaledHarness(t *testing.T, cluster string, scale float64) *harness {
+	t.Helper()
+	c, err := sim.ParseCluster([]byte(cluster))
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, err := sim.NewEmbedded(context.Background(), sim.EmbeddedOptions{Cluster: c, TimeScale: scale})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { drv.Close() })
+	h := &harness{t: t, drv: drv, driver: drv, events: &eventLog{}, dir: t.TempDir()}
+	h.openStore()
+	if h.before, err = drv.Inventory(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
 
 // entryAt is the cluster time of the first journal entry of the run that matches.
 func entryAt(t *testing.T, h *harness, id string, match func(runs.Entry) bool) time.Time {
@@ -28,17 +50,18 @@ func entryAt(t *testing.T, h *harness, id string, match func(runs.Entry) bool) t
 	return time.Time{}
 }
 
-// TestEngine_RebootDeadlineSurvivesRestart: the process dies 4 minutes into a
-// node's reboot wait and is started again 3 minutes later (cluster time, which is
-// the test's fake clock). The node never comes back: it must fail when
-// policy.reboot_timeout has passed since the reboot command, not a whole
-// reboot_timeout after the restart.
+// TestEngine_RebootDeadlineSurvivesRestart: with the simulator 60 times faster
+// than the (fake) wall clock, the process dies 4 cluster minutes into a node's
+// reboot wait and is started again 3 cluster minutes later. The node never comes
+// back: it must fail when policy.reboot_timeout has passed since the reboot
+// command, not a whole reboot_timeout after the restart.
 func TestEngine_RebootDeadlineSurvivesRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		faults := "  - {kind: node_no_return, node: a, always: true}\n" +
 			"  - {kind: node_no_return, node: b, always: true}\n" +
 			"  - {kind: node_no_return, node: c, always: true}\n"
-		h := newHarness(t, withFaults(small, faults))
+		const scale = 60
+		h := newScaledHarness(t, withFaults(small, faults), scale)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		rebooting := make(chan string, 1)
@@ -59,13 +82,13 @@ func TestEngine_RebootDeadlineSurvivesRestart(t *testing.T) {
 			done <- err
 		}()
 		node := <-rebooting
-		time.Sleep(4 * time.Minute) // the process waits for the node...
-		cancel()                    // ...and dies
+		time.Sleep(4 * time.Minute / scale) // the process waits for the node...
+		cancel()                            // ...and dies
 		if err := <-done; !errors.Is(err, orchestrator.ErrInterrupted) {
 			t.Fatalf("first Execute = %v, want ErrInterrupted", err)
 		}
 		h.events.check = nil
-		time.Sleep(3 * time.Minute) // nobody runs the run meanwhile
+		time.Sleep(3 * time.Minute / scale) // nobody runs the run meanwhile
 		h.openStore()
 		if run, err := h.eng.Execute(context.Background(), id); err != nil || run.State != runs.StateFailed {
 			t.Fatalf("resumed Execute = %s, %v; want a failed run (the node never came back)", run.State, err)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"testing/synctest"
 
-	"github.com/droverhq/drover/drivers/sim"
 	"github.com/droverhq/drover/runs/report"
 )
 
@@ -18,17 +17,7 @@ import (
 func TestEngine_RunTimesOnTheClusterClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		c, err := sim.ParseCluster([]byte(small))
-		if err != nil {
-			t.Fatal(err)
-		}
-		drv, err := sim.NewEmbedded(ctx, sim.EmbeddedOptions{Cluster: c, TimeScale: 60})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { drv.Close() })
-		h := &harness{t: t, drv: drv, driver: drv, events: &eventLog{}, dir: t.TempDir()}
-		h.openStore()
+		h := newScaledHarness(t, small, 60)
 		rep, err := h.apply(ctx, testPolicy(nil))
 		if err != nil || rep.State != "succeeded" {
 			t.Fatalf("apply: %s, %v", rep.State, err)
