@@ -6,9 +6,8 @@ import (
 	"github.com/droverhq/drover/runs"
 )
 
-// A phase's timeout (policy.reboot_timeout, policy.drain_timeout) counts cluster
-// time from when the phase's action began, and that moment is persisted (the
-// journal's intent, the phase's start): a run resumed after its process died keeps
+// policy.reboot_timeout counts cluster time from the reboot command, whose moment
+// is persisted (the journal's intent): a run resumed after its process died keeps
 // the original deadline instead of starting a fresh one.
 
 // rebootIssuedAt is the cluster time of the node's latest reboot intent, zero when
@@ -26,17 +25,6 @@ func (e *Engine) rebootIssuedAt(rs *runState, name string) time.Time {
 		}
 	}
 	return at
-}
-
-// phaseStartedAt is the cluster time at which the node last entered state, zero
-// when its record has no such phase.
-func phaseStartedAt(rec runs.NodeRecord, state string) time.Time {
-	for i := len(rec.Phases) - 1; i >= 0; i-- {
-		if rec.Phases[i].Name == state {
-			return rec.Phases[i].Start
-		}
-	}
-	return time.Time{}
 }
 
 // timeLeft is what is left of timeout, in cluster time, of a span that began at
