@@ -64,6 +64,10 @@ type Node struct {
 	PausedBy string `json:"paused_by,omitempty"`
 	// BootID changes each time the node boots; "" when the platform cannot tell.
 	BootID string `json:"boot_id,omitempty"`
+	// Problem says why a down node is down as the driver saw it (its connection's
+	// error, never a secret), so that checks can name it; "" when the driver cannot
+	// tell or the node answers.
+	Problem string `json:"problem,omitempty"`
 	// StorageMiB is the free space for local disks (the storage pool or path that
 	// receives disks moved with their VMs), 0 when the node has none or cannot tell.
 	StorageMiB int64 `json:"storage_mib,omitempty"`

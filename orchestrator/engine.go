@@ -140,10 +140,12 @@ func (e *Engine) Start(ctx context.Context, prep Prepared) (string, error) {
 		Cluster:   e.cfg.Cluster,
 		State:     runs.StateRunning,
 		StartedAt: now,
-		Order:     prep.Order,
-		Options:   opts,
-		Plan:      plan,
-		Owner:     e.cfg.Owner,
+		// Both clocks: wall time to show when, the cluster's for durations.
+		ClusterStartedAt: e.clock.Now(),
+		Order:            prep.Order,
+		Options:          opts,
+		Plan:             plan,
+		Owner:            e.cfg.Owner,
 	}
 	var unfinished *UnfinishedRunError
 	err = e.cfg.Store.Update(func(tx *runs.Tx) error {
@@ -306,6 +308,9 @@ func (e *Engine) Execute(ctx context.Context, runID string) (runs.Run, error) {
 			return r, e.stranded(rs, fmt.Errorf("%w; and recording the failure failed too: %v", runErr, ferr), true)
 		}
 		return r, e.stranded(rs, runErr, false)
+	}
+	if err := e.skipUntouched(rs, runErr); err != nil {
+		log.Warn("cannot mark the nodes the run did not start as skipped", "error", err)
 	}
 	return e.finish(rs, final, runErr)
 }
@@ -521,6 +526,7 @@ func (e *Engine) finish(rs *runState, event string, runErr error) (runs.Run, err
 			}
 			r.State = st
 			r.FinishedAt = time.Now()
+			r.ClusterFinishedAt = e.clock.Now()
 			if runErr != nil {
 				r.Error = runErr.Error()
 			}

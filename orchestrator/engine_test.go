@@ -156,7 +156,7 @@ func TestEngine_Faults(t *testing.T) {
 			faults:    "  - {kind: migration_fail, vm: v3, always: true}\n",
 			policy:    func(p *orchestrator.Policy) { p.MaxFailedNodes = 0 },
 			wantRun:   runs.StateFailed,
-			wantNodes: map[string]string{"b": "failed", "c": "queued", "a": "queued"},
+			wantNodes: map[string]string{"b": "failed", "c": "skipped", "a": "skipped"},
 			check: func(t *testing.T, h *harness) {
 				st := h.stats()
 				if st.Reboots["a"]+st.Reboots["c"] != 0 {
@@ -485,8 +485,9 @@ func TestEngine_Stop(t *testing.T) {
 			t.Errorf("node b = %s (%s), want skipped because stopped", first.State, first.SkipReason)
 		}
 		for _, name := range []string{"a", "c"} {
-			if n := h.node(rep, name); n.State != "queued" {
-				t.Errorf("node %s = %s, want untouched (queued)", name, n.State)
+			// Untouched, and not "queued": the ended run never comes back to them.
+			if n := h.node(rep, name); n.State != "skipped" || !strings.Contains(n.SkipReason, "not started") {
+				t.Errorf("node %s = %s (%s), want untouched (skipped: not started)", name, n.State, n.SkipReason)
 			}
 		}
 		if h.stats().Reboots["b"] != 0 {

@@ -19,9 +19,12 @@ const (
 	EventMigrationProgress EventKind = "migration_progress"
 	EventMigrationDone     EventKind = "migration_done"
 	EventMigrationFailed   EventKind = "migration_failed"
-	EventUpdatesInstalled  EventKind = "updates_installed"
-	EventWarning           EventKind = "warning"
-	EventApprovalNeeded    EventKind = "approval_needed"
+	// EventMigrationAborted: the run cut a migration off (stop, interrupt); the VM
+	// stayed on its source. Not a failure of the migration.
+	EventMigrationAborted EventKind = "migration_aborted"
+	EventUpdatesInstalled EventKind = "updates_installed"
+	EventWarning          EventKind = "warning"
+	EventApprovalNeeded   EventKind = "approval_needed"
 )
 
 // Event is one thing that happened in a run, for live displays, logs, the event

@@ -217,7 +217,7 @@ func TestEngine_FaultMatrix(t *testing.T) {
 				p.RebootTimeout = orchestrator.Duration(5 * time.Minute)
 			},
 			wantRun:   runs.StateFailed,
-			wantNodes: map[string]string{"b": "failed", "c": "queued", "a": "queued"},
+			wantNodes: map[string]string{"b": "failed", "c": "skipped", "a": "skipped"},
 			check: func(f *fixture, rep report.Report) {
 				b := f.h.node(rep, "b")
 				if !strings.Contains(b.Failure, "did not come back") || b.LeftPaused == "" {

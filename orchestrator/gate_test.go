@@ -412,7 +412,7 @@ func TestEngine_Deadlines(t *testing.T) {
 					t.Errorf("run error %q does not name stop_after", rep.Error)
 				}
 				for _, name := range tt.untouched {
-					if n := h.node(rep, name); n.State != orchestrator.NodeQueued || h.stats().Reboots[name] != 0 {
+					if n := h.node(rep, name); n.State != orchestrator.NodeSkipped || !strings.Contains(n.SkipReason, "not started") || h.stats().Reboots[name] != 0 {
 						t.Errorf("node %s = %s, rebooted %d times; want untouched", name, n.State, h.stats().Reboots[name])
 					}
 				}
@@ -601,8 +601,8 @@ func TestEngine_CanaryStop(t *testing.T) {
 			t.Fatalf("stopping a waiting run: %s, %v; want stopped", run.State, err)
 		}
 		rep := h.report(id)
-		if s := h.node(rep, "c").State; s != orchestrator.NodeQueued {
-			t.Errorf("node c = %s, want untouched", s)
+		if s := h.node(rep, "c").State; s != orchestrator.NodeSkipped {
+			t.Errorf("node c = %s, want untouched (skipped: not started)", s)
 		}
 		h.checkSafety(rep)
 	})

@@ -426,6 +426,7 @@ func (e *Engine) outcomeOf(node string, r migResult) migrationOutcome {
 	m := runs.Migration{
 		VM: r.job.vm.Name, From: r.job.from, To: r.to, Kind: r.job.kind,
 		OK: r.err == nil, Attempt: r.job.attempt + 1, StartedAt: r.started,
+		Aborted:        r.err != nil && errors.Is(r.err, context.Canceled),
 		TransferredMiB: r.res.TransferredMiB, DiskMiB: r.res.DiskMiB,
 	}
 	m.Seconds = r.res.Duration.Seconds()
@@ -474,10 +475,14 @@ func (e *Engine) writeOutcomes(rs *runState, node string, outs []migrationOutcom
 	}
 	for _, o := range outs {
 		m := o.m
-		if o.r.err != nil {
+		switch {
+		case m.Aborted:
+			e.log.Info("migration aborted", "run_id", rs.id, "node", node, "vm", m.VM, "from", m.From, "to", m.To, "error", o.r.err)
+			e.emit(Event{Kind: EventMigrationAborted, RunID: rs.id, Node: node, VM: m.VM, From: m.From, To: m.To, Message: m.Error, Seconds: m.Seconds})
+		case o.r.err != nil:
 			e.log.Warn("migration failed", "run_id", rs.id, "node", node, "vm", m.VM, "from", m.From, "to", m.To, "attempt", m.Attempt, "error", o.r.err)
 			e.emit(Event{Kind: EventMigrationFailed, RunID: rs.id, Node: node, VM: m.VM, From: m.From, To: m.To, Message: m.Error, Seconds: m.Seconds})
-		} else {
+		default:
 			e.log.Info("migration done", "run_id", rs.id, "node", node, "vm", m.VM, "from", m.From, "to", m.To, "seconds", m.Seconds)
 			e.emit(Event{Kind: EventMigrationDone, RunID: rs.id, Node: node, VM: m.VM, From: m.From, To: m.To, Seconds: m.Seconds})
 		}

@@ -19,11 +19,16 @@ func ownPauseNote(node, runID string) string {
 	return node + " (paused by Drover run " + runID + ": resume run " + runID + " with `drover runs resume " + runID + "`)"
 }
 
-// unreachable lists the nodes that do not answer (down), as "name (down)".
+// unreachable lists the nodes that do not answer (down), as "name (down)", or
+// "name (down: the driver's error)" when the driver says why.
 func unreachable(inv cluster.Inventory) []string {
 	var out []string
 	for _, n := range inv.Nodes {
-		if n.State == cluster.NodeDown {
+		switch {
+		case n.State != cluster.NodeDown:
+		case n.Problem != "":
+			out = append(out, n.Name+" (down: "+n.Problem+")")
+		default:
 			out = append(out, n.Name+" (down)")
 		}
 	}

@@ -75,5 +75,27 @@ func TestAnalyze_NoNodeAnswers(t *testing.T) {
 		if a.Ready {
 			t.Errorf("a cluster none of whose nodes answers is called ready")
 		}
+		// Nothing claims an answer from nodes that were not asked.
+		for _, c := range a.Checks {
+			if c.Status == orchestrator.CheckPass && strings.Contains(c.Message, "answered on all 0") {
+				t.Errorf("check %s passes with %q", c.Name, c.Message)
+			}
+		}
+	})
+}
+
+// TestAnalyze_SomeNodesDown: the update plug-in's answer says which nodes it could
+// not ask.
+func TestAnalyze_SomeNodesDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		down := strings.Replace(small, "{name: c, memory_mib: 32768, cpus: 16,", "{name: c, memory_mib: 32768, cpus: 16, down: true,", 1)
+		h := newHarness(t, strings.Replace(down, "{name: v4, node: c,", "{name: v4, node: c, power: stopped,", 1))
+		a := orchestrator.Analyze(context.Background(), orchestrator.AnalyzeConfig{
+			Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store,
+		})
+		u, _ := checkOf(a, "update_plugin")
+		if !strings.Contains(u.Message, "answered on all 2 ready nodes") || !strings.HasSuffix(u.Message, "; not asked: c (down)") {
+			t.Errorf("update_plugin = %+v, want the answer of a and b and c named as not asked", u)
+		}
 	})
 }

@@ -93,7 +93,10 @@ func (e *Engine) rebootAlreadyIssued(rs *runState, name string, rec runs.NodeRec
 // knows it), else, only with policy.reboot_evidence=first_ready, nothing more.
 func (e *Engine) waitBack(ctx context.Context, rs *runState, name string) error {
 	timeout := rs.policy.RebootTimeout.D()
-	wctx, cancel := context.WithTimeout(ctx, e.clock.WallDuration(timeout))
+	// Counted from the reboot command, also across a restart; at least one poll,
+	// so that a node that came back while no process watched is seen.
+	left := max(e.timeLeft(rs, name, "reboot_timeout", e.rebootIssuedAt(rs, name), timeout), rs.policy.PollInterval.D())
+	wctx, cancel := context.WithTimeout(ctx, e.clock.WallDuration(left))
 	defer cancel()
 	before := rs.node(name).BootIDBefore
 	bootIDs := before != "" && e.cfg.Driver.Capabilities().BootID

@@ -35,6 +35,11 @@ type Run struct {
 	// StartedAt and FinishedAt are wall-clock times.
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// ClusterStartedAt and ClusterFinishedAt are the same moments on the cluster's
+	// clock, the one node phases, migrations and the journal use (the simulator's
+	// runs faster than the wall clock): durations of the run are taken from them.
+	ClusterStartedAt  time.Time `json:"cluster_started_at,omitzero"`
+	ClusterFinishedAt time.Time `json:"cluster_finished_at,omitzero"`
 	// Order is the node order of the run; node records follow it.
 	Order []string `json:"order"`
 	// Options is the policy the run was started with; a resumed run keeps it.
@@ -133,9 +138,12 @@ type Migration struct {
 	Seconds        float64 `json:"seconds"`
 	TransferredMiB float64 `json:"transferred_mib,omitempty"`
 	// DiskMiB is the part of TransferredMiB that was local disks (storage migration).
-	DiskMiB   float64   `json:"disk_mib,omitempty"`
-	OK        bool      `json:"ok"`
-	Error     string    `json:"error,omitempty"`
+	DiskMiB float64 `json:"disk_mib,omitempty"`
+	OK      bool    `json:"ok"`
+	Error   string  `json:"error,omitempty"`
+	// Aborted: the run cut the migration off (Ctrl-C, runs stop, a failure
+	// elsewhere): not a failed attempt of the migration.
+	Aborted   bool      `json:"aborted,omitempty"`
 	Attempt   int       `json:"attempt"`
 	StartedAt time.Time `json:"started_at"`
 }

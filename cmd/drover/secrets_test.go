@@ -194,8 +194,9 @@ cluster:
       - {name: kvm1, uri: "qemu+tcp://127.0.0.1:%d/system", ssh_address: "%s", boot_id_command: [cat, /proc/sys/kernel/random/boot_id]}
   updater: {kind: command, command: {scan: "true", install: "true"}}
 `, lvPassword, lvPort, sshd.addr))
-	run(nil, 0, "--config", "libvirt.yaml", "inventory", "--json")
-	run(nil, 0, "--config", "libvirt.yaml", "inventory")
+	// No node answers: inventory prints the table and the host's error, and exits 1.
+	run(nil, 1, "--config", "libvirt.yaml", "inventory", "--json")
+	run(nil, 1, "--config", "libvirt.yaml", "inventory")
 	// The only host is unreachable: no majority is up, so the run is refused before
 	// anything is written; its error must not carry the password either.
 	run(nil, 1, "--config", "libvirt.yaml", "apply", "--yes", "--json")

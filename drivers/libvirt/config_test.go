@@ -507,6 +507,13 @@ func TestDriver_PauseRejectsMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for i, n := range inv.Nodes {
+		// Why the host is down, for analyze to name: the socket that did not answer.
+		if !strings.Contains(n.Problem, "/nonexistent/"+n.Name) {
+			t.Errorf("node %s: problem %q does not name its socket", n.Name, n.Problem)
+		}
+		inv.Nodes[i].Problem = ""
+	}
 	want := []cluster.Node{{Name: "a", State: cluster.NodeDown}, {Name: "b", State: cluster.NodeDown, Paused: true}}
 	if !reflect.DeepEqual(inv.Nodes, want) {
 		t.Fatalf("nodes = %+v, want %+v", inv.Nodes, want)

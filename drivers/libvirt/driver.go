@@ -397,6 +397,7 @@ func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
 			n.State = cluster.NodeRebooting
 		case r.err != nil:
 			n.State = cluster.NodeDown
+			n.Problem = r.err.Error()
 			d.log.Warn("host unreachable", "node", h.Name, "error", r.err)
 		case n.Paused:
 			n.State = cluster.NodePaused

@@ -318,7 +318,7 @@ func checkDriver(ctx context.Context, cfg AnalyzeConfig) (cluster.Inventory, Che
 		return inv, c
 	}
 	if down := orchestrator.Unreachable(inv); len(down) > 0 && len(down) == len(inv.Nodes) {
-		c.Message = "no node answers: " + strings.Join(down, ", ") + " (the driver's warnings give each host's error)"
+		c.Message = "no node answers: " + strings.Join(down, ", ")
 		c.Remedy = "check that the hosts are up and reachable, and the driver's address and credentials"
 		return inv, c
 	}
@@ -352,6 +352,8 @@ func checkUpdater(ctx context.Context, u drivers.Updater, openErr error, inv clu
 		}
 	}
 	switch {
+	case asked == 0:
+		c.Status, c.Message, c.Remedy = notAsked(inv)
 	case len(errs) > 0:
 		c.Status = CheckFail
 		c.Message = fmt.Sprintf("the update plug-in failed on %d of %d nodes: %s", len(errs), asked, strings.Join(errs, "; "))
@@ -362,6 +364,9 @@ func checkUpdater(ctx context.Context, u drivers.Updater, openErr error, inv clu
 		c.Remedy = "nothing to do; policy.force patches and reboots anyway"
 	default:
 		c.Message = fmt.Sprintf("answered on all %d ready nodes: %d updates pending on %d nodes", asked, updates, nodes)
+	}
+	if down := orchestrator.Unreachable(inv); asked > 0 && len(down) > 0 {
+		c.Message += "; not asked: " + strings.Join(down, ", ")
 	}
 	return pending, c
 }
@@ -376,4 +381,15 @@ func checkPauseMarks(inv cluster.Inventory, cfg AnalyzeConfig) Check {
 		c.Remedy = "one drover per cluster: finish or resume the run named, or lift its pause on the platform if that run is gone"
 	}
 	return c
+}
+
+// notAsked is the update_plugin check when no node is ready to be asked: it fails,
+// naming the nodes and why they do not answer, instead of "answered on all 0 ready
+// nodes".
+func notAsked(inv cluster.Inventory) (CheckStatus, string, string) {
+	msg := "no node is ready, so the update plug-in was not asked"
+	if down := orchestrator.Unreachable(inv); len(down) > 0 {
+		msg += ": " + strings.Join(down, ", ")
+	}
+	return CheckFail, msg, "bring the nodes up, or fix the driver's access to them (see driver_reachable); then run analyze again"
 }

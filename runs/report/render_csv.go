@@ -49,7 +49,7 @@ func RenderCSV(w io.Writer, rep Report) error {
 		for _, list := range []struct {
 			record, state string
 			ms            []Migration
-		}{{"migration", "ok", n.Migrations}, {"migration_failed", "failed", n.FailedMigrations}} {
+		}{{"migration", "ok", n.Migrations}, {"migration_failed", "failed", n.FailedMigrations}, {"migration_aborted", "aborted", n.AbortedMigrations}} {
 			for _, m := range list.ms {
 				r := base(list.record, n.Name)
 				r["item"], r["state"], r["from"], r["to"], r["kind"] = m.VM, list.state, m.From, m.To, m.Kind

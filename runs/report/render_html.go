@@ -18,13 +18,17 @@ func RenderHTML(w io.Writer, rep Report) error {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
-	"times": Times,
-	"dur":   humanSeconds,
-	"stamp": stamp,
-	"note":  nodeNote,
-	"mib":   func(f float64) string { return fmt.Sprintf("%.0f", f) },
-	"ratio": func(f float64) string { return fmt.Sprintf("%.2f", f) },
-	"lanes": timelineHTML,
+	"times":       Times,
+	"count":       Count,
+	"durations":   durations,
+	"clusterSpan": clusterSpan,
+	"dur":         humanSeconds,
+	"aborted":     Aborted,
+	"stamp":       stamp,
+	"note":        nodeNote,
+	"mib":         func(f float64) string { return fmt.Sprintf("%.0f", f) },
+	"ratio":       func(f float64) string { return fmt.Sprintf("%.2f", f) },
+	"lanes":       timelineHTML,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -67,14 +71,17 @@ dd { margin: 0; }
 <dt>State</dt><dd><span class="state {{.State}}">{{.State}}</span></dd>
 <dt>Started</dt><dd>{{stamp .StartedAt}}</dd>
 {{- if not .FinishedAt.IsZero}}
-<dt>Finished</dt><dd>{{stamp .FinishedAt}} ({{dur .Summary.Seconds}} of wall time)</dd>
+<dt>Finished</dt><dd>{{stamp .FinishedAt}} ({{durations .}})</dd>
+{{- end}}
+{{- if not .ClusterStartedAt.IsZero}}
+<dt>Cluster clock</dt><dd>{{clusterSpan .}}</dd>
 {{- end}}
 {{- if .Resumes}}
 <dt>Resumed</dt><dd>{{times .Resumes}}</dd>
 {{- end}}
 <dt>Nodes</dt><dd>{{.Summary.NodesDone}} done, {{.Summary.NodesFailed}} failed, {{.Summary.NodesSkipped}} skipped of {{.Summary.Nodes}}</dd>
 <dt>Updates</dt><dd>{{.Summary.UpdatesInstalled}} installed, {{.Summary.UpdatesFailed}} failed</dd>
-<dt>Migrations</dt><dd>{{.Summary.Migrations}} ({{.Summary.FailedMigrations}} failed attempts), {{.Summary.VMsMoved}} VMs moved, {{ratio .Summary.MigrationsPerVM}} per VM, {{mib .Summary.TransferredMiB}} MiB</dd>
+<dt>Migrations</dt><dd>{{.Summary.Migrations}} ({{count .Summary.FailedMigrations "failed attempt" "failed attempts"}}{{aborted .Summary.AbortedMigrations}}), {{count .Summary.VMsMoved "VM" "VMs"}} moved, {{count .Summary.MovedMoreThanOnce "VM" "VMs"}} moved more than once, {{ratio .Summary.MigrationsPerVM}} drain moves per VM, {{mib .Summary.TransferredMiB}} MiB</dd>
 </dl>
 {{lanes .}}
 {{- if .Error}}
@@ -85,6 +92,9 @@ dd { margin: 0; }
 {{- end}}
 {{- range .Summary.LeftPaused}}
 <div class="warn">Node {{.}} is left paused.</div>
+{{- end}}
+{{- range .Summary.VMsAway}}
+<div class="warn">{{.String}}.</div>
 {{- end}}
 
 <h2>Nodes</h2>
@@ -107,11 +117,12 @@ dd { margin: 0; }
 {{- range .FailedUpdates}}<tr><td>{{.Name}}</td><td>{{.Version}}</td><td>failed: {{.Error}}</td></tr>{{end}}
 </table>
 {{- end}}
-{{- if or .Migrations .FailedMigrations}}
+{{- if or .Migrations .FailedMigrations .AbortedMigrations}}
 <h3>Migrations</h3>
 <table><tr><th>VM</th><th>From</th><th>To</th><th>Kind</th><th>Time</th><th>MiB</th><th>Result</th></tr>
 {{- range .Migrations}}<tr><td>{{.VM}}</td><td>{{.From}}</td><td>{{.To}}</td><td>{{.Kind}}</td><td class="num">{{dur .Seconds}}</td><td class="num">{{mib .TransferredMiB}}</td><td>ok</td></tr>{{end}}
 {{- range .FailedMigrations}}<tr><td>{{.VM}}</td><td>{{.From}}</td><td>{{.To}}</td><td>{{.Kind}}</td><td class="num">{{dur .Seconds}}</td><td class="num">{{mib .TransferredMiB}}</td><td>failed (attempt {{.Attempt}}): {{.Error}}</td></tr>{{end}}
+{{- range .AbortedMigrations}}<tr><td>{{.VM}}</td><td>{{.From}}</td><td>{{.To}}</td><td>{{.Kind}}</td><td class="num">{{dur .Seconds}}</td><td class="num">{{mib .TransferredMiB}}</td><td>aborted by the run (not a failed attempt)</td></tr>{{end}}
 </table>
 {{- end}}
 {{- if .Phases}}

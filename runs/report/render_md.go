@@ -15,7 +15,10 @@ func RenderMarkdown(w io.Writer, rep Report) error {
 	fmt.Fprintf(&b, "| | |\n|---|---|\n")
 	fmt.Fprintf(&b, "| Cluster | %s |\n| State | **%s** |\n| Started | %s |\n", mdText(rep.Cluster), mdText(rep.State), stamp(rep.StartedAt))
 	if !rep.FinishedAt.IsZero() {
-		fmt.Fprintf(&b, "| Finished | %s |\n| Duration | %s of wall time |\n", stamp(rep.FinishedAt), humanSeconds(sm.Seconds))
+		fmt.Fprintf(&b, "| Finished | %s |\n| Duration | %s |\n", stamp(rep.FinishedAt), durations(rep))
+	}
+	if !rep.ClusterStartedAt.IsZero() {
+		fmt.Fprintf(&b, "| Cluster clock | %s |\n", clusterSpan(rep))
 	}
 	if rep.Resumes > 0 {
 		fmt.Fprintf(&b, "| Resumed | %s |\n", Times(rep.Resumes))
@@ -25,13 +28,16 @@ func RenderMarkdown(w io.Writer, rep Report) error {
 	}
 	fmt.Fprintf(&b, "| Nodes | %d done, %d failed, %d skipped of %d |\n", sm.NodesDone, sm.NodesFailed, sm.NodesSkipped, sm.Nodes)
 	fmt.Fprintf(&b, "| Updates | %d installed, %d failed |\n", sm.UpdatesInstalled, sm.UpdatesFailed)
-	fmt.Fprintf(&b, "| Migrations | %d (%s), %s moved, %.2f per VM, %.0f MiB |\n", sm.Migrations, Count(sm.FailedMigrations, "failed attempt", "failed attempts"), Count(sm.VMsMoved, "VM", "VMs"), sm.MigrationsPerVM, sm.TransferredMiB)
+	fmt.Fprintf(&b, "| Migrations | %d (%s%s), %s moved, %s moved more than once, %.2f drain moves per VM, %.0f MiB |\n", sm.Migrations, Count(sm.FailedMigrations, "failed attempt", "failed attempts"), Aborted(sm.AbortedMigrations), Count(sm.VMsMoved, "VM", "VMs"), Count(sm.MovedMoreThanOnce, "VM", "VMs"), sm.MigrationsPerVM, sm.TransferredMiB)
 	b.WriteString("\n")
 	for _, v := range sm.VMsLeftRunning {
 		fmt.Fprintf(&b, "> **Warning:** vm %s was left running through its node's reboot.\n\n", mdText(v))
 	}
 	for _, n := range sm.LeftPaused {
 		fmt.Fprintf(&b, "> **Warning:** node %s is left paused.\n\n", mdText(n))
+	}
+	for _, a := range sm.VMsAway {
+		fmt.Fprintf(&b, "> **Warning:** %s.\n\n", mdText(a.String()))
 	}
 	b.WriteString("## Nodes\n\n| Node | State | Updates | Migrations | Time | Note |\n|---|---|---|---|---|---|\n")
 	for _, n := range rep.Nodes {
@@ -52,13 +58,16 @@ func RenderMarkdown(w io.Writer, rep Report) error {
 				fmt.Fprintf(&b, "| %s | %s | failed: %s |\n", mdText(u.Name), mdText(u.Version), mdText(u.Error))
 			}
 		}
-		if len(n.Migrations)+len(n.FailedMigrations) > 0 {
+		if len(n.Migrations)+len(n.FailedMigrations)+len(n.AbortedMigrations) > 0 {
 			b.WriteString("\n### Migrations\n\n| VM | From | To | Kind | Time | MiB | Result |\n|---|---|---|---|---|---|---|\n")
 			for _, m := range n.Migrations {
 				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f | ok |\n", mdText(m.VM), mdText(m.From), mdText(m.To), mdText(m.Kind), humanSeconds(m.Seconds), m.TransferredMiB)
 			}
 			for _, m := range n.FailedMigrations {
 				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f | failed (attempt %d): %s |\n", mdText(m.VM), mdText(m.From), mdText(m.To), mdText(m.Kind), humanSeconds(m.Seconds), m.TransferredMiB, m.Attempt, mdText(m.Error))
+			}
+			for _, m := range n.AbortedMigrations {
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f | aborted by the run (not a failed attempt) |\n", mdText(m.VM), mdText(m.From), mdText(m.To), mdText(m.Kind), humanSeconds(m.Seconds), m.TransferredMiB)
 			}
 		}
 		if len(n.Phases) > 0 {

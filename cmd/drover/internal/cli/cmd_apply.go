@@ -324,17 +324,20 @@ func printReport(w io.Writer, rep report.Report) {
 			state, note = "skipped", "not started: the run "+rep.State+" before this node's turn"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d installed, %d failed\t%d (%s)\t%.0fs\t%s\n",
-			n.Name, state, n.UpdatesInstalled, n.UpdatesFailed, len(n.Migrations), report.Count(len(n.FailedMigrations), "failed attempt", "failed attempts"), n.Seconds, note)
+			n.Name, state, n.UpdatesInstalled, n.UpdatesFailed, len(n.Migrations), report.Count(len(n.FailedMigrations), "failed attempt", "failed attempts")+report.Aborted(len(n.AbortedMigrations)), n.Seconds, note)
 	}
 	tw.Flush()
 	sm := rep.Summary
-	fmt.Fprintf(w, "%d/%s done, %d failed, %d skipped; %s installed; %s (%.2f per VM moved), %.0f MiB moved\n",
-		sm.NodesDone, report.Count(sm.Nodes, "node", "nodes"), sm.NodesFailed, sm.NodesSkipped, report.Count(sm.UpdatesInstalled, "update", "updates"), report.Count(sm.Migrations, "migration", "migrations"), sm.MigrationsPerVM, sm.TransferredMiB)
+	fmt.Fprintf(w, "%d/%s done, %d failed, %d skipped; %s installed; %s, %s moved more than once (%.2f drain moves per VM), %.0f MiB moved\n",
+		sm.NodesDone, report.Count(sm.Nodes, "node", "nodes"), sm.NodesFailed, sm.NodesSkipped, report.Count(sm.UpdatesInstalled, "update", "updates"), report.Count(sm.Migrations, "migration", "migrations"), report.Count(sm.MovedMoreThanOnce, "VM", "VMs"), sm.MigrationsPerVM, sm.TransferredMiB)
 	for _, v := range sm.VMsLeftRunning {
 		fmt.Fprintf(w, "WARNING: vm %s was left running through its node's reboot (policy.non_migratable=skip)\n", v)
 	}
 	for _, n := range sm.LeftPaused {
 		fmt.Fprintf(w, "WARNING: node %s is left paused\n", n)
+	}
+	for _, a := range sm.VMsAway {
+		fmt.Fprintf(w, "WARNING: %s\n", a)
 	}
 }
 

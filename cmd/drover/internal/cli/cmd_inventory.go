@@ -41,7 +41,8 @@ func NewCmdInventory(f *Factory, runF func(context.Context, *InventoryOptions) e
 With --json: {"nodes":[{"name","state","vms":[{"name","memory_mib","power",...}],...}]}.
 A node's state is up (ready, accepts placements), paused, rebooting or down.
 
-Exit status: 0 success, 1 the driver failed, 2 a usage or config error.`,
+Exit status: 0 success, 1 the driver failed or no node answers, 2 a usage or
+config error. A node that does not answer is down, with the driver's error.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -80,7 +81,10 @@ func inventoryRun(ctx context.Context, opts *InventoryOptions) error {
 	}
 	out := opts.f.IO.Out
 	if opts.JSON {
-		return printJSON(out, map[string]any{"cluster": s.cfg.Cluster.Name, "nodes": nodes})
+		if err := printJSON(out, map[string]any{"cluster": s.cfg.Cluster.Name, "nodes": nodes}); err != nil {
+			return err
+		}
+		return noNodeAnswers(s.cfg.Cluster.Name, inv)
 	}
 	tw := tabwriter.NewWriter(report.SafeWriter(out), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tMEMORY\tCPUS\tVMS\tMEMORY USED\tRUNNING")
@@ -94,9 +98,43 @@ func inventoryRun(ctx context.Context, opts *InventoryOptions) error {
 			}
 		}
 		sort.Strings(running)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", n.Name, n.State, mib(n.MemoryMiB), n.CPUs, len(n.VMs), mib(used), strings.Join(running, " "))
+		memory, cpus, usedS := mib(n.MemoryMiB), fmt.Sprint(n.CPUs), mib(used)
+		if n.State == cluster.NodeDown && n.MemoryMiB == 0 {
+			memory, cpus, usedS = "?", "?", "?" // not "0 MiB": a node that does not answer does not say
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.Name, n.State, memory, cpus, len(n.VMs), usedS, strings.Join(running, " "))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	w := report.SafeWriter(out)
+	for _, n := range nodes {
+		if n.State == cluster.NodeDown {
+			fmt.Fprintf(w, "WARNING: node %s does not answer: %s\n", n.Name, orUnknown(n.Problem))
+		}
+	}
+	return noNodeAnswers(s.cfg.Cluster.Name, inv)
+}
+
+func orUnknown(problem string) string {
+	if problem == "" {
+		return "the driver does not say why"
+	}
+	return problem
+}
+
+// noNodeAnswers is the runtime error of an inventory none of whose nodes answers:
+// the table alone, with exit 0, would look like an empty but healthy cluster.
+func noNodeAnswers(name string, inv cluster.Inventory) error {
+	for _, n := range inv.Nodes {
+		if n.State != cluster.NodeDown {
+			return nil
+		}
+	}
+	if len(inv.Nodes) == 0 {
+		return nil
+	}
+	return failedErr(fmt.Errorf("no node of cluster %s answers: check that the hosts are up and reachable, and the driver's addresses and credentials", name))
 }
 
 // mib formats a size in MiB for people.

@@ -113,6 +113,8 @@ func (d *display) Observe(ev orchestrator.Event) {
 		if v != nil {
 			v.moved++
 		}
+	case orchestrator.EventMigrationAborted:
+		delete(d.flights, ev.VM)
 	case orchestrator.EventMigrationFailed:
 		delete(d.flights, ev.VM)
 		if v != nil {
@@ -145,6 +147,8 @@ func (d *display) plainLine(ev orchestrator.Event) {
 		line = fmt.Sprintf("migrated %s %s -> %s in %.1fs", ev.VM, ev.From, ev.To, ev.Seconds)
 	case orchestrator.EventMigrationFailed:
 		line = fmt.Sprintf("migration of %s %s -> %s failed: %s", ev.VM, ev.From, ev.To, ev.Message)
+	case orchestrator.EventMigrationAborted:
+		line = fmt.Sprintf("migration of %s %s -> %s aborted by the run; %s stays on %s", ev.VM, ev.From, ev.To, ev.VM, ev.From)
 	case orchestrator.EventWarning, orchestrator.EventApprovalNeeded:
 		line = "WARNING: " + ev.Message
 		if ev.Kind == orchestrator.EventApprovalNeeded {

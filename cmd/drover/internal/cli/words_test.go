@@ -109,7 +109,7 @@ func TestWords_ReportSaysThingsOnce(t *testing.T) {
 	var b bytes.Buffer
 	printReport(&b, rep)
 	out := b.String()
-	for _, w := range []string{"Run r1 on cluster c: stopped by the operator\n", "1/1 node done", "1 update installed", "1 migration (", "0 (0 failed attempts)", "CLUSTER TIME"} {
+	for _, w := range []string{"Run r1 on cluster c: stopped by the operator\n", "1/1 node done", "1 update installed", "1 migration, 0 VMs moved more than once", "0 (0 failed attempts)", "CLUSTER TIME"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("report lacks %q:\n%s", w, out)
 		}

@@ -112,7 +112,7 @@
       }
     };
     ["run_started", "run_resumed", "run_finished", "node_state", "migration_started", "migration_progress",
-      "migration_done", "migration_failed", "updates_installed", "warning", "approval_needed", "waiting", "lagged"].forEach(function (k) {
+      "migration_done", "migration_failed", "migration_aborted", "updates_installed", "warning", "approval_needed", "waiting", "lagged"].forEach(function (k) {
       es.addEventListener(k, function (m) {
         var ev;
         try { ev = JSON.parse(m.data); } catch (e) { return; }
@@ -158,6 +158,10 @@
       case "migration_done":
         delete this.migs[ev.vm];
         text = "migrated " + ev.vm + " " + (ev.from || "") + " → " + (ev.to || "") + (ev.seconds ? " in " + human(ev.seconds) : "");
+        break;
+      case "migration_aborted":
+        delete this.migs[ev.vm];
+        text = "migration of " + ev.vm + " aborted by the run; it stays on " + (ev.from || "its node");
         break;
       case "migration_failed":
         delete this.migs[ev.vm];
