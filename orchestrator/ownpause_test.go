@@ -77,7 +77,7 @@ func TestAnalyze_NoNodeAnswers(t *testing.T) {
 		}
 		// Nothing claims an answer from nodes that were not asked.
 		for _, c := range a.Checks {
-			if c.Status == orchestrator.CheckPass && strings.Contains(c.Message, "answered on all 0") {
+			if c.Status == readiness.CheckPass && strings.Contains(c.Message, "answered on all 0") {
 				t.Errorf("check %s passes with %q", c.Name, c.Message)
 			}
 		}
@@ -90,7 +90,7 @@ func TestAnalyze_SomeNodesDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		down := strings.Replace(small, "{name: c, memory_mib: 32768, cpus: 16,", "{name: c, memory_mib: 32768, cpus: 16, down: true,", 1)
 		h := newHarness(t, strings.Replace(down, "{name: v4, node: c,", "{name: v4, node: c, power: stopped,", 1))
-		a := orchestrator.Analyze(context.Background(), orchestrator.AnalyzeConfig{
+		a := readiness.Analyze(context.Background(), readiness.AnalyzeConfig{
 			Cluster: "test", Policy: testPolicy(nil), Driver: h.drv, Updater: h.drv, Store: h.store,
 		})
 		u, _ := checkOf(a, "update_plugin")
