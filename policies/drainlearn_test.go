@@ -36,8 +36,8 @@ func TestLearnLinks(t *testing.T) {
 		// Order is by time, not by position.
 		{name: "taken-oldest-first", samples: []LinkSample{sample(2, 1, 100), sample(1, 1, 50)}, wantStream: 75, wantNIC: 150},
 		{
-			name:    "garbage-ignored",
-			samples: []LinkSample{sample(1, 1, 50), {From: "src", To: "dst", MiB: 100, Seconds: 0, Streams: 1}, {From: "src", To: "dst", MiB: -5, Seconds: 1, Streams: 1}, {From: "src", To: "dst", MiB: 5, Seconds: 1}},
+			name:       "garbage-ignored",
+			samples:    []LinkSample{sample(1, 1, 50), {From: "src", To: "dst", MiB: 100, Seconds: 0, Streams: 1}, {From: "src", To: "dst", MiB: -5, Seconds: 1, Streams: 1}, {From: "src", To: "dst", MiB: 5, Seconds: 1}},
 			wantStream: 50, wantNIC: 100,
 		},
 	}
