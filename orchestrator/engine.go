@@ -393,7 +393,7 @@ func (e *Engine) claim(runID string) (*runState, bool, error) {
 		policy:   p,
 		order:    run.Order,
 		stop:     e.stopChan(runID),
-		limiter:  newLimiter(p.DrainOptions()),
+		limiter:  newLimiter(p.DrainOptions(), e.linkHistory()),
 		nodes:    map[string]runs.NodeRecord{},
 		machines: map[string]*nodeMachine{},
 	}
@@ -541,6 +541,30 @@ func (e *Engine) finish(rs *runState, event string, runErr error) (runs.Run, err
 	return final, nil
 }
 
+// linkHistory is the link samples of the cluster's past migrations (the state
+// file's timings); none when they cannot be read: the scheduler then starts as it
+// would on a new cluster.
+func (e *Engine) linkHistory() []policies.LinkSample {
+	ts, err := e.cfg.Store.Timings(e.cfg.Cluster)
+	if err != nil {
+		e.log.Warn("past migration timings unreadable, the drain scheduler starts without them", "error", err)
+		return nil
+	}
+	return LinkSamples(ts)
+}
+
+// LinkSamples reads the link samples out of timings: the migrations recorded with
+// their target and concurrency.
+func LinkSamples(ts []runs.Timing) []policies.LinkSample {
+	var out []policies.LinkSample
+	for _, t := range ts {
+		if t.Kind == "migration" && t.To != "" && t.Streams > 0 && t.MiB > 0 && t.Seconds > 0 {
+			out = append(out, policies.LinkSample{From: t.Node, To: t.To, MiB: t.MiB, Seconds: t.Seconds, Streams: t.Streams, At: t.At})
+		}
+	}
+	return out
+}
+
 // timingsOf extracts the measurements of a run for future estimates.
 func timingsOf(rs *runState) []runs.Timing {
 	rs.mu.Lock()
@@ -569,7 +593,7 @@ func timingsOf(rs *runState) []runs.Timing {
 		}
 		for _, m := range rec.Migrations {
 			if m.OK && m.Seconds > 0 {
-				out = append(out, runs.Timing{Node: m.From, Kind: "migration", Seconds: m.Seconds, MiB: m.TransferredMiB, At: m.StartedAt})
+				out = append(out, runs.Timing{Node: m.From, To: m.To, Streams: m.Streams, Kind: "migration", Seconds: m.Seconds, MiB: m.TransferredMiB, At: m.StartedAt})
 			}
 		}
 	}

@@ -158,28 +158,19 @@ type NodeInputs struct {
 // stream rate also fills a stream cap nobody reported. Dirty rates come with the
 // VMs (measured when the platform reports them).
 func DrainInputs(inv cluster.Inventory, learned map[string]LearnedLink) (map[string]Link, []NodeInputs) {
-	links := LinksOf(inv)
+	links := MergeLearned(LinksOf(inv), learned)
 	perNode := map[string]*NodeInputs{}
 	out := make([]NodeInputs, 0, len(inv.Nodes))
 	for _, n := range inv.Nodes {
-		in := NodeInputs{Node: n.Name, LinkSource: SourceAssumed}
-		l := links[n.Name]
-		ll, ok := learned[n.Name]
+		in := NodeInputs{Node: n.Name, LinkSource: SourceAssumed, Link: links[n.Name]}
 		switch {
-		case l.NICMiBs > 0:
+		case n.NICMbps > 0 && n.NICSource == string(SourceConfigured):
+			in.LinkSource = SourceConfigured
+		case n.NICMbps > 0:
 			in.LinkSource = SourceMeasured
-			if n.NICSource == string(SourceConfigured) {
-				in.LinkSource = SourceConfigured
-			}
-			if l.StreamMiBs <= 0 && ok && ll.StreamMiBs > 0 {
-				l.StreamMiBs = min(ll.StreamMiBs, l.NICMiBs)
-			}
-		case ok && ll.NICMiBs > 0:
-			l = ll.Link
+		case in.Link.NICMiBs > 0:
 			in.LinkSource = SourceLearned
 		}
-		links[n.Name] = l
-		in.Link = l
 		out = append(out, in)
 	}
 	for i := range out {
@@ -209,4 +200,28 @@ func DrainInputs(inv cluster.Inventory, learned map[string]LearnedLink) (map[str
 	}
 	slices.SortFunc(out, func(a, b NodeInputs) int { return cmp.Compare(a.Node, b.Node) })
 	return links, out
+}
+
+// MergeLearned is reported with what was learned: a node whose NIC is reported (by
+// the platform or the config) keeps it, a learned stream rate filling its unknown
+// stream cap (never above the NIC); a node whose NIC is unknown takes the learned
+// link. The maps are not changed.
+func MergeLearned(reported map[string]Link, learned map[string]LearnedLink) map[string]Link {
+	out := make(map[string]Link, len(reported)+len(learned))
+	for n, l := range reported {
+		out[n] = l
+	}
+	for n, ll := range learned {
+		l := out[n]
+		switch {
+		case l.NICMiBs > 0:
+			if l.StreamMiBs <= 0 && ll.StreamMiBs > 0 {
+				l.StreamMiBs = min(ll.StreamMiBs, l.NICMiBs)
+			}
+		case ll.NICMiBs > 0:
+			l = ll.Link
+		}
+		out[n] = l
+	}
+	return out
 }
