@@ -47,7 +47,7 @@ FUZZ_TARGETS := \
 	./policies:FuzzNewWindow ./policies:FuzzParseHoursWindow \
 	./drivers/sim:FuzzParseCluster ./drivers/sim:FuzzServer_Bodies \
 	./drivers/libvirt:FuzzParseURI ./drivers/libvirt:FuzzParseDomainXML \
-	./drivers/libvirt:FuzzDomainDisks \
+	./drivers/libvirt:FuzzDomainDisks ./drivers/libvirt:FuzzDirtyRate \
 	./drivers/updaters:FuzzParseAptUpgradable \
 	./cmd/drover/internal/server:FuzzDecodeStart \
 	./cmd/drover/internal/config:FuzzLoad ./drivers/sim:FuzzDriver_Answers \
