@@ -7,6 +7,7 @@ import (
 
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/policies"
+	"github.com/droverhq/drover/runs/report"
 )
 
 // printSchedulerInputs writes the drain scheduler's inputs per node and the source
@@ -22,7 +23,7 @@ func printSchedulerInputs(w io.Writer, p *orchestrator.RunPlan) {
 	for _, in := range p.SchedulerInputs {
 		dirty := "-"
 		if in.VMs > 0 {
-			dirty = fmt.Sprintf("%s (%d of %d VMs measured)", in.DirtySource, in.DirtyVMs, in.VMs)
+			dirty = fmt.Sprintf("%s (%d measured of %s)", in.DirtySource, in.DirtyVMs, report.Count(in.VMs, "VM", "VMs"))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.Node, in.LinkSource, mibs(in.Link.NICMiBs), mibs(in.Link.StreamMiBs), dirty)
 	}

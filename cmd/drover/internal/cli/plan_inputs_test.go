@@ -20,10 +20,10 @@ func TestPrintSchedulerInputs(t *testing.T) {
 	var out bytes.Buffer
 	printSchedulerInputs(&out, p)
 	for _, re := range []string{
-		`(?m)^a +measured +1192 +358 +measured \(2 of 2 VMs measured\)$`,
-		`(?m)^b +configured +95 +- +assumed \(0 of 1 VMs measured\)$`,
+		`(?m)^a +measured +1192 +358 +measured \(2 measured of 2 VMs\)$`,
+		`(?m)^b +configured +95 +- +assumed \(0 measured of 1 VM\)$`,
 		`(?m)^c +learned +150 +50 +-$`,
-		`(?m)^d +assumed +- +- +measured\+assumed \(1 of 2 VMs measured\)$`,
+		`(?m)^d +assumed +- +- +measured\+assumed \(1 measured of 2 VMs\)$`,
 		`runs 2 migrations per node there until it learns them`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out.String()) {
