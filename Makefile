@@ -10,7 +10,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 # deadline exceeded" when a time budget ends mid-input (golang/go#75804), so CI counts.
 FUZZTIME    ?= 10s
 
-.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt clean dashboard-shots e2e-proxmox e2e-hyperv e2e-vsphere
+.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt lab-bench clean dashboard-shots e2e-proxmox e2e-hyperv e2e-vsphere
 
 all: build
 
@@ -47,7 +47,7 @@ FUZZ_TARGETS := \
 	./policies:FuzzNewWindow ./policies:FuzzParseHoursWindow \
 	./drivers/sim:FuzzParseCluster ./drivers/sim:FuzzServer_Bodies \
 	./drivers/libvirt:FuzzParseURI ./drivers/libvirt:FuzzParseDomainXML \
-	./drivers/libvirt:FuzzDomainDisks \
+	./drivers/libvirt:FuzzDomainDisks ./drivers/libvirt:FuzzDirtyRate \
 	./drivers/updaters:FuzzParseAptUpgradable \
 	./cmd/drover/internal/server:FuzzDecodeStart \
 	./cmd/drover/internal/config:FuzzLoad ./drivers/sim:FuzzDriver_Answers \
@@ -83,6 +83,16 @@ chaos: build
 e2e-libvirt: build
 	./drivers/libvirt/lab/lab.sh deps
 	DROVER_LIBVIRT_LAB=1 DROVER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v -run '^TestLab' ./drivers/libvirt/
+
+## lab-bench: the lab where scheduling matters (root, Debian 12): hostA's link shaped to
+## 200 Mbit/s, four light guests and two dirtying 14 MiB/s, drained with serial, fixed-2,
+## fixed-8 and drover (BENCH_RUNS runs each, default 2); one line per strategy
+BENCH_RUNS ?= 2
+lab-bench: build
+	./drivers/libvirt/lab/lab.sh deps
+	@mkdir -p bin; rc=0; DROVER_LIBVIRT_LAB=1 BENCH_RUNS=$(BENCH_RUNS) DROVER_BIN=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -timeout 40m -v -run '^TestBenchLabDrain$$' ./drivers/libvirt/ >bin/lab-bench.log 2>&1 || rc=$$?; \
+		grep -E '^lab-bench:|run [0-9]+ |^(--- |FAIL|ok)' bin/lab-bench.log; echo "(full log: bin/lab-bench.log)"; exit $$rc
 
 ## dashboard-shots: screenshots (1440x900 PNG) of the web dashboard during a run of the
 ## demo cluster, in headless chromium, into SHOTS_DIR; prints one path per line (~1 min)

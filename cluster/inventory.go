@@ -58,6 +58,9 @@ type Node struct {
 	NICMbps float64 `json:"nic_mbps,omitempty"`
 	// StreamMbps caps one migration stream from or to this node (0 = unknown).
 	StreamMbps float64 `json:"stream_mbps,omitempty"`
+	// NICSource says where NICMbps comes from when not from the platform:
+	// "configured" (the driver's config). Empty: reported by the platform.
+	NICSource string `json:"nic_source,omitempty"`
 	// PausedBy is the owner mark of the pause (drivers.PauseMark of the run that paused
 	// it); "" when the node is not paused, was paused without a mark, or the platform
 	// cannot hold one.
@@ -94,6 +97,9 @@ type VM struct {
 	Networks         []Network `json:"networks,omitempty"`
 	// DirtyMiBs is the page-dirtying rate in MiB/s when the platform knows it (0 = unknown).
 	DirtyMiBs float64 `json:"dirty_mib_s,omitempty"`
+	// DirtySource is "measured" when the platform measured DirtyMiBs (0 included);
+	// empty: a rate above 0 is the platform's, 0 is unknown.
+	DirtySource string `json:"dirty_source,omitempty"`
 	// PreferredNode is the node the VM prefers to run on (policy failback).
 	PreferredNode string `json:"preferred_node,omitempty"`
 	// MigratingTo is the target of a live migration in flight, "" when none.

@@ -403,7 +403,7 @@ func (e *Engine) claim(runID string) (*runState, bool, error) {
 		policy:   p,
 		order:    run.Order,
 		stop:     e.stopChan(runID),
-		limiter:  newLimiter(p.DrainOptions()),
+		limiter:  newLimiter(p.DrainOptions(), e.linkHistory()),
 		nodes:    map[string]runs.NodeRecord{},
 		machines: map[string]*nodeMachine{},
 	}
@@ -580,7 +580,7 @@ func timingsOf(rs *runState) []runs.Timing {
 		}
 		for _, m := range rec.Migrations {
 			if m.OK && m.Seconds > 0 {
-				out = append(out, runs.Timing{Node: m.From, Kind: "migration", Seconds: m.Seconds, MiB: m.TransferredMiB, At: m.StartedAt})
+				out = append(out, runs.Timing{Node: m.From, To: m.To, Streams: m.Streams, Kind: "migration", Seconds: m.Seconds, MiB: m.TransferredMiB, At: m.StartedAt})
 			}
 		}
 	}

@@ -49,8 +49,13 @@ func (p Policy) DrainOptions() policies.DrainOptions {
 type limiter struct {
 	opts policies.DrainOptions
 
-	mu      sync.Mutex
-	links   map[string]policies.Link
+	mu sync.Mutex
+	// links are the scheduler's: reported merged with what samples taught.
+	links map[string]policies.Link
+	// reported are the links the inventory reports (platform or config).
+	reported map[string]policies.Link
+	// samples are the migrations of past runs and of this one, as measured.
+	samples []policies.LinkSample
 	flights map[string]*flight // by VM
 	// claimed nodes take no migration: they are about to enter maintenance.
 	claimed map[string]bool
@@ -64,10 +69,17 @@ type flight struct {
 	at          time.Time
 	elapsed     time.Duration
 	transferred float64
+	// streams is the most flights through its source or target at once while it
+	// ran, itself included.
+	streams int
 }
 
-func newLimiter(opts policies.DrainOptions) *limiter {
-	return &limiter{opts: opts, links: map[string]policies.Link{}, flights: map[string]*flight{}, claimed: map[string]bool{}, changed: make(chan struct{})}
+// newLimiter starts a board that knows the link samples of past runs (history).
+func newLimiter(opts policies.DrainOptions, history []policies.LinkSample) *limiter {
+	l := &limiter{opts: opts, links: map[string]policies.Link{}, reported: map[string]policies.Link{},
+		samples: history, flights: map[string]*flight{}, claimed: map[string]bool{}, changed: make(chan struct{})}
+	l.links = policies.MergeLearned(l.reported, policies.LearnLinks(l.samples))
+	return l
 }
 
 // setLinks records the nodes' links from a fresh inventory.
@@ -75,8 +87,41 @@ func (l *limiter) setLinks(links map[string]policies.Link) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for k, v := range links {
-		l.links[k] = v
+		l.reported[k] = v
 	}
+	l.links = policies.MergeLearned(l.reported, policies.LearnLinks(l.samples))
+}
+
+// countStreams updates every flight's peak of concurrent flights through its ends.
+func (l *limiter) countStreams() {
+	through := map[string]int{}
+	for _, fl := range l.flights {
+		through[fl.f.From]++
+		through[fl.f.To]++
+	}
+	for _, fl := range l.flights {
+		fl.streams = max(fl.streams, through[fl.f.From], through[fl.f.To])
+	}
+}
+
+// done forgets vm's migration, which completed having moved mib in seconds (the
+// job's own time): a sample of its link that the next decisions use (a drain
+// adapts as its migrations complete). It returns the most streams that shared the
+// migration's ends, for the record; 0 when vm was not on the board.
+func (l *limiter) done(vm string, mib, seconds float64, at time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fl, ok := l.flights[vm]
+	if !ok {
+		return 0
+	}
+	delete(l.flights, vm)
+	if mib > 0 && seconds > 0 {
+		l.samples = append(l.samples, policies.LinkSample{From: fl.f.From, To: fl.f.To, MiB: mib, Seconds: seconds, Streams: fl.streams, At: at})
+		l.links = policies.MergeLearned(l.reported, policies.LearnLinks(l.samples))
+	}
+	l.notify()
+	return fl.streams
 }
 
 func (l *limiter) hasLinks() bool {
@@ -105,6 +150,7 @@ func (l *limiter) decide(now time.Time, jobs []policies.DrainJob, targets polici
 			at: now,
 		}
 	}
+	l.countStreams()
 	return dec, l.changed
 }
 
@@ -114,6 +160,7 @@ func (l *limiter) join(now time.Time, vm cluster.VM, from, to string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.flights[vm.Name] = &flight{f: policies.Flight{VM: vm.Name, From: from, To: to, MemoryMiB: vm.MemoryMiB, DirtyMiBs: vm.DirtyMiBs, DiskMiB: vm.LocalDiskMiB(), Setup: true}, at: now}
+	l.countStreams()
 }
 
 // progress records a progress report of vm's migration: its remaining amount and

@@ -36,7 +36,7 @@ func TestLimiter_NoLostWakeup(t *testing.T) {
 	}
 	t.Run("claim", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := newLimiter(policies.DrainOptions{Mode: policies.DrainFixed, MaxParallel: 1, MaxPerNode: 1})
+			l := newLimiter(policies.DrainOptions{Mode: policies.DrainFixed, MaxParallel: 1, MaxPerNode: 1}, nil)
 			l.join(time.Now(), vm, "a", "b")
 			clear, changed := l.claim("b")
 			if clear {
@@ -53,7 +53,7 @@ func TestLimiter_NoLostWakeup(t *testing.T) {
 	})
 	t.Run("decide", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			l := newLimiter(policies.DrainOptions{Mode: policies.DrainFixed, MaxParallel: 1, MaxPerNode: 1})
+			l := newLimiter(policies.DrainOptions{Mode: policies.DrainFixed, MaxParallel: 1, MaxPerNode: 1}, nil)
 			l.join(time.Now(), vm, "a", "b")
 			other := vm
 			other.Name = "w"

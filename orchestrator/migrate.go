@@ -35,6 +35,8 @@ type migResult struct {
 	// timedOut: cancelled by policy.migration_timeout; where the VM ended is what
 	// the platform says (the cancel can lose the race with completion).
 	timedOut bool
+	// streams is the most migrations through its ends at once (limiter.done).
+	streams int
 }
 
 // chooser picks targets for jobs without a fixed one.
@@ -179,7 +181,17 @@ func (e *Engine) migrate(ctx context.Context, rs *runState, node string, jobs []
 		select {
 		case r := <-results:
 			delete(cancels, r.job.vm.Name)
-			rs.limiter.release(r.job.vm.Name)
+			if r.err == nil && !r.res.AlreadyThere {
+				// A storage migration's time is mostly its disk copy, another
+				// use of the link: it teaches nothing about memory streams.
+				mib := r.res.TransferredMiB
+				if r.res.DiskMiB > 0 {
+					mib = 0
+				}
+				r.streams = rs.limiter.done(r.job.vm.Name, mib, r.res.Duration.Seconds(), r.started)
+			} else {
+				rs.limiter.release(r.job.vm.Name)
+			}
 			if r.err != nil && migCtx.Err() != nil && (errors.Is(r.err, context.Canceled) || errors.Is(r.err, context.DeadlineExceeded)) {
 				undo(r.job, r.to)
 				aborted = append(aborted, r)
@@ -427,7 +439,7 @@ func (e *Engine) outcomeOf(node string, r migResult) migrationOutcome {
 		VM: r.job.vm.Name, From: r.job.from, To: r.to, Kind: r.job.kind,
 		OK: r.err == nil, Attempt: r.job.attempt + 1, StartedAt: r.started,
 		Aborted:        r.err != nil && errors.Is(r.err, context.Canceled),
-		TransferredMiB: r.res.TransferredMiB, DiskMiB: r.res.DiskMiB,
+		TransferredMiB: r.res.TransferredMiB, DiskMiB: r.res.DiskMiB, Streams: r.streams,
 	}
 	m.Seconds = r.res.Duration.Seconds()
 	if m.Seconds == 0 {

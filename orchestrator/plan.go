@@ -26,6 +26,9 @@ type RunPlan struct {
 	// MeasuredTimings counts the measurements of earlier runs that refined the
 	// estimates (0: the model's defaults only).
 	MeasuredTimings int `json:"measured_timings"`
+	// SchedulerInputs are the drain scheduler's inputs per node and where each
+	// comes from (measured, learned, configured, assumed).
+	SchedulerInputs []policies.NodeInputs `json:"scheduler_inputs,omitempty"`
 }
 
 // Node returns the plan of node name.
@@ -69,6 +72,7 @@ func (e *Engine) withPlan(prep Prepared) (Prepared, error) {
 func buildRunPlan(prep Prepared, timings []runs.Timing, now time.Time) (*RunPlan, error) {
 	pt, n := PlanTimings(timings)
 	rp := &RunPlan{At: now, MeasuredTimings: n}
+	_, rp.SchedulerInputs = policies.DrainInputs(prep.inv, policies.LearnLinks(LinkSamples(timings)))
 	var nodes []string
 	for _, r := range prep.Records {
 		if r.State == NodeSkipped {

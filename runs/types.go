@@ -139,8 +139,11 @@ type Migration struct {
 	TransferredMiB float64 `json:"transferred_mib,omitempty"`
 	// DiskMiB is the part of TransferredMiB that was local disks (storage migration).
 	DiskMiB float64 `json:"disk_mib,omitempty"`
-	OK      bool    `json:"ok"`
-	Error   string  `json:"error,omitempty"`
+	// Streams is the most migrations that ran at once through From or To while
+	// this one ran, itself included (0: not known).
+	Streams int    `json:"streams,omitempty"`
+	OK      bool   `json:"ok"`
+	Error   string `json:"error,omitempty"`
 	// Aborted: the run cut the migration off (Ctrl-C, runs stop, a failure
 	// elsewhere): not a failed attempt of the migration.
 	Aborted   bool      `json:"aborted,omitempty"`
@@ -235,4 +238,9 @@ type Timing struct {
 	Seconds float64   `json:"seconds"`
 	MiB     float64   `json:"mib,omitempty"`
 	At      time.Time `json:"at"`
+	// To and Streams, for a migration: its target and the most migrations that ran
+	// at once through its source or target (the drain scheduler learns links from
+	// them).
+	To      string `json:"to,omitempty"`
+	Streams int    `json:"streams,omitempty"`
 }

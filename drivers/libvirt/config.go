@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -48,6 +49,12 @@ type Config struct {
 	PollInterval time.Duration `mapstructure:"poll_interval"`
 	// CommandTimeout bounds the reboot, ready and boot id commands (default 5m).
 	CommandTimeout time.Duration `mapstructure:"command_timeout"`
+	// DirtyRate: each inventory reads every running domain's page-dirtying rate
+	// from libvirt's dirty-rate calculation (libvirt >= 7.2) and starts the next
+	// one, for the drain scheduler. Default true; false skips both.
+	DirtyRate bool `mapstructure:"dirty_rate"`
+	// DirtyRateSeconds is how long one calculation samples (default 1, 1-60).
+	DirtyRateSeconds int `mapstructure:"dirty_rate_seconds"`
 }
 
 // HostConfig is one libvirtd host.
@@ -77,6 +84,10 @@ type HostConfig struct {
 	// SSHAddress is where the host's commands go when the ssh section is set
 	// (host or host:port). Default: the host of URI/PeerURI.
 	SSHAddress string `mapstructure:"ssh_address"`
+	// NICMbps is the bandwidth of the host's migration network in Mbit/s, shared by
+	// every migration into and out of it (libvirt does not report it). 0: unknown,
+	// the drain scheduler learns it from the migrations it runs.
+	NICMbps float64 `mapstructure:"nic_mbps"`
 }
 
 // NewConfig returns the defaults.
@@ -88,6 +99,8 @@ func NewConfig() *Config {
 		MigrationTimeout: 10 * time.Minute,
 		PollInterval:     500 * time.Millisecond,
 		CommandTimeout:   5 * time.Minute,
+		DirtyRate:        true,
+		DirtyRateSeconds: 1,
 	}
 }
 
@@ -133,6 +146,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, drivers.Fieldf(d.field, "use a positive duration such as 30s", "must be positive, got %s", d.v))
 		}
 	}
+	if c.DirtyRate && (c.DirtyRateSeconds < 1 || c.DirtyRateSeconds > 60) {
+		errs = append(errs, drivers.Fieldf("dirty_rate_seconds", "use 1 to 60 seconds (default 1), or set dirty_rate: false", "must be between 1 and 60, got %d", c.DirtyRateSeconds))
+	}
 	return errors.Join(errs...)
 }
 
@@ -170,6 +186,9 @@ func (h HostConfig) validate(ssh bool) error {
 		if len(c.argv) > 0 && strings.TrimSpace(c.argv[0]) == "" {
 			errs = append(errs, drivers.Fieldf(c.field, "give the command as a list: [program, arg, ...]", "empty program name"))
 		}
+	}
+	if h.NICMbps < 0 || h.NICMbps > 10_000_000 || math.IsNaN(h.NICMbps) {
+		errs = append(errs, drivers.Fieldf("nic_mbps", "give the migration network's speed in Mbit/s, e.g. 10000, or 0 (unknown: learned)", "must be between 0 and 10000000, got %v", h.NICMbps))
 	}
 	if ssh && h.SSHAddress == "" && peerHost == "" && u.Host == "" {
 		errs = append(errs, drivers.Fieldf("ssh_address", "set ssh_address: commands run over SSH and the URIs name no host", "required"))

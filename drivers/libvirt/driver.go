@@ -305,6 +305,9 @@ type domainInstance struct {
 	info      domainInfo
 	infoErr   error
 	disks     []cluster.Disk
+	// dirtyMiBs is the measured dirty rate when dirtyKnown (dirtyrate.go).
+	dirtyMiBs  float64
+	dirtyKnown bool
 }
 
 // incoming reports whether this instance is the destination side of a migration.
@@ -404,6 +407,9 @@ func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
 		default:
 			n.State = cluster.NodeUp
 		}
+		if h.NICMbps > 0 {
+			n.NICMbps, n.NICSource = h.NICMbps, "configured"
+		}
 		if r.err == nil {
 			n.MemoryMiB = int64(r.memKiB / 1024)
 			n.CPUs = r.cpus
@@ -431,6 +437,7 @@ func (d *Driver) queryHost(ctx context.Context, h *hostState) hostReport {
 		if err != nil {
 			return fmt.Errorf("list domains: %w", err)
 		}
+		var running []golibvirt.Domain
 		for _, dom := range doms {
 			inst, err := d.readDomain(lv, h.Name, dom)
 			if golibvirt.IsNotFound(err) {
@@ -440,6 +447,15 @@ func (d *Driver) queryHost(ctx context.Context, h *hostState) hostReport {
 				return err
 			}
 			r.domains = append(r.domains, inst)
+			if inst.state == golibvirt.DomainRunning && !inst.jobActive {
+				running = append(running, dom)
+			}
+		}
+		if d.cfg.DirtyRate {
+			rates := dirtyRates(lv, running, d.cfg.DirtyRateSeconds)
+			for i := range r.domains {
+				r.domains[i].dirtyMiBs, r.domains[i].dirtyKnown = rates[r.domains[i].name]
+			}
 		}
 		return nil
 	})
@@ -557,6 +573,9 @@ func (d *Driver) mergeDomains(all []domainInstance) []cluster.VM {
 		vm.AntiAffinityHard = best.info.AntiAffinityHard
 		vm.PreferredNode = best.info.PreferredNode
 		vm.Disks = best.disks
+		if best.dirtyKnown {
+			vm.DirtyMiBs, vm.DirtySource = best.dirtyMiBs, "measured"
+		}
 		vms = append(vms, vm)
 	}
 	return vms

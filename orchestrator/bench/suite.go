@@ -21,6 +21,10 @@ type Row struct {
 	RunSeconds             float64 `json:"run_seconds"`
 	MigrationsPerVM        float64 `json:"migrations_per_vm"`
 	LowerBoundDrainSeconds float64 `json:"lower_bound_drain_seconds"`
+	// LowerBoundRunSeconds is the whole run's lower bound (RunLowerBound) and
+	// RunVsBound the run's time over it.
+	LowerBoundRunSeconds float64 `json:"lower_bound_run_seconds"`
+	RunVsBound           float64 `json:"run_vs_lower_bound"`
 
 	// DrainedNodes is the drained batch (the run's first node, or its first
 	// nodes when several are patched at once).
@@ -47,8 +51,10 @@ type Row struct {
 	// time, for scenarios that patch several at once (what parallel nodes gain).
 	RunSecondsOneNode      float64 `json:"run_seconds_one_node_at_a_time,omitempty"`
 	MigrationsPerVMOneNode float64 `json:"migrations_per_vm_one_node_at_a_time,omitempty"`
-	// Bound is the lower bound's terms.
+	// Bound is the drain's lower bound's terms.
 	Bound Bound `json:"lower_bound"`
+	// RunBound is the whole run's lower bound's terms.
+	RunBound RunBound `json:"lower_bound_run"`
 	// WallSeconds is the wall time this simulation took.
 	WallSeconds float64 `json:"wall_seconds"`
 }
@@ -94,6 +100,7 @@ func RunRow(sc Scenario, st Strategy) (Row, error) {
 		return Row{}, err
 	}
 	b := LowerBound(inv, sc.Cluster.Model, out.DrainedNodes)
+	rb := ScenarioRunBound(sc, inv)
 	vms := 0
 	perNode := map[string]int{}
 	for _, v := range inv.VMs {
@@ -131,6 +138,10 @@ func RunRow(sc Scenario, st Strategy) (Row, error) {
 		BytesMoved: mib(out.RunMiB), Migrations: out.Migrations, FailedMigrations: out.FailedMigrations,
 		NodesFailed: out.NodesFailed, Rejections: out.Rejections, PeakPerNode: out.PeakPerNode,
 		ParallelNodes: out.MaxParallelNodes, Nodes: len(inv.Nodes), VMs: vms, Bound: b.rounded(),
+		LowerBoundRunSeconds: round(rb.Seconds), RunBound: rb.rounded(),
+	}
+	if rb.Converges && rb.Seconds > 0 {
+		row.RunVsBound = round3(out.RunSeconds / rb.Seconds)
 	}
 	if sc.ParallelNodes > 1 {
 		one := sc

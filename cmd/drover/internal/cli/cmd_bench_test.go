@@ -46,7 +46,7 @@ func TestBench_JSON(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, r := range got.Scenarios {
-		for _, key := range []string{"name", "strategy", "drain_seconds", "run_seconds", "migrations_per_vm", "lower_bound_drain_seconds"} {
+		for _, key := range []string{"name", "strategy", "drain_seconds", "run_seconds", "migrations_per_vm", "lower_bound_drain_seconds", "lower_bound_run_seconds"} {
 			if _, ok := r[key]; !ok {
 				t.Errorf("row %v lacks %q", r["name"], key)
 			}
@@ -58,6 +58,11 @@ func TestBench_JSON(t *testing.T) {
 		lb, _ := r["lower_bound_drain_seconds"].(json.Number).Float64()
 		if drain <= 0 || lb <= 0 || drain < lb-0.05 {
 			t.Errorf("%s/%s: drain %v s, lower bound %v s", name, strategy, drain, lb)
+		}
+		run, _ := r["run_seconds"].(json.Number).Float64()
+		rlb, _ := r["lower_bound_run_seconds"].(json.Number).Float64()
+		if rlb <= 0 || run < rlb-0.05 {
+			t.Errorf("%s/%s: run %v s, whole-run lower bound %v s", name, strategy, run, rlb)
 		}
 	}
 	for _, sc := range bench.ScenarioNames() {
@@ -77,7 +82,7 @@ func TestBench_Command(t *testing.T) {
 		out  []string
 	}{
 		{name: "table-and-goals", args: []string{"--scenarios", "links-1g", "--plan-nodes", "20"}, out: []string{
-			"links-1g: 8 nodes, 96 VMs", "strategy", "drover faster", "per-source-1", "Goals:",
+			"links-1g: 8 nodes, 96 VMs", "whole run: lower bound", "strategy", "drover faster", "per-source-1", "Goals:",
 			"links-1g: drain within 10% of the lower bound", "plan of 20 nodes / 600 VMs"}},
 		{name: "unknown-scenario", args: []string{"--scenarios", "nope"}, code: ExitUsage},
 		{name: "zero-seed", args: []string{"--seed", "0"}, code: ExitUsage},

@@ -173,6 +173,7 @@ func printPlan(w io.Writer, cluster string, p *orchestrator.RunPlan) error {
 			fmt.Fprintf(w, "  warning: %s\n", x)
 		}
 	}
+	printSchedulerInputs(w, p)
 	fmt.Fprintf(w, "\n%s, %s moved more than once, %s blocked, ETA %s of cluster time\n", report.Count(p.Migrations, "migration", "migrations"), report.Count(p.MovedMoreThanOnce, "VM", "VMs"), report.Count(p.Blocked, "node", "nodes"), roundDur(p.ETA))
 	for _, x := range p.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", x)
