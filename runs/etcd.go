@@ -30,6 +30,9 @@ var ErrNotLeader = errors.New("this replica is not the leader: it does not write
 type Fence struct {
 	Key       string
 	CreateRev int64
+	// Valid, when set, is asked before each commit: false (the replica's lease is
+	// past its deadline by the local clock) refuses the write without asking etcd.
+	Valid func() bool
 }
 
 // EtcdOptions for OpenEtcd.
@@ -148,6 +151,10 @@ func (b *etcdBackend) attempt(ctx context.Context, fence *Fence, fn func(kvTx) e
 	}
 	if len(tx.writes) == 0 && len(tx.delPrefixes) == 0 {
 		return true, nil
+	}
+	if fence != nil && fence.Valid != nil && !fence.Valid() {
+		b.rejected.Add(1)
+		return false, ErrDeposed
 	}
 	var cmps []clientv3.Cmp
 	if fence != nil {
