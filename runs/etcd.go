@@ -35,6 +35,9 @@ type Fence struct {
 	Valid func() bool
 }
 
+// AuditKey (under the prefix) is rewritten by every fenced write with its fence.
+const AuditKey = "/ha/audit"
+
 // EtcdOptions for OpenEtcd.
 type EtcdOptions struct {
 	// Fenced: every write needs a fence (SetFence); without one it is ErrNotLeader.
@@ -178,6 +181,12 @@ func (b *etcdBackend) attempt(ctx context.Context, fence *Fence, fn func(kvTx) e
 		} else {
 			ops = append(ops, clientv3.OpPut(k, string(w.val)))
 		}
+	}
+	if fence != nil {
+		// The audit key names the fence of every committed write, in the same
+		// transaction: anyone can check from etcd's history that each write was
+		// made by the leader of that moment (the HA end-to-end test does).
+		ops = append(ops, clientv3.OpPut(b.prefix+AuditKey, fmt.Sprintf(`{"fence_key":%q,"fence_rev":%d}`, fence.Key, fence.CreateRev)))
 	}
 	resp, err := b.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {

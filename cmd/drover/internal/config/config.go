@@ -44,6 +44,9 @@ type Config struct {
 	// Server is the daemon's HTTP API; Webhooks its notifications.
 	Server   Server    `mapstructure:"server"`
 	Webhooks []Webhook `mapstructure:"webhooks"`
+	// HA keeps the run store in etcd and elects one leader among the replicas of
+	// `drover serve` (ha.go); nil: the bbolt state file.
+	HA *HA `mapstructure:"ha"`
 	// Extra holds top-level sections other commands own (server, schedule, ...),
 	// validated by them.
 	Extra map[string]any `mapstructure:",remain"`
