@@ -414,3 +414,37 @@ func (t *etcdTx) nextSeq(b bucket) (uint64, error) {
 	n++
 	return n, t.write(t.markerKey(b), write{val: []byte(strconv.FormatUint(n, 10))})
 }
+
+func (t *etcdTx) buckets(b bucket) ([]string, error) {
+	p := t.markerKey(b) + "/"
+	g, err := t.b.cli.Get(t.ctx, p, clientv3.WithPrefix(), clientv3.WithRev(t.rev), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, fmt.Errorf("etcd: read under %s: %w", t.b.prefix, err)
+	}
+	var out []string
+	for _, kv := range g.Kvs {
+		rest := string(kv.Key)[len(p):]
+		if strings.Contains(rest, "/") {
+			continue
+		}
+		if name, err := url.PathUnescape(rest); err == nil {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+func (t *etcdTx) sequence(b bucket) (uint64, error) {
+	v, err := t.read(t.markerKey(b))
+	if err != nil {
+		return 0, err
+	}
+	if v == nil {
+		return 0, ErrNotFound
+	}
+	return strconv.ParseUint(string(v), 10, 64)
+}
+
+func (t *etcdTx) setSequence(b bucket, n uint64) error {
+	return t.write(t.markerKey(b), write{val: []byte(strconv.FormatUint(n, 10))})
+}

@@ -28,6 +28,11 @@ type kvTx interface {
 	deleteBucket(b bucket) error
 	// nextSeq returns b's next sequence number (1, 2, ...).
 	nextSeq(b bucket) (uint64, error)
+	// buckets lists the names of the buckets nested in b (top-level ones for nil).
+	buckets(b bucket) ([]string, error)
+	// sequence and setSequence read and set b's sequence (export and import).
+	sequence(b bucket) (uint64, error)
+	setSequence(b bucket, n uint64) error
 }
 
 // backend runs transactions over a kvTx. update commits when fn returns nil.

@@ -132,3 +132,41 @@ func (t boltTx) nextSeq(b bucket) (uint64, error) {
 
 // clone keeps a bbolt value beyond its transaction.
 func clone(v []byte) []byte { return bytes.Clone(v) }
+
+func (t boltTx) buckets(b bucket) ([]string, error) {
+	var out []string
+	if len(b) == 0 {
+		err := t.tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			out = append(out, string(name))
+			return nil
+		})
+		return out, err
+	}
+	bb := t.bucket(b)
+	if bb == nil {
+		return nil, nil
+	}
+	err := bb.ForEach(func(k, v []byte) error {
+		if v == nil {
+			out = append(out, string(k))
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (t boltTx) sequence(b bucket) (uint64, error) {
+	bb := t.bucket(b)
+	if bb == nil {
+		return 0, ErrNotFound
+	}
+	return bb.Sequence(), nil
+}
+
+func (t boltTx) setSequence(b bucket, n uint64) error {
+	bb := t.bucket(b)
+	if bb == nil {
+		return ErrNotFound
+	}
+	return bb.SetSequence(n)
+}

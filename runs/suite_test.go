@@ -30,6 +30,7 @@ var storeSuite = []struct {
 	{"open-intents-index", suiteOpenIntentsIndex},
 	{"crash-after", suiteCrashAfter},
 	{"quarantine", suiteQuarantine},
+	{"export-import", suiteExportImport},
 }
 
 func TestStoreSuite(t *testing.T) {
