@@ -163,9 +163,13 @@ func TestServe_HA(t *testing.T) {
 	runID := started.ID
 
 	var takeovers []time.Duration
+	midRun := 0
 	measure := func(old string, stopped time.Time) string {
 		t.Helper()
 		prev, _ := h.runReport(runID)
+		if !runs.State(prev.State).Terminal() {
+			midRun++
+		}
 		var next string
 		waitFor(t, "a new leader after "+old, 3*haTTL, func() bool { var ok bool; next, ok = h.leader(old); return ok })
 		// The run is resumed when its resume count grows (or it already ended).
@@ -175,7 +179,7 @@ func TestServe_HA(t *testing.T) {
 		})
 		d := time.Since(stopped)
 		takeovers = append(takeovers, d)
-		t.Logf("leader %s lost, %s took over and resumed the run after %s", old, next, d.Round(time.Millisecond))
+		t.Logf("leader %s lost, %s took over and resumed the run after %s (run %s before)", old, next, d.Round(time.Millisecond), prev.State)
 		return next
 	}
 	steps := make([]string, 0, kills+freezes)
@@ -283,8 +287,8 @@ func TestServe_HA(t *testing.T) {
 	line := fmt.Sprintf("ha: %d leader kills, %d freezes, %d takeovers, %d lost VMs, %d double migrations, %d double reboots, %d nodes left paused, %d writes by a deposed leader (of %d fenced writes audited), actions by a deposed leader not counted (the simulator does not record its caller)",
 		kills, freezes, len(takeovers), len(f.LostVMs), len(f.DoubleMigrations), len(f.DoubleReboots), len(f.LeftPaused), deposedWrites, audited)
 	fmt.Println(line)
-	fmt.Printf("ha: takeover (leader lost -> run resumed by another replica): median %s, worst %s, limit 2 x lease_ttl = %s\n",
-		median.Round(time.Millisecond), worst.Round(time.Millisecond), 2*haTTL)
+	fmt.Printf("ha: takeover (leader lost -> run resumed by another replica): median %s, worst %s, limit 2 x lease_ttl = %s; %d of %d takeovers during the run\n",
+		median.Round(time.Millisecond), worst.Round(time.Millisecond), 2*haTTL, midRun, len(takeovers))
 	if deposedWrites != 0 {
 		t.Errorf("%d writes committed by a replica that was not the leader", deposedWrites)
 	}
