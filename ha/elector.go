@@ -206,6 +206,8 @@ func (e *Elector) Campaign(ctx context.Context) error {
 	e.mu.Unlock()
 	e.cfg.Store.SetFence(&runs.Fence{Key: e.elec.Key(), CreateRev: e.elec.Rev(), Valid: e.IsLeader})
 	if err := e.recordTerm(ctx); err != nil {
+		// Elected but unable to write: give the lease up so another replica leads.
+		e.lose(err)
 		return err
 	}
 	e.log.Info("elected leader", "leadership_key", e.elec.Key(), "revision", e.elec.Rev())

@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +109,30 @@ func TestElector_TakeoverAfterLeaderDies(t *testing.T) {
 	}
 	if _, err := join(t, c, "b"); !errors.Is(err, ErrDuplicateReplica) {
 		t.Errorf("a second live replica named b: %v, want ErrDuplicateReplica", err)
+	}
+}
+
+// TestElector_EtcdLostStopsTheLeader: when etcd goes away mid-run, the leader
+// notices within its lease, says why, no longer counts as leader, and writes nothing.
+func TestElector_EtcdLostStopsTheLeader(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a, err := join(t, c, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.el.Campaign(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.StopMember(0)
+	select {
+	case <-a.el.Lost():
+	case <-time.After(2 * testTTL):
+		t.Fatalf("etcd gone for %s, the leader did not notice", 2*testTTL)
+	}
+	if a.el.IsLeader() || a.el.Err() == nil || !strings.Contains(a.el.Err().Error(), "lease") {
+		t.Errorf("after losing etcd: leader %v, reason %v; want not leader and a reason naming the lease", a.el.IsLeader(), a.el.Err())
+	}
+	if err := write(a.store, "after-etcd-lost"); !errors.Is(err, runs.ErrNotLeader) {
+		t.Errorf("write after losing etcd = %v, want ErrNotLeader (refused before reaching etcd)", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -238,12 +239,29 @@ func TestServe_HA(t *testing.T) {
 		rep, ok := h.runReport(runID)
 		return ok && runs.State(rep.State).Terminal()
 	})
+	if last, ok := h.leader(""); ok {
+		req, _ := http.NewRequest(http.MethodGet, h.live[last].url+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+e2eViewer)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		_, _ = io.Copy(&sb, resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{"drover_ha_is_leader 1", "drover_ha_replicas 3", fmt.Sprintf("drover_ha_takeovers %d", len(takeovers))} {
+			if !strings.Contains(sb.String(), want+"\n") {
+				t.Errorf("metrics of leader %s lack %q", last, want)
+			}
+		}
+	}
 	for name, d := range h.live {
 		if err := d.proc.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		if code, err := d.proc.Wait(30 * time.Second); err != nil || code != 0 {
-			t.Errorf("replica %s after SIGTERM: exit %d, %v", name, code, err)
+			log := readFile(h.logs[name][len(h.logs[name])-1])
+			t.Errorf("replica %s after SIGTERM: exit %d, %v; log tail:\n%s", name, code, err, log[max(0, len(log)-3000):])
 		}
 	}
 

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/droverhq/drover/ha"
 )
 
@@ -80,4 +82,50 @@ func (s *Server) leadThenStart(ctx context.Context) {
 	}
 	s.log.Info("this replica leads: resuming interrupted runs and starting the schedules")
 	s.startWork(ctx)
+}
+
+// haCollector exports the election's state at each scrape (one read of etcd).
+type haCollector struct{ s *Server }
+
+var (
+	haLeaderDesc    = prometheus.NewDesc("drover_ha_is_leader", "1 while this replica is the leader (runs the clusters), 0 on a follower.", nil, nil)
+	haReplicasDesc  = prometheus.NewDesc("drover_ha_replicas", "Replicas registered in etcd (with a live lease).", nil, nil)
+	haTermDesc      = prometheus.NewDesc("drover_ha_term", "The current leadership term (one per election won).", nil, nil)
+	haTakeoverDesc  = prometheus.NewDesc("drover_ha_takeovers", "Leadership terms after the first: takeovers by another replica.", nil, nil)
+	haLeaseDesc     = prometheus.NewDesc("drover_ha_lease_expiry_timestamp_seconds", "When this replica's etcd lease ends unless renewed (Unix time, local clock).", nil, nil)
+	haFencedDesc    = prometheus.NewDesc("drover_ha_fenced_writes_total", "Writes of this replica that etcd accepted under its leadership fence.", nil, nil)
+	haRefusedDesc   = prometheus.NewDesc("drover_ha_refused_writes_total", "Writes of this replica refused because its leadership fence was stale (it had been deposed).", nil, nil)
+	haReachableDesc = prometheus.NewDesc("drover_ha_etcd_reachable", "1 when the scrape could read the election from etcd.", nil, nil)
+)
+
+func (c *haCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{haLeaderDesc, haReplicasDesc, haTermDesc, haTakeoverDesc, haLeaseDesc, haFencedDesc, haRefusedDesc, haReachableDesc} {
+		ch <- d
+	}
+}
+
+func (c *haCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.s.cfg.HA == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := c.s.cfg.HA.Status(ctx)
+	reachable, leader := 0.0, 0.0
+	if err == nil {
+		reachable = 1
+	}
+	if st.IsLeader {
+		leader = 1
+	}
+	ch <- prometheus.MustNewConstMetric(haReachableDesc, prometheus.GaugeValue, reachable)
+	ch <- prometheus.MustNewConstMetric(haLeaderDesc, prometheus.GaugeValue, leader)
+	ch <- prometheus.MustNewConstMetric(haLeaseDesc, prometheus.GaugeValue, float64(st.LeaseExpiry.UnixMilli())/1000)
+	ch <- prometheus.MustNewConstMetric(haFencedDesc, prometheus.CounterValue, float64(st.FencedWrites))
+	ch <- prometheus.MustNewConstMetric(haRefusedDesc, prometheus.CounterValue, float64(st.RefusedWrites))
+	if err == nil {
+		ch <- prometheus.MustNewConstMetric(haReplicasDesc, prometheus.GaugeValue, float64(len(st.Replicas)))
+		ch <- prometheus.MustNewConstMetric(haTermDesc, prometheus.GaugeValue, float64(st.Term))
+		ch <- prometheus.MustNewConstMetric(haTakeoverDesc, prometheus.GaugeValue, float64(st.Takeovers))
+	}
 }
