@@ -54,19 +54,25 @@ const (
 	MaxLeaseTTL = 5 * time.Minute
 )
 
+// unset: no key of the section is set (the defaults are all empty).
+func (h HA) unset() bool {
+	return len(h.Etcd.Endpoints) == 0 && h.Etcd.Prefix == "" && h.Etcd.TLS == (HATLS{}) && h.Etcd.Username == "" &&
+		h.Etcd.PasswordEnv == "" && h.LeaseTTL == 0 && h.Replica == ""
+}
+
 var replicaName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // HAConfig validates the ha section (nil when there is none) and fills its
 // defaults; getenv reads the password (os.Getenv when nil). Paths resolve against
 // the config's folder.
 func (c *Config) HAConfig(getenv func(string) string) (*HA, error) {
-	if c.HA == nil {
+	if c.HA.unset() {
 		return nil, nil
 	}
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	h := *c.HA
+	h := c.HA
 	h.Etcd.Endpoints = append([]string(nil), h.Etcd.Endpoints...)
 	var errs []error
 	if len(h.Etcd.Endpoints) == 0 {
