@@ -206,6 +206,9 @@ func (e *Elector) Campaign(ctx context.Context) error {
 	e.mu.Unlock()
 	e.cfg.Store.SetFence(&runs.Fence{Key: e.elec.Key(), CreateRev: e.elec.Rev(), Valid: e.IsLeader})
 	if err := e.recordTerm(ctx); err != nil {
+		if ctx.Err() != nil {
+			return err // shutting down: Close resigns
+		}
 		// Elected but unable to write: give the lease up so another replica leads.
 		e.lose(err)
 		return err
