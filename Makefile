@@ -10,7 +10,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 # deadline exceeded" when a time budget ends mid-input (golang/go#75804), so CI counts.
 FUZZTIME    ?= 10s
 
-.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt lab-bench clean dashboard-shots e2e-proxmox e2e-hyperv e2e-vsphere
+.PHONY: all build test race demo lint bench fuzz chaos e2e-libvirt lab-bench clean dashboard-shots e2e-proxmox e2e-hyperv e2e-vsphere e2e-ha
 
 all: build
 
@@ -122,6 +122,17 @@ e2e-hyperv: build
 e2e-vsphere: build
 	$(GO) build -o bin/drover-vcsim ./cmd/drover-vcsim
 	DROVER_VSPHERE_E2E=1 DROVER_BIN=$(CURDIR)/$(BIN) DROVER_VCSIM_BIN=$(CURDIR)/bin/drover-vcsim $(GO) test -count=1 -timeout 15m -v -run '^TestE2E' ./drivers/vsphere/
+
+## e2e-ha: drover serve highly available: 3 embedded etcd members, 3 replicas (ha:) and
+## drover sim serve; a run started through the API; the leader killed with kill -9
+## HA_KILLS times and frozen with SIGSTOP past its lease HA_FREEZES times, one etcd member
+## stopped. Prints the counts and the takeover times (median, worst). (~4 min)
+HA_KILLS ?= 20
+HA_FREEZES ?= 3
+HA_TIME_SCALE ?= 3
+e2e-ha:
+	DROVER_HA_E2E=1 DROVER_HA_KILLS=$(HA_KILLS) DROVER_HA_FREEZES=$(HA_FREEZES) DROVER_HA_TIME_SCALE=$(HA_TIME_SCALE) \
+		$(GO) test -count=1 -timeout 25m -v -run '^TestServe_HA$$' ./cmd/drover/
 
 clean:
 	rm -rf bin

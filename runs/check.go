@@ -15,20 +15,16 @@ import (
 
 // bucketQuarantine holds run records that could not be read, moved aside so that
 // every other run goes on: key = the record's key, value = its bytes as found.
-var bucketQuarantine = []byte("quarantine")
+const bucketQuarantine = "quarantine"
 
 // corruptRuns lists the keys of run records that do not decode, or name another
 // run than their key.
-func corruptRuns(tx *bolt.Tx) [][]byte {
-	var bad [][]byte
-	b := tx.Bucket(bucketRuns)
-	if b == nil {
-		return nil
-	}
-	_ = b.ForEach(func(k, v []byte) error {
+func corruptRuns(kv kvTx) []string {
+	var bad []string
+	_ = kv.forEach(bk(bucketRuns), func(k string, v []byte) error {
 		var r Run
-		if err := json.Unmarshal(v, &r); err != nil || r.ID != string(k) {
-			bad = append(bad, bytes.Clone(k))
+		if err := json.Unmarshal(v, &r); err != nil || r.ID != k {
+			bad = append(bad, k)
 		}
 		return nil
 	})
@@ -41,21 +37,24 @@ func corruptRuns(tx *bolt.Tx) [][]byte {
 func (s *Store) Quarantine() ([]string, error) {
 	var moved []string
 	err := guard(s.path, func() error {
-		return s.db.Update(func(tx *bolt.Tx) error {
-			bad := corruptRuns(tx)
+		return s.be.update(func(kv kvTx) error {
+			moved = nil
+			bad := corruptRuns(kv)
 			if len(bad) == 0 {
 				return nil
 			}
-			q, err := tx.CreateBucketIfNotExists(bucketQuarantine)
-			if err != nil {
+			if err := kv.createBucket(bk(bucketQuarantine), false); err != nil {
 				return err
 			}
-			runsB := tx.Bucket(bucketRuns)
 			for _, k := range bad {
-				if err := q.Put(k, bytes.Clone(runsB.Get(k))); err != nil {
+				v, err := kv.get(bk(bucketRuns), k)
+				if err != nil {
 					return err
 				}
-				if err := runsB.Delete(k); err != nil {
+				if err := kv.put(bk(bucketQuarantine), k, clone(v)); err != nil {
+					return err
+				}
+				if err := kv.del(bk(bucketRuns), k); err != nil {
 					return err
 				}
 				moved = append(moved, fmt.Sprintf("%q", k))
@@ -70,12 +69,8 @@ func (s *Store) Quarantine() ([]string, error) {
 func (s *Store) Quarantined() ([]string, error) {
 	var out []string
 	err := guard(s.path, func() error {
-		return s.db.View(func(tx *bolt.Tx) error {
-			q := tx.Bucket(bucketQuarantine)
-			if q == nil {
-				return nil
-			}
-			return q.ForEach(func(k, _ []byte) error {
+		return s.be.view(func(kv kvTx) error {
+			return kv.forEach(bk(bucketQuarantine), func(k string, _ []byte) error {
 				out = append(out, fmt.Sprintf("%q", k))
 				return nil
 			})
@@ -135,15 +130,15 @@ func Check(path string) (CheckReport, error) {
 			for e := range tx.Check() {
 				rep.Problems = append(rep.Problems, e.Error())
 			}
-			if tx.Bucket(bucketRuns) == nil {
+			if tx.Bucket([]byte(bucketRuns)) == nil {
 				rep.Damaged = "no runs bucket: not a Drover state file"
 				return nil
 			}
-			for _, k := range corruptRuns(tx) {
+			for _, k := range corruptRuns(boltTx{tx}) {
 				rep.Corrupt = append(rep.Corrupt, fmt.Sprintf("%q", k))
 			}
-			rep.Runs = tx.Bucket(bucketRuns).Stats().KeyN - len(rep.Corrupt)
-			if q := tx.Bucket(bucketQuarantine); q != nil {
+			rep.Runs = tx.Bucket([]byte(bucketRuns)).Stats().KeyN - len(rep.Corrupt)
+			if q := tx.Bucket([]byte(bucketQuarantine)); q != nil {
 				_ = q.ForEach(func(k, _ []byte) error {
 					rep.Quarantined = append(rep.Quarantined, fmt.Sprintf("%q", k))
 					return nil
@@ -212,14 +207,7 @@ func Repair(path string, now time.Time) (RepairReport, error) {
 		}
 		src.Close()
 	}
-	if err := dst.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRuns, bucketNodes, bucketJournal, bucketLocks, bucketTimings, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(bucketMeta).Put([]byte("schema"), []byte(schemaVersion))
-	}); err != nil {
+	if err := dst.Update(func(tx *bolt.Tx) error { return initSchema(boltTx{tx}) }); err != nil {
 		cleanup()
 		return rep, fmt.Errorf("write %s: %w", tmp, err)
 	}

@@ -4,14 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 )
 
-// TestTx_OpenIntentsIndex checks that the index of open intents says what a read of
+// suiteOpenIntentsIndex checks that the index of open intents says what a read of
 // the whole journal says, also for a run written before the index existed.
-func TestTx_OpenIntentsIndex(t *testing.T) {
-	s, _ := openTemp(t)
+func suiteOpenIntentsIndex(t *testing.T, open opener) {
+	s := open(t)
 	run := Run{ID: "r", Cluster: "c", State: StateRunning, StartedAt: t0, Order: []string{"n"}}
 	var migSeq uint64
 	err := s.Update(func(tx *Tx) error {
@@ -38,16 +36,16 @@ func TestTx_OpenIntentsIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	open, err := s.OpenIntents("r")
+	idx, err := s.OpenIntents("r")
 	if err != nil {
 		t.Fatal(err)
 	}
 	j, _ := s.Journal("r")
-	if fmt.Sprint(open) != fmt.Sprint(OpenIntents(j)) || len(open) != 1 || open[0].Seq != migSeq {
-		t.Errorf("index = %+v, journal says %+v; want the migration intent %d only", open, OpenIntents(j), migSeq)
+	if fmt.Sprint(idx) != fmt.Sprint(OpenIntents(j)) || len(idx) != 1 || idx[0].Seq != migSeq {
+		t.Errorf("index = %+v, journal says %+v; want the migration intent %d only", idx, OpenIntents(j), migSeq)
 	}
 	// A run of an older drover: no index; the journal is read instead.
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOpen).DeleteBucket([]byte("r")) }); err != nil {
+	if err := s.Update(func(tx *Tx) error { return tx.kv.deleteBucket(bk(bucketOpen, "r")) }); err != nil {
 		t.Fatal(err)
 	}
 	if old, err := s.OpenIntents("r"); err != nil || len(old) != 1 || old[0].Seq != migSeq {
@@ -55,10 +53,10 @@ func TestTx_OpenIntentsIndex(t *testing.T) {
 	}
 }
 
-// TestStore_CrashAfter checks the crash point: the n-th write is kept, the die
+// suiteCrashAfter checks the crash point: the n-th write is kept, the die
 // callback runs once, and every later write fails without changing anything.
-func TestStore_CrashAfter(t *testing.T) {
-	s, _ := openTemp(t)
+func suiteCrashAfter(t *testing.T, open opener) {
+	s := open(t)
 	died := 0
 	s.CrashAfter(2, func() { died++ })
 	write := func(id string) error {

@@ -21,13 +21,13 @@ func TestTx_MigrationsApart(t *testing.T) {
 					return err
 				}
 				if old {
-					return tx.tx.Bucket(bucketMigrations).DeleteBucket([]byte("r"))
+					return tx.kv.deleteBucket(bk(bucketMigrations, "r"))
 				}
 				return nil
 			}); err != nil {
 				t.Fatal(err)
 			}
-			// "ab" shares a prefix with "a": the key's separator keeps them apart.
+			// "ab" shares a prefix with "a": each node's migrations are a bucket of their own.
 			for i := range 3 {
 				for _, n := range []string{"a", "ab"} {
 					err := s.Update(func(tx *Tx) error {
@@ -69,7 +69,7 @@ func TestTx_MigrationsApart(t *testing.T) {
 			}
 			var stored int
 			if err := s.db.View(func(btx *bolt.Tx) error {
-				stored = len(btx.Bucket(bucketNodes).Bucket([]byte("r")).Get([]byte("a")))
+				stored = len(btx.Bucket([]byte(bucketNodes)).Bucket([]byte("r")).Get([]byte("a")))
 				return nil
 			}); err != nil {
 				t.Fatal(err)

@@ -16,7 +16,7 @@ type ScheduleSwitch struct {
 // ScheduleSwitch returns the cluster's stored pause switch; ok is false when the API
 // never set it (the config's schedule.paused applies).
 func (t *Tx) ScheduleSwitch(cluster string) (sw ScheduleSwitch, ok bool, err error) {
-	ok, err = getJSON(t.tx.Bucket(bucketSettings), []byte("schedule/"+cluster), &sw)
+	ok, err = getJSON(t.kv, bk(bucketSettings), "schedule/"+cluster, &sw)
 	if err != nil {
 		return sw, ok, fmt.Errorf("read the schedule switch of cluster %s: %w", cluster, err)
 	}
@@ -25,11 +25,10 @@ func (t *Tx) ScheduleSwitch(cluster string) (sw ScheduleSwitch, ok bool, err err
 
 // SetScheduleSwitch stores the cluster's pause switch.
 func (t *Tx) SetScheduleSwitch(cluster string, sw ScheduleSwitch) error {
-	b := t.tx.Bucket(bucketSettings)
-	if b == nil {
-		return fmt.Errorf("write the schedule switch of cluster %s: %w", cluster, ErrNoState)
+	if err := putJSON(t.kv, bk(bucketSettings), "schedule/"+cluster, sw); err != nil {
+		return fmt.Errorf("write the schedule switch of cluster %s: %w", cluster, err)
 	}
-	return putJSON(b, []byte("schedule/"+cluster), sw)
+	return nil
 }
 
 // ScheduleSwitch returns the cluster's stored pause switch (see Tx.ScheduleSwitch).

@@ -62,23 +62,26 @@ func (e *RunLockedError) Error() string {
 	return fmt.Sprintf("cluster %s is locked by run %s of %s, which is still running", e.Lock.Cluster, e.Lock.RunID, e.Lock.Owner)
 }
 
-var (
-	bucketRuns    = []byte("runs")
-	bucketNodes   = []byte("nodes")   // nested: run ID -> node name -> NodeRecord
-	bucketJournal = []byte("journal") // nested: run ID -> seq -> Entry
-	bucketLocks   = []byte("locks")   // cluster -> Lock
-	bucketTimings = []byte("timings") // nested: cluster -> seq -> Timing
-	bucketMeta    = []byte("meta")
+const (
+	bucketRuns    = "runs"
+	bucketNodes   = "nodes"   // nested: run ID -> node name -> NodeRecord
+	bucketJournal = "journal" // nested: run ID -> seq -> Entry
+	bucketLocks   = "locks"   // cluster -> Lock
+	bucketTimings = "timings" // nested: cluster -> seq -> Timing
+	bucketMeta    = "meta"
 	// bucketOpen indexes each run's open intents (nested: run ID -> seq -> Entry), so
 	// that finding them costs what is open, not the whole journal.
-	bucketOpen = []byte("open")
+	bucketOpen = "open"
 	// bucketSettings holds per-cluster settings that outlive a process (the daemon's
 	// pause switch).
-	bucketSettings = []byte("settings")
+	bucketSettings = "settings"
 	// bucketMigrations holds each run's migrations apart from its node records
 	// (migrations.go).
-	bucketMigrations = []byte("migrations")
+	bucketMigrations = "migrations"
 )
+
+// topBuckets are made when a store is opened for writing.
+var topBuckets = []string{bucketRuns, bucketNodes, bucketJournal, bucketLocks, bucketTimings, bucketMeta, bucketOpen, bucketSettings, bucketMigrations}
 
 const schemaVersion = "1"
 
@@ -92,9 +95,11 @@ type Options struct {
 	Owner Owner
 }
 
-// Store is an open state file. It is safe for concurrent use by goroutines of one
-// process; bbolt serialises writers.
+// Store is an open state file, or the state kept in etcd (OpenEtcd). It is safe for
+// concurrent use by goroutines of one process; writers are serialised.
 type Store struct {
+	be backend
+	// db is the bbolt file; nil for a store in etcd.
 	db       *bolt.DB
 	path     string
 	readOnly bool
@@ -148,7 +153,7 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, readOnly: opts.ReadOnly}
+	s := &Store{be: boltBackend{db}, db: db, path: path, readOnly: opts.ReadOnly}
 	if opts.ReadOnly {
 		if err := guard(path, s.checkSchema); err != nil {
 			db.Close()
@@ -162,18 +167,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open state file %s: set mode 0600: %w", path, err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRuns, bucketNodes, bucketJournal, bucketLocks, bucketTimings, bucketMeta, bucketOpen, bucketSettings, bucketMigrations} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get([]byte("schema")); v != nil && string(v) != schemaVersion {
-			return fmt.Errorf("schema version %s, this drover reads %s: use a matching drover or another state file", v, schemaVersion)
-		}
-		return meta.Put([]byte("schema"), []byte(schemaVersion))
-	}); err != nil {
+	if err := s.be.update(initSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
@@ -186,13 +180,40 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// initSchema makes the top buckets of a new store and checks the schema of an old one.
+func initSchema(kv kvTx) error {
+	for _, b := range topBuckets {
+		if err := kv.createBucket(bk(b), false); err != nil {
+			return err
+		}
+	}
+	v, err := kv.get(bk(bucketMeta), "schema")
+	if err != nil {
+		return err
+	}
+	if v != nil && string(v) != schemaVersion {
+		return fmt.Errorf("schema version %s, this drover reads %s: use a matching drover or another state file", v, schemaVersion)
+	}
+	return kv.put(bk(bucketMeta), "schema", []byte(schemaVersion))
+}
+
 func (s *Store) checkSchema() error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil || tx.Bucket(bucketRuns) == nil {
+	return s.be.view(func(kv kvTx) error {
+		meta, err := kv.hasBucket(bk(bucketMeta))
+		if err != nil {
+			return err
+		}
+		runsOK, err := kv.hasBucket(bk(bucketRuns))
+		if err != nil {
+			return err
+		}
+		if !meta || !runsOK {
 			return fmt.Errorf("open state file %s: not a Drover state file; set `state` to another file", s.path)
 		}
-		if v := meta.Get([]byte("schema")); string(v) != schemaVersion {
+		if v, err := kv.get(bk(bucketMeta), "schema"); err != nil || string(v) != schemaVersion {
+			if err != nil {
+				return err
+			}
 			return fmt.Errorf("open state file %s: schema version %q, this drover reads %s", s.path, v, schemaVersion)
 		}
 		return nil
@@ -204,10 +225,10 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the file and removes the owner sidecar.
 func (s *Store) Close() error {
-	if !s.readOnly {
+	if !s.readOnly && s.db != nil {
 		removeOwnOwner(s.path)
 	}
-	return s.db.Close()
+	return s.be.close()
 }
 
 func ownerPath(path string) string { return path + ".owner" }
@@ -251,7 +272,7 @@ func NewRunID(now time.Time) string {
 
 // Tx is a read-write transaction over the store. All changes made through one Tx are
 // committed together or not at all.
-type Tx struct{ tx *bolt.Tx }
+type Tx struct{ kv kvTx }
 
 // Update runs fn in one read-write transaction: it commits if fn returns nil.
 func (s *Store) Update(fn func(tx *Tx) error) error {
@@ -260,7 +281,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	if err := s.crash.dead(); err != nil {
 		return err
 	}
-	if err := s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) }); err != nil {
+	if err := s.be.update(func(kv kvTx) error { return fn(&Tx{kv: kv}) }); err != nil {
 		return err
 	}
 	s.crash.committed()
@@ -269,56 +290,36 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 
 // View runs fn in a read-only transaction (a damaged page: *DamagedError).
 func (s *Store) View(fn func(tx *Tx) error) error {
-	return guard(s.path, func() error { return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) }) })
-}
-
-func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
-	if b == nil {
-		return false, nil
-	}
-	raw := b.Get(key)
-	if raw == nil {
-		return false, nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return true, fmt.Errorf("decode %s: %w", key, err)
-	}
-	return true, nil
-}
-
-func putJSON(b *bolt.Bucket, key []byte, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return b.Put(key, raw)
+	return guard(s.path, func() error { return s.be.view(func(kv kvTx) error { return fn(&Tx{kv: kv}) }) })
 }
 
 // CreateRun stores a new run and its node records (in run order).
 func (t *Tx) CreateRun(r Run, nodes []NodeRecord) error {
-	runs := t.tx.Bucket(bucketRuns)
-	if runs.Get([]byte(r.ID)) != nil {
-		return fmt.Errorf("create run %s: already exists", r.ID)
-	}
-	if err := putJSON(runs, []byte(r.ID), r); err != nil {
-		return fmt.Errorf("create run %s: %w", r.ID, err)
-	}
-	nb, err := t.tx.Bucket(bucketNodes).CreateBucket([]byte(r.ID))
+	raw, err := t.kv.get(bk(bucketRuns), r.ID)
 	if err != nil {
 		return fmt.Errorf("create run %s: %w", r.ID, err)
 	}
+	if raw != nil {
+		return fmt.Errorf("create run %s: already exists", r.ID)
+	}
+	if err := putJSON(t.kv, bk(bucketRuns), r.ID, r); err != nil {
+		return fmt.Errorf("create run %s: %w", r.ID, err)
+	}
+	if err := t.kv.createBucket(bk(bucketNodes, r.ID), true); err != nil {
+		return fmt.Errorf("create run %s: %w", r.ID, err)
+	}
 	for _, n := range nodes {
-		if err := putJSON(nb, []byte(n.Name), n); err != nil {
+		if err := putJSON(t.kv, bk(bucketNodes, r.ID), n.Name, n); err != nil {
 			return fmt.Errorf("create run %s: node %s: %w", r.ID, n.Name, err)
 		}
 	}
-	if _, err := t.tx.Bucket(bucketJournal).CreateBucket([]byte(r.ID)); err != nil {
+	if err := t.kv.createBucket(bk(bucketJournal, r.ID), true); err != nil {
 		return fmt.Errorf("create run %s: %w", r.ID, err)
 	}
-	if _, err := t.tx.Bucket(bucketOpen).CreateBucket([]byte(r.ID)); err != nil {
+	if err := t.kv.createBucket(bk(bucketOpen, r.ID), true); err != nil {
 		return fmt.Errorf("create run %s: %w", r.ID, err)
 	}
-	if _, err := t.tx.Bucket(bucketMigrations).CreateBucket([]byte(r.ID)); err != nil {
+	if err := t.kv.createBucket(bk(bucketMigrations, r.ID), true); err != nil {
 		return fmt.Errorf("create run %s: %w", r.ID, err)
 	}
 	return nil
@@ -327,7 +328,7 @@ func (t *Tx) CreateRun(r Run, nodes []NodeRecord) error {
 // Run returns the run with that ID.
 func (t *Tx) Run(id string) (Run, error) {
 	var r Run
-	ok, err := getJSON(t.tx.Bucket(bucketRuns), []byte(id), &r)
+	ok, err := getJSON(t.kv, bk(bucketRuns), id, &r)
 	if err != nil {
 		return r, fmt.Errorf("read run %s: %w", id, err)
 	}
@@ -347,15 +348,15 @@ func (t *Tx) UpdateRun(id string, fn func(*Run) error) error {
 		return err
 	}
 	r.ID = id
-	return putJSON(t.tx.Bucket(bucketRuns), []byte(id), r)
+	return putJSON(t.kv, bk(bucketRuns), id, r)
 }
 
 // Runs lists the runs of cluster (all clusters when empty), newest first.
 func (t *Tx) Runs(cluster string) ([]Run, error) {
 	var out []Run
-	err := t.tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+	err := t.kv.forEach(bk(bucketRuns), func(k string, v []byte) error {
 		var r Run
-		if err := json.Unmarshal(v, &r); err != nil || r.ID != string(k) {
+		if err := json.Unmarshal(v, &r); err != nil || r.ID != k {
 			return nil // unreadable: left out, quarantined and reported (check.go)
 		}
 		if cluster == "" || r.Cluster == cluster {
@@ -384,7 +385,7 @@ func (t *Tx) Node(runID, name string) (NodeRecord, error) {
 // storedNode is the node record as stored: without the migrations kept apart.
 func (t *Tx) storedNode(runID, name string) (NodeRecord, error) {
 	var n NodeRecord
-	ok, err := getJSON(t.tx.Bucket(bucketNodes).Bucket([]byte(runID)), []byte(name), &n)
+	ok, err := getJSON(t.kv, bk(bucketNodes, runID), name, &n)
 	if err != nil {
 		return n, fmt.Errorf("read node %s of run %s: %w", name, runID, err)
 	}
@@ -423,27 +424,40 @@ func (t *Tx) UpdateNode(runID, name string, fn func(*NodeRecord) error) error {
 		return err
 	}
 	n.Name = name
-	return putJSON(t.tx.Bucket(bucketNodes).Bucket([]byte(runID)), []byte(name), n)
+	return putJSON(t.kv, bk(bucketNodes, runID), name, n)
 }
 
-func seqKey(seq uint64) []byte {
+func seqKey(seq uint64) string {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], seq)
-	return k[:]
+	return string(k[:])
+}
+
+// journalBucket returns the run's journal bucket, ErrNotFound when it has none.
+func (t *Tx) journalBucket(runID string) (bucket, error) {
+	jb := bk(bucketJournal, runID)
+	ok, err := t.kv.hasBucket(jb)
+	if err == nil && !ok {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal of run %s: %w", runID, err)
+	}
+	return jb, nil
 }
 
 // Append adds e to the run's journal and returns its sequence number.
 func (t *Tx) Append(runID string, e Entry) (uint64, error) {
-	jb := t.tx.Bucket(bucketJournal).Bucket([]byte(runID))
-	if jb == nil {
-		return 0, fmt.Errorf("journal of run %s: %w", runID, ErrNotFound)
+	jb, err := t.journalBucket(runID)
+	if err != nil {
+		return 0, err
 	}
-	seq, err := jb.NextSequence()
+	seq, err := t.kv.nextSeq(jb)
 	if err != nil {
 		return 0, fmt.Errorf("journal of run %s: %w", runID, err)
 	}
 	e.Seq = seq
-	if err := putJSON(jb, seqKey(seq), e); err != nil {
+	if err := putJSON(t.kv, jb, seqKey(seq), e); err != nil {
 		return 0, fmt.Errorf("journal of run %s: %w", runID, err)
 	}
 	if err := t.indexOpen(runID, e); err != nil {
@@ -454,15 +468,15 @@ func (t *Tx) Append(runID string, e Entry) (uint64, error) {
 
 // Journal returns a run's journal in order.
 func (t *Tx) Journal(runID string) ([]Entry, error) {
-	jb := t.tx.Bucket(bucketJournal).Bucket([]byte(runID))
-	if jb == nil {
-		return nil, fmt.Errorf("journal of run %s: %w", runID, ErrNotFound)
+	jb, err := t.journalBucket(runID)
+	if err != nil {
+		return nil, err
 	}
 	var out []Entry
-	err := jb.ForEach(func(k, v []byte) error {
+	err = t.kv.forEach(jb, func(k string, v []byte) error {
 		var e Entry
 		if err := json.Unmarshal(v, &e); err != nil {
-			return fmt.Errorf("decode journal entry %d: %w", binary.BigEndian.Uint64(k), err)
+			return fmt.Errorf("decode journal entry %d: %w", binary.BigEndian.Uint64([]byte(k)), err)
 		}
 		out = append(out, e)
 		return nil
@@ -473,7 +487,7 @@ func (t *Tx) Journal(runID string) ([]Entry, error) {
 // Lock returns the run lock of cluster, if any.
 func (t *Tx) Lock(cluster string) (Lock, bool, error) {
 	var l Lock
-	ok, err := getJSON(t.tx.Bucket(bucketLocks), []byte(cluster), &l)
+	ok, err := getJSON(t.kv, bk(bucketLocks), cluster, &l)
 	return l, ok, err
 }
 
@@ -482,9 +496,8 @@ func (t *Tx) Lock(cluster string) (Lock, bool, error) {
 // force is set, for an owner whose liveness cannot be checked); the previous lock is
 // returned so the caller can journal and report the takeover.
 func (t *Tx) AcquireLock(l Lock, alive func(Owner) Liveness, force bool) (previous *Lock, err error) {
-	b := t.tx.Bucket(bucketLocks)
 	var old Lock
-	ok, err := getJSON(b, []byte(l.Cluster), &old)
+	ok, err := getJSON(t.kv, bk(bucketLocks), l.Cluster, &old)
 	if err != nil {
 		return nil, fmt.Errorf("read lock of cluster %s: %w", l.Cluster, err)
 	}
@@ -498,7 +511,7 @@ func (t *Tx) AcquireLock(l Lock, alive func(Owner) Liveness, force bool) (previo
 		}
 		previous = &old
 	}
-	if err := putJSON(b, []byte(l.Cluster), l); err != nil {
+	if err := putJSON(t.kv, bk(bucketLocks), l.Cluster, l); err != nil {
 		return nil, fmt.Errorf("write lock of cluster %s: %w", l.Cluster, err)
 	}
 	return previous, nil
@@ -506,13 +519,12 @@ func (t *Tx) AcquireLock(l Lock, alive func(Owner) Liveness, force bool) (previo
 
 // ReleaseLock drops the lock of cluster if runID holds it.
 func (t *Tx) ReleaseLock(cluster, runID string) error {
-	b := t.tx.Bucket(bucketLocks)
 	var old Lock
-	ok, err := getJSON(b, []byte(cluster), &old)
+	ok, err := getJSON(t.kv, bk(bucketLocks), cluster, &old)
 	if err != nil || !ok || old.RunID != runID {
 		return err
 	}
-	return b.Delete([]byte(cluster))
+	return t.kv.del(bk(bucketLocks), cluster)
 }
 
 // TimingsKept is how many measurements a cluster keeps per node and kind: the newest
@@ -547,6 +559,9 @@ func (s *Store) Journal(runID string) (es []Entry, err error) {
 
 // Stats reports the bytes bbolt has written so far (for per-migration cost figures).
 func (s *Store) Stats() (writes int64, bytesWritten int64) {
+	if s.db == nil {
+		return 0, 0
+	}
 	st := s.db.Stats()
 	return st.TxStats.GetWrite(), st.TxStats.GetWrite() * int64(s.db.Info().PageSize)
 }

@@ -144,8 +144,8 @@ func TestOpen_LockedByLiveProcess(t *testing.T) {
 	}
 }
 
-func TestTx_RunsNodesJournal(t *testing.T) {
-	s, _ := openTemp(t)
+func suiteRunsNodesJournal(t *testing.T, open opener) {
+	s := open(t)
 	older := Run{ID: "r1", Cluster: "c", State: StateSucceeded, StartedAt: t0, Order: []string{"n1"}}
 	newer := Run{ID: "r2", Cluster: "c", State: StateRunning, StartedAt: t0.Add(time.Hour), Order: []string{"n2", "n1"}}
 	other := Run{ID: "r3", Cluster: "d", State: StateRunning, StartedAt: t0.Add(2 * time.Hour), Order: []string{"x"}}
@@ -206,9 +206,9 @@ func TestTx_RunsNodesJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	j, _ := s.Journal("r2")
-	open := OpenIntents(j)
-	if len(open) != 1 || open[0].Seq != migSeq || open[0].VM != "v1" {
-		t.Errorf("OpenIntents = %+v, want the migration intent %d only", open, migSeq)
+	idx := OpenIntents(j)
+	if len(idx) != 1 || idx[0].Seq != migSeq || idx[0].VM != "v1" {
+		t.Errorf("OpenIntents = %+v, want the migration intent %d only", idx, migSeq)
 	}
 	ns, _ = s.Nodes("r2")
 	if ns[0].State != "draining" {
@@ -239,7 +239,7 @@ func ids(rs []Run) []string {
 	return out
 }
 
-func TestTx_AcquireLock(t *testing.T) {
+func suiteAcquireLock(t *testing.T, open opener) {
 	me := Owner{PID: 100, Host: "h", StartTicks: 1}
 	dead := Owner{PID: 200, Host: "h", StartTicks: 2}
 	live := Owner{PID: 300, Host: "h", StartTicks: 3}
@@ -269,7 +269,7 @@ func TestTx_AcquireLock(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := openTemp(t)
+			s := open(t)
 			if tt.existing != nil {
 				if err := s.Update(func(tx *Tx) error {
 					_, err := tx.AcquireLock(*tt.existing, func(Owner) Liveness { return Dead }, false)
@@ -334,8 +334,8 @@ func TestCheckAlive(t *testing.T) {
 	}
 }
 
-func TestTimings(t *testing.T) {
-	s, _ := openTemp(t)
+func suiteTimings(t *testing.T, open opener) {
+	s := open(t)
 	err := s.Update(func(tx *Tx) error {
 		return tx.AddTimings("c", []Timing{{Node: "n1", Kind: "reboot", Seconds: 90}, {Node: "n1", Kind: "install", Seconds: 30}})
 	})

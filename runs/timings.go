@@ -2,53 +2,60 @@ package runs
 
 import (
 	"encoding/json"
-	"slices"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // AddTimings records measurements of a cluster, keeping the newest TimingsKept per
 // node and kind (in the order they were added).
 func (t *Tx) AddTimings(cluster string, ts []Timing) error {
-	cb, err := t.tx.Bucket(bucketTimings).CreateBucketIfNotExists([]byte(cluster))
-	if err != nil {
+	cb := bk(bucketTimings, cluster)
+	if err := t.kv.createBucket(cb, false); err != nil {
 		return err
 	}
 	for _, tm := range ts {
-		seq, err := cb.NextSequence()
+		seq, err := t.kv.nextSeq(cb)
 		if err != nil {
 			return err
 		}
-		if err := putJSON(cb, seqKey(seq), tm); err != nil {
+		if err := putJSON(t.kv, cb, seqKey(seq), tm); err != nil {
 			return err
 		}
 	}
-	return pruneTimings(cb)
+	return t.pruneTimings(cb)
 }
 
 // pruneTimings deletes all but the newest TimingsKept measurements per node and kind.
 // Keys are sequence numbers: walking backwards meets the newest first.
-func pruneTimings(cb *bolt.Bucket) error {
+func (t *Tx) pruneTimings(cb bucket) error {
+	type kv struct {
+		k string
+		v []byte
+	}
+	var all []kv
+	if err := t.kv.forEach(cb, func(k string, v []byte) error {
+		all = append(all, kv{k, v})
+		return nil
+	}); err != nil {
+		return err
+	}
 	type nodeKind struct{ node, kind string }
 	seen := map[nodeKind]int{}
-	var drop [][]byte
-	c := cb.Cursor()
-	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+	var drop []string
+	for i := len(all) - 1; i >= 0; i-- {
 		var tm Timing
-		if err := json.Unmarshal(v, &tm); err != nil {
+		if err := json.Unmarshal(all[i].v, &tm); err != nil {
 			// Unreadable, it would make every read of the timings fail; the end of a
 			// run must not: it goes.
-			drop = append(drop, slices.Clone(k))
+			drop = append(drop, all[i].k)
 			continue
 		}
 		nk := nodeKind{tm.Node, tm.Kind}
 		if seen[nk]++; seen[nk] > TimingsKept {
-			drop = append(drop, slices.Clone(k))
+			drop = append(drop, all[i].k)
 		}
 	}
-	// Deleting while the cursor walks would skip keys: delete afterwards.
+	// Deleting while the walk reads would skip keys: delete afterwards.
 	for _, k := range drop {
-		if err := cb.Delete(k); err != nil {
+		if err := t.kv.del(cb, k); err != nil {
 			return err
 		}
 	}
@@ -57,12 +64,8 @@ func pruneTimings(cb *bolt.Bucket) error {
 
 // Timings returns the recorded measurements of a cluster, oldest first.
 func (t *Tx) Timings(cluster string) ([]Timing, error) {
-	cb := t.tx.Bucket(bucketTimings).Bucket([]byte(cluster))
-	if cb == nil {
-		return nil, nil
-	}
 	var out []Timing
-	err := cb.ForEach(func(_, v []byte) error {
+	err := t.kv.forEach(bk(bucketTimings, cluster), func(_ string, v []byte) error {
 		var tm Timing
 		if err := json.Unmarshal(v, &tm); err != nil {
 			return err

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestTx_AddTimings(t *testing.T) {
+func suiteAddTimings(t *testing.T, open opener) {
 	tests := []struct {
 		name string
 		runs int // AddTimings calls, each with 2 reboots and 4 migrations of n1, 1 install of n2
@@ -16,7 +16,7 @@ func TestTx_AddTimings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := openTemp(t)
+			s := open(t)
 			seq := 0
 			for range tt.runs {
 				var batch []Timing
@@ -74,16 +74,15 @@ func TestTx_AddTimings(t *testing.T) {
 	}
 }
 
-// TestTx_AddTimingsDropsUnreadable: an unreadable measurement neither fails the end
+// suiteAddTimingsDropsUnreadable: an unreadable measurement neither fails the end
 // of a run nor every later read of the timings.
-func TestTx_AddTimingsDropsUnreadable(t *testing.T) {
-	s, _ := openTemp(t)
+func suiteAddTimingsDropsUnreadable(t *testing.T, open opener) {
+	s := open(t)
 	err := s.Update(func(tx *Tx) error {
-		cb, err := tx.tx.Bucket(bucketTimings).CreateBucketIfNotExists([]byte("c"))
-		if err != nil {
+		if err := tx.kv.createBucket(bk(bucketTimings, "c"), false); err != nil {
 			return err
 		}
-		return cb.Put(seqKey(1<<40), []byte("{not json"))
+		return tx.kv.put(bk(bucketTimings, "c"), seqKey(1<<40), []byte("{not json"))
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/droverhq/drover/cmd/drover/internal/config"
 	"github.com/droverhq/drover/cmd/drover/internal/server"
 	"github.com/droverhq/drover/drivers"
+	"github.com/droverhq/drover/ha"
 	"github.com/droverhq/drover/runs"
 	"github.com/droverhq/drover/runs/report"
 )
@@ -80,22 +81,45 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		return usageErr(err)
 	}
 	log := opts.f.Logger(cfg, false)
-	path, err := statePath(cfg, true)
+	h, err := cfg.HAConfig(nil)
 	if err != nil {
 		return usageErr(err)
 	}
 	owner := runs.Self(runs.DaemonCommand, time.Now())
-	if err := stateFolderExists(path); err != nil {
-		return usageErr(err)
-	}
-	store, err := runs.Open(path, runs.Options{Owner: owner})
-	if err != nil {
-		if runs.IsDamaged(err) {
-			return failedErr(err)
+	var (
+		store *runs.Store
+		ln    net.Listener
+		el    *ha.Elector
+	)
+	if h != nil {
+		// The replica tells followers where its API is: it listens first.
+		if ln, err = net.Listen("tcp", sc.Server.Listen); err != nil {
+			return failedErr(fmt.Errorf("listen on %s (server.listen): %w", sc.Server.Listen, err))
 		}
-		// A state file Drover cannot use (untrusted, locked, not a state file) is
-		// the config's `state` to fix, as for the other commands.
-		return usageErr(fmt.Errorf("%w (config key state)", err))
+		defer ln.Close()
+		var stop func()
+		store, el, stop, err = openHAStore(ctx, h, sc, ln, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	} else {
+		path, err := statePath(cfg, true)
+		if err != nil {
+			return usageErr(err)
+		}
+		if err := stateFolderExists(path); err != nil {
+			return usageErr(err)
+		}
+		store, err = runs.Open(path, runs.Options{Owner: owner})
+		if err != nil {
+			if runs.IsDamaged(err) {
+				return failedErr(err)
+			}
+			// A state file Drover cannot use (untrusted, locked, not a state file) is
+			// the config's `state` to fix, as for the other commands.
+			return usageErr(fmt.Errorf("%w (config key state)", err))
+		}
 	}
 	defer func() {
 		if err := store.Close(); err != nil {
@@ -141,17 +165,22 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	for _, h := range sc.Webhooks {
 		hooks = append(hooks, server.WebhookConfig{URL: h.URL, Events: h.Events, Timeout: h.Timeout, Retries: *h.Retries, Format: h.Format})
 	}
-	srv, err := server.New(server.Config{
+	scfg := server.Config{
 		Store: store, Owner: owner, Clusters: clusters, Tokens: tokens, Webhooks: hooks,
 		Logger: log, Version: opts.f.Version, AcceptStoredPolicy: opts.f.AcceptStoredPolicy,
 		ScanCache: sc.Server.ScanCache, MaxEventClients: sc.Server.MaxEventClients,
-	})
+	}
+	if el != nil {
+		scfg.HA, scfg.Alive = el, haAlive(owner)
+	}
+	srv, err := server.New(scfg)
 	if err != nil {
 		return failedErr(err)
 	}
-	ln, err := net.Listen("tcp", sc.Server.Listen)
-	if err != nil {
-		return failedErr(fmt.Errorf("listen on %s (server.listen): %w", sc.Server.Listen, err))
+	if ln == nil {
+		if ln, err = net.Listen("tcp", sc.Server.Listen); err != nil {
+			return failedErr(fmt.Errorf("listen on %s (server.listen): %w", sc.Server.Listen, err))
+		}
 	}
 	scheme := "http"
 	if sc.TLS != nil {

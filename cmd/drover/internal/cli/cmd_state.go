@@ -55,6 +55,7 @@ Exit status: 0 repaired, 1 the repair failed, 2 a usage or config error.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return stateRepairRun(commandContext(cmd), f) },
 	}
 	cmd.AddCommand(check, repair)
+	cmd.AddCommand(newCmdStateMove(f)...)
 	return cmd
 }
 

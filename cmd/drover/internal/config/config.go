@@ -44,6 +44,9 @@ type Config struct {
 	// Server is the daemon's HTTP API; Webhooks its notifications.
 	Server   Server    `mapstructure:"server"`
 	Webhooks []Webhook `mapstructure:"webhooks"`
+	// HA keeps the run store in etcd and elects one leader among the replicas of
+	// `drover serve` (ha.go); all empty: the bbolt state file.
+	HA HA `mapstructure:"ha"`
 	// Extra holds top-level sections other commands own (server, schedule, ...),
 	// validated by them.
 	Extra map[string]any `mapstructure:",remain"`
@@ -91,7 +94,17 @@ type Binding struct {
 func defaults() map[string]any {
 	p := orchestrator.DefaultPolicy()
 	return map[string]any{
-		"state":                          "",
+		"state": "",
+		// ha: all empty means no HA; defaults exist so that DROVER_HA_... is read.
+		"ha.etcd.endpoints":              []string{},
+		"ha.etcd.prefix":                 "",
+		"ha.etcd.tls.ca_file":            "",
+		"ha.etcd.tls.cert_file":          "",
+		"ha.etcd.tls.key_file":           "",
+		"ha.etcd.username":               "",
+		"ha.etcd.password_env":           "",
+		"ha.lease_ttl":                   "0s",
+		"ha.replica":                     "",
 		"cluster.name":                   "",
 		"cluster.driver":                 "sim",
 		"cluster.sim.url":                "",

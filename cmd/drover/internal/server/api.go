@@ -38,6 +38,7 @@ func (s *Server) routeTable() []route {
 	return []route{
 		{Method: "GET", Path: "/metrics", Role: RoleViewer, Handler: s.metrics.handler.ServeHTTP},
 		{Method: "GET", Path: p + "/health", Role: RoleViewer, Handler: s.handleHealth},
+		{Method: "GET", Path: p + "/ha", Role: RoleViewer, Handler: s.handleHA},
 		{Method: "GET", Path: p + "/clusters", Role: RoleViewer, Handler: s.handleClusters},
 		{Method: "GET", Path: p + "/clusters/{cluster}", Role: RoleViewer, Handler: s.handleCluster},
 		{Method: "GET", Path: p + "/clusters/{cluster}/preview", Role: RoleViewer, Handler: s.handlePreview},
@@ -73,7 +74,11 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			for _, rt := range rts {
 				if rt.Method == r.Method || (rt.Method == "GET" && r.Method == "HEAD") {
-					s.require(rt.Role, rt.Handler)(w, r)
+					s.require(rt.Role, func(w http.ResponseWriter, r *http.Request) {
+						if !s.followerGate(w, r) {
+							rt.Handler(w, r)
+						}
+					})(w, r)
 					return
 				}
 			}

@@ -55,7 +55,7 @@ func newMetrics(s *Server) *metrics {
 		}),
 	}
 	m.reg.MustRegister(m.phase, m.migrations, m.failed, m.migDuration, m.bytes, m.quarantined, s.watch.gauge,
-		&stateCollector{s: s},
+		&stateCollector{s: s}, &haCollector{s: s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

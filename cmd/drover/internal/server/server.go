@@ -53,6 +53,10 @@ type Config struct {
 	// (0: 60 s; negative: never); MaxEventClients caps live event streams (0: 64).
 	ScanCache       time.Duration
 	MaxEventClients int
+	// HA, when set, is the election among replicas (ha:): the daemon runs the
+	// clusters only while it leads, and followers answer mutations with the
+	// leader's address (ha.go).
+	HA Leadership
 }
 
 // ClusterConfig is one cluster the daemon runs, its driver and updater open.
@@ -177,6 +181,16 @@ func (s *Server) Start(ctx context.Context) {
 	s.started = true
 	s.loops.Go(func() { s.notifier.run(s.closing, s.cfg.ShutdownGrace) })
 	s.loops.Go(func() { s.watchLoop(s.cfg.StateCheckInterval) })
+	if s.cfg.HA != nil {
+		s.loops.Go(func() { s.leadThenStart(ctx) })
+		return
+	}
+	s.startWork(ctx)
+}
+
+// startWork moves unreadable run records aside, resumes every interrupted run and
+// starts the schedules.
+func (s *Server) startWork(ctx context.Context) {
 	s.quarantine()
 	for _, name := range s.names {
 		c := s.clusters[name]
