@@ -4,6 +4,7 @@
 #
 #   lab.sh deps                 apt-get the packages and fetch the guest kernel (once)
 #   lab.sh up                   start hosts hostA/B/C and the guests (vm1..vm4 on hostA)
+#   lab.sh disk-files VM        the hosts holding VM's local disk file (one per line)
 #   lab.sh down                 tear everything down (safe twice, safe after a failure)
 #   lab.sh status               hosts, daemons and guests
 #   lab.sh reboot-host HOST     "reboot" HOST: kill its libvirtd and QEMUs, wipe its /run,
@@ -21,14 +22,17 @@
 #
 # Environment: LAB_DIR (runtime, default /tmp/drover-lab; wiped by down), LAB_CACHE
 # (kernel, initramfs and the QEMU capability caches, kept between runs, default
-# /var/cache/drover-lab), LAB_GUESTS (default "vm1:hostA vm2:hostA vm3:hostA vm4:hostA"),
-# LAB_GUEST_MIB (default 112), LAB_NS_PREFIX (default "drover-").
+# /var/cache/drover-lab), LAB_GUESTS (default "vm1:hostA vm2:hostA vm3:hostA vm4:hostA";
+# "vm1:hostA:disk" gives vm1 a local qcow2 disk of LAB_DISK_MIB, default 64, in the
+# host's own storage pool "images"), LAB_GUEST_MIB (default 112), LAB_NS_PREFIX
+# (default "drover-").
 set -euo pipefail
 
 LAB_DIR=${LAB_DIR:-/tmp/drover-lab}
 LAB_CACHE=${LAB_CACHE:-/var/cache/drover-lab}
 LAB_GUESTS=${LAB_GUESTS:-"vm1:hostA vm2:hostA vm3:hostA vm4:hostA"}
 LAB_GUEST_MIB=${LAB_GUEST_MIB:-112}
+LAB_DISK_MIB=${LAB_DISK_MIB:-64}
 P=${LAB_NS_PREFIX:-drover-}
 HOSTS=(hostA hostB hostC)
 BRNS="${P}lab-br"
@@ -59,7 +63,7 @@ cmd_deps() {
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients busybox-static \
-		iproute2
+		iproute2 qemu-utils
 	fetch_kernel
 }
 
@@ -74,31 +78,73 @@ fetch_kernel() {
 	(cd "$tmp" && apt-get download -qq "$pkg")
 	dpkg-deb -x "$tmp"/*.deb "$tmp/x"
 	cp "$tmp"/x/boot/vmlinuz-* "$LAB_CACHE/vmlinuz.tmp"
+	# virtio-blk is a module in the cloud kernel: guests with a disk load these.
+	rm -rf "$LAB_CACHE/modules" && mkdir -p "$LAB_CACHE/modules"
+	local m f
+	for m in $VIRTIO_MODULES; do
+		f=$(find "$tmp/x/lib/modules" -name "$m.ko" -o -name "$m.ko.xz" | head -n 1)
+		[[ -n $f ]] || die "kernel module $m not in $pkg"
+		if [[ $f == *.xz ]]; then xz -dc "$f" >"$LAB_CACHE/modules/$m.ko"; else cp "$f" "$LAB_CACHE/modules/$m.ko"; fi
+	done
 	mv "$LAB_CACHE/vmlinuz.tmp" "$LAB_CACHE/vmlinuz"
 	rm -rf "$tmp"
 }
 
+# VIRTIO_MODULES load in this order (dependencies first).
+VIRTIO_MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk"
+
 # build_initramfs packs busybox and an /init that prints a heartbeat (guest boot id and a
-# counter) on the serial console every second.
+# counter) on the serial console every second. A guest with a disk (/dev/vda) fills its
+# first 8 MiB with random data at boot and, every other second, checks them (page
+# cache dropped: the read goes to the disk) and the counter it wrote to the disk the
+# time before, then writes the new one: "DISK boot=<id> n=<counter> ok|BAD sum=<md5>".
 build_initramfs() {
 	local out=$LAB_CACHE/initrd.gz
-	[[ -s $out ]] && return 0
 	command -v busybox >/dev/null || die "busybox not found: run 'lab.sh deps'"
+	[[ -s $LAB_CACHE/modules/virtio_blk.ko ]] || die "no guest kernel modules in $LAB_CACHE: run 'lab.sh deps'"
 	local tmp
 	tmp=$(mktemp -d)
-	mkdir -p "$tmp"/{bin,proc,sys,dev}
+	mkdir -p "$tmp"/{bin,proc,sys,dev,lib/modules}
 	cp "$(command -v busybox)" "$tmp/bin/busybox"
-	cat >"$tmp/init" <<'EOF'
+	cp "$LAB_CACHE"/modules/*.ko "$tmp/lib/modules/"
+	cat >"$tmp/init" <<EOF
 #!/bin/busybox sh
-/bin/busybox mount -t proc proc /proc
-/bin/busybox mount -t sysfs sys /sys
-/bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
-boot=$(/bin/busybox cat /proc/sys/kernel/random/boot_id)
+mods="$VIRTIO_MODULES"
+EOF
+	cat >>"$tmp/init" <<'EOF'
+bb=/bin/busybox
+$bb mount -t proc proc /proc
+$bb mount -t sysfs sys /sys
+$bb mount -t devtmpfs dev /dev 2>/dev/null
+for m in $mods; do $bb insmod /lib/modules/$m.ko 2>/dev/null; done
+boot=$($bb cat /proc/sys/kernel/random/boot_id)
+disk=
+# A virtio-blk PCI device (1af4:1001 or 1af4:1042): wait for its /dev/vda.
+if $bb grep -qs -e 0x1001 -e 0x1042 /sys/bus/pci/devices/*/device; then
+	for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do [ -b /dev/vda ] && disk=/dev/vda && break; $bb sleep 0.2; done
+fi
+if [ -n "$disk" ]; then
+	$bb dd if=/dev/urandom of=$disk bs=1M count=8 conv=fsync 2>/dev/null
+	sum0=$($bb dd if=$disk bs=1M count=8 2>/dev/null | $bb md5sum | $bb cut -c1-32)
+	echo "DISK boot=$boot wrote sum=$sum0" >/dev/ttyS0
+fi
 n=0
+last=
 while :; do
 	echo "HB boot=$boot n=$n" >/dev/ttyS0
+	if [ -n "$disk" ] && [ $((n % 2)) = 0 ]; then
+		echo 3 >/proc/sys/vm/drop_caches
+		sum=$($bb dd if=$disk bs=1M count=8 2>/dev/null | $bb md5sum | $bb cut -c1-32)
+		prev=$($bb dd if=$disk bs=512 skip=40960 count=1 2>/dev/null | $bb head -n 1)
+		st=ok
+		[ "$sum" = "$sum0" ] || st=BAD
+		[ -z "$last" ] || [ "$prev" = "$last" ] || st=BAD
+		echo "$n" | $bb dd of=$disk bs=512 seek=40960 conv=sync,fsync 2>/dev/null
+		last=$n
+		echo "DISK boot=$boot n=$n $st sum=$sum prev=$prev" >/dev/ttyS0
+	fi
 	n=$((n+1))
-	/bin/busybox sleep 1
+	$bb sleep 1
 done
 EOF
 	chmod 755 "$tmp/init"
@@ -259,7 +305,14 @@ kill_host() {
 # --- guests -------------------------------------------------------------------------
 
 guest_xml() {
-	local vm=$1 mib=$2
+	local vm=$1 mib=$2 disk=${3:-} diskxml=
+	if [[ -n $disk ]]; then
+		diskxml="<disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='$disk'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>"
+	fi
 	cat <<EOF
 <domain type='qemu'>
   <name>$vm</name>
@@ -276,6 +329,7 @@ guest_xml() {
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    $diskxml
     <serial type='file'>
       <source path='$LAB_DIR/logs/$vm.log' append='on'/>
       <target port='0'/>
@@ -295,14 +349,35 @@ define_guests() {
 	mkdir -p "$LAB_DIR/logs" "$LAB_DIR/img"
 	# The daemons see their own /var: give QEMU the images from outside it.
 	cp "$LAB_CACHE/vmlinuz" "$LAB_CACHE/initrd.gz" "$LAB_DIR/img/"
-	local spec vm h
+	local spec vm h disk
 	for spec in $LAB_GUESTS; do
-		vm=${spec%%:*}
-		h=${spec#*:}
+		IFS=: read -r vm h disk <<<"$spec"
 		host_index "$h" >/dev/null
-		guest_xml "$vm" "$LAB_GUEST_MIB" >"$LAB_DIR/$vm.xml"
+		if [[ $disk == disk ]]; then
+			vsh "$h" vol-create-as images "$vm.qcow2" "${LAB_DISK_MIB}M" --format qcow2 >/dev/null
+		fi
+		guest_xml "$vm" "$LAB_GUEST_MIB" "${disk:+/var/lib/libvirt/images/$vm.qcow2}" >"$LAB_DIR/$vm.xml"
 		vsh "$h" define "$LAB_DIR/$vm.xml" >/dev/null
 		vsh "$h" start "$vm" >/dev/null
+	done
+}
+
+# make_pool gives HOST a storage pool "images" on its own /var/lib/libvirt/images (each
+# host has its own /var): guests' local disks live there, and libvirt pre-creates an
+# incoming storage migration's disks there.
+make_pool() {
+	local h=$1
+	mkdir -p "$(host_dir "$h")/var/lib/libvirt/images"
+	vsh "$h" pool-define-as images dir --target /var/lib/libvirt/images >/dev/null
+	vsh "$h" pool-autostart images >/dev/null
+	vsh "$h" pool-start images >/dev/null
+}
+
+# cmd_disk_files prints the hosts whose images folder holds VM's disk file.
+cmd_disk_files() {
+	local vm=$1 h
+	for h in "${HOSTS[@]}"; do
+		if [[ -e $(host_dir "$h")/var/lib/libvirt/images/$vm.qcow2 ]]; then echo "$h"; fi
 	done
 }
 
@@ -341,6 +416,7 @@ cmd_up() {
 		start_daemon "$h"
 	done
 	for h in "${HOSTS[@]}"; do wait_daemon "$h"; done
+	for h in "${HOSTS[@]}"; do make_pool "$h"; done
 	log "daemons up after $((SECONDS - t0)) s"
 	define_guests
 	log "lab up after $((SECONDS - t0)) s"
@@ -428,6 +504,7 @@ main() {
 	pin) [[ $# == 1 ]] || die "usage: lab.sh pin VM"; cmd_pin "$1" 1 ;;
 	unpin) [[ $# == 1 ]] || die "usage: lab.sh unpin VM"; cmd_pin "$1" 0 ;;
 	migrate) [[ $# == 2 ]] || die "usage: lab.sh migrate VM HOST"; cmd_migrate "$1" "$2" ;;
+	disk-files) [[ $# == 1 ]] || die "usage: lab.sh disk-files VM"; cmd_disk_files "$1" ;;
 	uri) [[ $# == 1 ]] || die "usage: lab.sh uri HOST"; host_index "$1" >/dev/null; host_uri "$1" ;;
 	virsh) [[ $# -ge 1 ]] || die "usage: lab.sh virsh HOST ARGS..."; vsh "$@" ;;
 	*) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; [[ -z $cmd ]] || exit 2 ;;

@@ -1,0 +1,282 @@
+package libvirt_test
+
+// End-to-end test of storage migration (issue 13) against the lab: guests on local
+// qcow2 disks (lab.sh LAB_GUESTS "vm:host:disk", a file in each host's own storage
+// pool) move live with their disks while drover patches every host, and a kill -9 of
+// drover in the middle of a disk copy is resumed.
+//
+//	DROVER_LIBVIRT_LAB=1 go test -count=1 -v -run TestLabStorage ./drivers/libvirt/
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// diskVMs have a local disk in TestLabStorage; the other lab guests are diskless.
+var diskVMs = []string{"vm1", "vm2"}
+
+var diskLineRE = regexp.MustCompile(`DISK boot=([0-9a-f-]+) (?:wrote sum=([0-9a-f]+)|n=([0-9]+) (ok|BAD) sum=([0-9a-f]+))`)
+
+// diskCheck is what a guest's init said about its disk: the checksum of the data it
+// wrote at boot, and each later check (data intact, last counter written read back).
+type diskCheck struct {
+	boot    string
+	wrote   string
+	checks  int
+	lastN   int
+	bad     []string
+	badBoot bool
+}
+
+func readDiskChecks(t *testing.T, vm, boot string) diskCheck {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(labDir, "logs", vm+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := diskCheck{boot: boot, lastN: -1}
+	for _, m := range diskLineRE.FindAllStringSubmatch(string(data), -1) {
+		if m[1] != boot {
+			c.badBoot = true
+			continue
+		}
+		if m[2] != "" {
+			c.wrote = m[2]
+			continue
+		}
+		c.checks++
+		c.lastN, _ = strconv.Atoi(m[3])
+		if m[4] != "ok" || m[5] != c.wrote {
+			c.bad = append(c.bad, m[0])
+		}
+	}
+	return c
+}
+
+var fileProcessedRE = regexp.MustCompile(`File processed:\s+([0-9.]+) (B|KiB|MiB|GiB)`)
+
+// diskCopiedMiB returns how much of vm's disks an outgoing migration on host has
+// copied (-1 when vm has no such job there).
+func diskCopiedMiB(l *lab, host, vm string) float64 {
+	out, err := l.run("virsh", host, "domjobinfo", vm)
+	if err != nil || !strings.Contains(out, "Outgoing migration") {
+		return -1
+	}
+	m := fileProcessedRE.FindStringSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return mib(v, m[2])
+}
+
+func TestLabStorage(t *testing.T) {
+	if os.Getenv("DROVER_LIBVIRT_LAB") != "1" {
+		t.Skip("set DROVER_LIBVIRT_LAB=1 (as root, after lab/lab.sh deps) to run the libvirt lab tests")
+	}
+	bin := droverBinary(t)
+	t.Setenv("LAB_GUESTS", "vm1:hostA:disk vm2:hostA:disk vm3:hostA vm4:hostA")
+	l := startLabForApply(t)
+	guests := waitGuests(t, l)
+	for _, vm := range diskVMs {
+		if !poll(guestBootTimeout, func() bool { return readDiskChecks(t, vm, guests[vm].boot).checks > 0 }) {
+			t.Fatalf("vm %s never checked its disk", vm)
+		}
+	}
+
+	// The driver reports the disks (local, with their size), the hosts' free pool
+	// space, and storage migration.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	drv, err := openDriver(ctx, labConfig(l.script, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := drv.Inventory(ctx)
+	caps := drv.Capabilities()
+	drv.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !caps.StorageMigration {
+		t.Error("the driver does not declare storage_migration")
+	}
+	for _, vm := range labVMs {
+		v := vmOf(t, inv, vm)
+		want := int64(0)
+		if slices.Contains(diskVMs, vm) {
+			want = 64
+			if len(v.Disks) != 1 || v.Disks[0].Name != "vda" || !v.Disks[0].Local {
+				t.Errorf("vm %s disks %+v, want one local vda", vm, v.Disks)
+			}
+		}
+		if got := v.LocalDiskMiB(); got != want || !v.Migratable {
+			t.Errorf("vm %s: %d MiB of local disks, migratable %v (%s); want %d MiB, migratable", vm, got, v.Migratable, v.NotMigratableReason, want)
+		}
+	}
+	for _, n := range inv.Nodes {
+		if n.StorageMiB < 64 {
+			t.Errorf("node %s: storage_mib %d, want the free space of its pool", n.Name, n.StorageMiB)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// 8 MiB/s (memory and disk copy alike): the first disk guest's move takes long
+	// enough to be killed in the middle of its disk copy.
+	speed := l.must("virsh", "hostA", "migrate-getspeed", "vm1")
+	for _, vm := range diskVMs {
+		l.must("virsh", "hostA", "migrate-setspeed", vm, "8")
+	}
+	hostA := readHost(t, "hostA")
+	began := time.Now()
+	d := newDrover(t, bin)
+	p := d.start("apply", "--yes", "--json")
+	var vm string
+	var copied float64
+	if !poll(3*time.Minute, func() bool {
+		for _, v := range diskVMs {
+			if c := diskCopiedMiB(l, "hostA", v); c > 0 {
+				vm, copied = v, c
+				return true
+			}
+		}
+		select {
+		case <-p.exited:
+			return true
+		default:
+			return false
+		}
+	}) || vm == "" {
+		t.Fatalf("no disk copy of hostA's guests seen in libvirt (drover exited: %v)\n%s", p.err, p.stderr)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+	after := diskCopiedMiB(l, "hostA", vm)
+	t.Logf("drover killed with %s's disk copy in flight: %.1f MiB copied (%.1f MiB after the kill)", vm, copied, after)
+	if after < 0 {
+		t.Logf("%s's migration finished before it was checked again", vm)
+	}
+	for _, v := range diskVMs {
+		if v != vm {
+			l.must("virsh", "hostA", "migrate-setspeed", v, speed)
+		}
+	}
+
+	list, code := d.run("runs", "list", "--json")
+	var rl []struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	}
+	if code != 0 || json.Unmarshal([]byte(list.stdout.String()), &rl) != nil || len(rl) != 1 || rl[0].State != "running" {
+		t.Fatalf("runs list after the kill: exit %d, %s", code, list.stdout)
+	}
+	resumed, code := d.run("runs", "resume", rl[0].ID, "--json")
+	took := time.Since(began)
+	if code != 0 {
+		t.Fatalf("drover runs resume: exit %d\n%s", code, resumed.stderr)
+	}
+	rep := resumed.report(t)
+	if rep.State != "succeeded" || rep.Resumes < 1 || rep.Summary.NodesDone != 3 {
+		t.Fatalf("report after resume: state %s, resumes %d, %d nodes done", rep.State, rep.Resumes, rep.Summary.NodesDone)
+	}
+	for _, n := range rep.Nodes {
+		if n.State != "done" || !n.Rebooted {
+			t.Errorf("report: node %s %s, rebooted %v; want every host patched and rebooted", n.Name, n.State, n.Rebooted)
+		}
+	}
+	if now := readHost(t, "hostA"); now.bootID == hostA.bootID {
+		t.Errorf("hostA not rebooted")
+	}
+	if p := pausedHosts(t); len(p) > 0 {
+		t.Errorf("hosts left paused: %v", p)
+	}
+
+	// Every guest kept running (one boot id, heartbeat rising) on exactly one host.
+	where := checkGuestsKeptRunning(t, l, guests)
+	ends, _ := checkMigrationChain(t, rep, map[string]string{"vm1": "hostA", "vm2": "hostA", "vm3": "hostA", "vm4": "hostA"})
+	for _, v := range labVMs {
+		if ends[v] != where[v] {
+			t.Errorf("vm %s runs on %s, the report says %s", v, where[v], ends[v])
+		}
+	}
+	// The disks arrived: the data written at boot and the last counter written read
+	// back intact on the target, and the guests go on checking there.
+	for _, v := range diskVMs {
+		c := readDiskChecks(t, v, guests[v].boot)
+		if c.badBoot || c.wrote == "" || len(c.bad) > 0 {
+			t.Errorf("vm %s disk checks: %+v", v, c)
+		}
+		last := c.lastN
+		if !poll(time.Minute, func() bool { c = readDiskChecks(t, v, guests[v].boot); return c.lastN > last }) {
+			t.Errorf("vm %s stopped checking its disk after the run (last check n=%d)", v, last)
+		}
+		if len(c.bad) > 0 {
+			t.Errorf("vm %s: its disk is damaged on %s: %v", v, where[v], c.bad)
+		}
+		t.Logf("vm %s: disk written at boot (md5 %s), %d checks ok, on %s", v, c.wrote[:8], c.checks, where[v])
+	}
+	// No volume left behind: each disk file exists only where its guest runs.
+	files, _ := filepath.Glob(filepath.Join(labDir, "host?", "var/lib/libvirt/images", "*"))
+	var want []string
+	for _, v := range diskVMs {
+		want = append(want, filepath.Join(labDir, where[v], "var/lib/libvirt/images", v+".qcow2"))
+	}
+	slices.Sort(files)
+	slices.Sort(want)
+	if !slices.Equal(files, want) {
+		t.Errorf("disk files in the hosts' pools: %v\nwant exactly %v (no orphaned volume on any side)", files, want)
+	}
+
+	// Figures: storage migrations next to memory-only ones of the same run.
+	var storSec, storMiB, storDisk, memSec, memMiB float64
+	var nStor, nMem int
+	for _, n := range rep.Nodes {
+		for _, m := range n.Migrations {
+			if slices.Contains(diskVMs, m.VM) {
+				if m.DiskMiB <= 0 {
+					t.Errorf("report: storage migration %+v without disk_mib", m)
+				}
+				nStor++
+				storSec += m.Seconds
+				storMiB += m.TransferredMiB
+				storDisk += m.DiskMiB
+				continue
+			}
+			if m.DiskMiB != 0 {
+				t.Errorf("report: memory-only migration %+v with disk_mib", m)
+			}
+			nMem++
+			memSec += m.Seconds
+			memMiB += m.TransferredMiB
+		}
+	}
+	if nStor == 0 || nMem == 0 {
+		t.Fatalf("report lists %d storage and %d memory-only migrations", nStor, nMem)
+	}
+	var drainA float64
+	for _, n := range rep.Nodes {
+		if n.Name == "hostA" {
+			for _, ph := range n.Phases {
+				if ph.Name == "draining" {
+					drainA += ph.Seconds
+				}
+			}
+		}
+	}
+	t.Logf("FIGURES storage migration: %d moves, %.2f s and %.1f MiB each (%.1f MiB of it disk); memory-only: %d moves, %.2f s and %.1f MiB each; hostA drain (killed and resumed once) %.1f s; summary %.1f MiB sent, %.1f MiB disks; whole run %s",
+		nStor, storSec/float64(nStor), storMiB/float64(nStor), storDisk/float64(nStor), nMem, memSec/float64(nMem), memMiB/float64(nMem),
+		drainA, rep.Summary.TransferredMiB, rep.Summary.DiskMiB, took.Round(time.Second))
+}
