@@ -237,6 +237,9 @@ func (e *Engine) stepDraining(ctx context.Context, rs *runState, name string) er
 	if rs.stopped() {
 		return errStopped
 	}
+	if rs.policy.Evacuate {
+		return e.evacuated(rs, name)
+	}
 	return e.transition(rs, name, evPatch, nil)
 }
 

@@ -502,7 +502,10 @@ func (d *Driver) readDomain(lv *golibvirt.Libvirt, hostName string, dom golibvir
 		return inst, fmt.Errorf("xml of %s: %w", dom.Name, err)
 	}
 	inst.info, inst.infoErr = parseDomainXML(xmlDesc)
-	inst.disks = d.readDisks(lv, dom, xmlDesc) // unreadable XML: infoErr says so
+	// Sizes only outside jobs: during a migration libvirt makes the size query wait
+	// for the job (up to 30 s on an incoming copy), which would stall the inventory.
+	sizes := !inst.jobActive && !inst.incoming()
+	inst.disks = d.readDisks(lv, dom, xmlDesc, sizes) // unreadable XML: infoErr says so
 	return inst, nil
 }
 

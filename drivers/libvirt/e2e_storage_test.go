@@ -10,6 +10,7 @@ package libvirt_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/droverhq/drover/drivers"
 )
 
 // diskVMs have a local disk in TestLabStorage; the other lab guests are diskless.
@@ -86,6 +89,7 @@ func TestLabStorage(t *testing.T) {
 	bin := droverBinary(t)
 	t.Setenv("LAB_GUESTS", "vm1:hostA:disk vm2:hostA:disk vm3:hostA vm4:hostA")
 	l := startLabForApply(t)
+	t.Cleanup(func() { keepLabLogs(t) }) // runs before the lab's teardown
 	guests := waitGuests(t, l)
 	for _, vm := range diskVMs {
 		if !poll(guestBootTimeout, func() bool { return readDiskChecks(t, vm, guests[vm].boot).checks > 0 }) {
@@ -240,6 +244,19 @@ func TestLabStorage(t *testing.T) {
 		t.Errorf("disk files in the hosts' pools: %v\nwant exactly %v (no orphaned volume on any side)", files, want)
 	}
 
+	if after >= 0 && !strings.Contains(resumed.stderr.String(), "joining migration in flight") {
+		t.Logf("%s's copy was in flight after the kill but the resumed run found it finished", vm)
+	}
+
+	driverMoves(t, l, where)
+	for _, v := range diskVMs {
+		c := readDiskChecks(t, v, guests[v].boot)
+		last := c.lastN
+		if !poll(time.Minute, func() bool { c = readDiskChecks(t, v, guests[v].boot); return c.lastN > last }) || len(c.bad) > 0 || c.badBoot {
+			t.Errorf("vm %s after the driver's moves: disk checks %+v", v, c)
+		}
+	}
+
 	// Figures: storage migrations next to memory-only ones of the same run.
 	var storSec, storMiB, storDisk, memSec, memMiB float64
 	var nStor, nMem int
@@ -279,4 +296,98 @@ func TestLabStorage(t *testing.T) {
 	t.Logf("FIGURES storage migration: %d moves, %.2f s and %.1f MiB each (%.1f MiB of it disk); memory-only: %d moves, %.2f s and %.1f MiB each; hostA drain (killed and resumed once) %.1f s; summary %.1f MiB sent, %.1f MiB disks; whole run %s",
 		nStor, storSec/float64(nStor), storMiB/float64(nStor), storDisk/float64(nStor), nMem, memSec/float64(nMem), memMiB/float64(nMem),
 		drainA, rep.Summary.TransferredMiB, rep.Summary.DiskMiB, took.Round(time.Second))
+}
+
+// driverMoves moves guests with the driver itself, after the run: a storage migration
+// and a memory-only one measured one at a time (the run's were killed and resumed, or
+// ran side by side), and a storage migration cancelled in the middle of its disk
+// copy, which leaves the guest on its source and no volume on the target.
+func driverMoves(t *testing.T, l *lab, where map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	drv, err := openDriver(ctx, labConfig(l.script, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drv.Close()
+	other := func(h string) string {
+		for _, o := range labHosts {
+			if o != h && o != "hostA" {
+				return o
+			}
+		}
+		return "hostA"
+	}
+	var figures []string
+	for _, vm := range []string{"vm1", "vm3"} {
+		from := where[vm]
+		to := other(from)
+		var last drivers.MigrationProgress
+		res, err := drv.Migrate(ctx, drivers.MigrateRequest{VM: vm, From: from, To: to}, func(p drivers.MigrationProgress) { last = p })
+		if err != nil {
+			t.Fatalf("migrate %s %s -> %s: %v", vm, from, to, err)
+		}
+		if got := strings.Fields(l.must("disk-files", vm)); slices.Contains(diskVMs, vm) && !slices.Equal(got, []string{to}) {
+			t.Errorf("after moving %s to %s its disk file is on %v", vm, to, got)
+		}
+		if slices.Contains(diskVMs, vm) != (res.DiskMiB > 0) || res.DiskMiB > res.TransferredMiB {
+			t.Errorf("migrate %s: result %+v (last progress %+v)", vm, res, last)
+		}
+		where[vm] = to
+		figures = append(figures, fmt.Sprintf("%s %s -> %s %.2f s, %.1f MiB sent, %.1f MiB of it disk (last progress: %.1f MiB, %.1f disk)",
+			vm, from, to, res.Duration.Seconds(), res.TransferredMiB, res.DiskMiB, last.TransferredMiB, last.DiskMiB))
+	}
+	t.Logf("FIGURES driver, one at a time: %s", strings.Join(figures, "; "))
+
+	// Cancelled mid-copy: the guest stays, the target's pre-created volume goes.
+	vm := "vm2"
+	from := where[vm]
+	to := other(from)
+	l.must("virsh", from, "migrate-setspeed", vm, "4")
+	mctx, mcancel := context.WithCancel(ctx)
+	defer mcancel()
+	var sawDisk bool
+	_, err = drv.Migrate(mctx, drivers.MigrateRequest{VM: vm, From: from, To: to}, func(p drivers.MigrationProgress) {
+		if p.DiskMiB > 0 && !sawDisk {
+			sawDisk = true
+			mcancel()
+		}
+	})
+	if err == nil || !sawDisk {
+		t.Fatalf("migrate %s cancelled mid-copy: err %v, disk copy seen %v", vm, err, sawDisk)
+	}
+	if on := l.definedOn(vm); len(on) != 1 || on[from] != "running" {
+		t.Errorf("after the cancelled copy %s is %v, want running on %s only", vm, on, from)
+	}
+	if got := strings.Fields(l.must("disk-files", vm)); !slices.Equal(got, []string{from}) {
+		t.Errorf("after the cancelled copy %s's disk file is on %v, want only %s (no orphaned volume)", vm, got, from)
+	}
+	t.Logf("storage migration of %s cancelled mid-copy: %v", vm, err)
+}
+
+// keepLabLogs copies the guests' consoles and the hosts' QEMU logs out of the lab
+// when the test failed: the lab's teardown removes them.
+func keepLabLogs(t *testing.T) {
+	if !t.Failed() {
+		return
+	}
+	dst, err := os.MkdirTemp("", "drover-lab-logs-")
+	if err != nil {
+		t.Logf("keep lab logs: %v", err)
+		return
+	}
+	for _, pat := range []string{"logs/*.log", "host?/var/log/libvirt/qemu/*.log"} {
+		files, _ := filepath.Glob(filepath.Join(labDir, pat))
+		for _, f := range files {
+			rel, _ := filepath.Rel(labDir, f)
+			data, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			out := filepath.Join(dst, strings.ReplaceAll(rel, "/", "_"))
+			_ = os.WriteFile(out, data, 0o600)
+		}
+	}
+	t.Logf("lab logs kept in %s", dst)
 }

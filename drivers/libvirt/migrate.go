@@ -198,7 +198,7 @@ func (d *Driver) migrate(ctx context.Context, req drivers.MigrateRequest, to *ho
 			return drivers.MigrationResult{}, fmt.Errorf("%w: vm is migrating from %s to %s right now (wait for it or abort it with virsh domjobabort)", drivers.ErrRejected, i.host, orUnknown(dest))
 		}
 		d.log.Info("joining migration in flight", "vm", req.VM, "from", i.host, "to", req.To)
-		return d.join(ctx, req, d.byName[i.host], to, progress)
+		return d.joinWithDisks(ctx, req, d.byName[i.host], to, progress)
 	}
 	if tgt, ok := loc.on(req.To); ok && tgt.active() && loc.elsewhere(req.To) != "" {
 		res, retry, err := d.onBoth(ctx, req, loc, to)

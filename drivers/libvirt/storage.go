@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"slices"
+	"sync"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 
@@ -38,15 +39,15 @@ func withDisks(params []golibvirt.TypedParam, disks []diskSource) ([]golibvirt.T
 	return params, flags | golibvirt.MigrateNonSharedDisk
 }
 
-// readDisks lists the domain's disks with the capacity of the local ones (what a copy
-// needs on the target). A size libvirt does not tell stays 0 (unknown).
-func (d *Driver) readDisks(lv *golibvirt.Libvirt, dom golibvirt.Domain, xmlDesc string) []diskSource {
+// readDisks lists the domain's disks, with sizes the capacity of the local ones (what
+// a copy needs on the target). A size not read stays 0 (unknown).
+func (d *Driver) readDisks(lv *golibvirt.Libvirt, dom golibvirt.Domain, xmlDesc string, sizes bool) []diskSource {
 	ds, err := listDisks(xmlDesc, d.cfg.SharedStorage)
 	if err != nil {
 		return nil // parseDomainXML reports the unreadable XML
 	}
 	for i, s := range ds {
-		if !s.Local {
+		if !s.Local || !sizes {
 			continue
 		}
 		if _, capacity, _, err := lv.DomainGetBlockInfo(dom, s.Dev, 0); err == nil {
@@ -84,13 +85,56 @@ func (d *Driver) performWithDisks(ctx context.Context, req drivers.MigrateReques
 	}
 	before := d.volumesOn(ctx, to, disks)
 	d.log.Info("storage migration", "vm", req.VM, "from", src.Name, "to", to.Name, "disks", diskDevs(disks))
-	res, err := d.perform(ctx, req, src, to, disks, progress)
+	var seen diskSeen
+	res, err := d.perform(ctx, req, src, to, disks, seen.watch(progress))
 	if err != nil {
 		d.dropPrecreated(ctx, req.VM, to, disks, before)
 		return res, err
 	}
 	d.deleteVolumes(ctx, req.VM, src, disks, "source copy of a moved disk")
-	return res, nil
+	return seen.complete(res), nil
+}
+
+// joinWithDisks joins a migration in flight (see join), completing its result with
+// the disk copy its progress showed.
+func (d *Driver) joinWithDisks(ctx context.Context, req drivers.MigrateRequest, src, to *hostState, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {
+	var seen diskSeen
+	res, err := d.join(ctx, req, src, to, seen.watch(progress))
+	if err != nil {
+		return res, err
+	}
+	return seen.complete(res), nil
+}
+
+// diskSeen remembers the disk copy a migration's progress showed. libvirt 9.0's
+// statistics of a completed migration, read on the target, leave the disks out
+// (data_processed is memory only, no disk_processed); the source's job, while it ran,
+// counted them (in data_processed too).
+type diskSeen struct {
+	mu  sync.Mutex
+	mib float64
+}
+
+func (s *diskSeen) watch(progress func(drivers.MigrationProgress)) func(drivers.MigrationProgress) {
+	return func(p drivers.MigrationProgress) {
+		s.mu.Lock()
+		s.mib = max(s.mib, p.DiskMiB)
+		s.mu.Unlock()
+		if progress != nil {
+			progress(p)
+		}
+	}
+}
+
+// complete adds the disk copy seen to a result whose statistics lack it.
+func (s *diskSeen) complete(res drivers.MigrationResult) drivers.MigrationResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if res.DiskMiB == 0 && s.mib > 0 {
+		res.DiskMiB = s.mib
+		res.TransferredMiB += s.mib
+	}
+	return res
 }
 
 // dropSourceDisks deletes from host from (the source) the copies of the local disks

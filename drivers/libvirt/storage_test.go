@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/droverhq/drover/drivers"
 )
 
 func TestWithDisks(t *testing.T) {
@@ -64,5 +66,35 @@ func TestListDisks_LocalOnly(t *testing.T) {
 	want := []string{"vda=/var/lib/libvirt/images/a.qcow2", "vdc=volume c.qcow2 of pool images"}
 	if !slices.Equal(got, want) {
 		t.Errorf("local disks %v, want %v", got, want)
+	}
+}
+
+func TestDiskSeen(t *testing.T) {
+	tests := []struct {
+		name     string
+		progress []drivers.MigrationProgress
+		res      drivers.MigrationResult
+		want     drivers.MigrationResult
+	}{
+		{name: "target-stats-without-disks-get-the-copy-seen",
+			progress: []drivers.MigrationProgress{{TransferredMiB: 30, DiskMiB: 30}, {TransferredMiB: 158.5, DiskMiB: 64}},
+			res:      drivers.MigrationResult{TransferredMiB: 94.5}, want: drivers.MigrationResult{TransferredMiB: 158.5, DiskMiB: 64}},
+		{name: "stats-with-disks-kept", progress: []drivers.MigrationProgress{{DiskMiB: 64}},
+			res: drivers.MigrationResult{TransferredMiB: 160, DiskMiB: 64}, want: drivers.MigrationResult{TransferredMiB: 160, DiskMiB: 64}},
+		{name: "memory-only", progress: []drivers.MigrationProgress{{TransferredMiB: 70}},
+			res: drivers.MigrationResult{TransferredMiB: 72}, want: drivers.MigrationResult{TransferredMiB: 72}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s diskSeen
+			calls := 0
+			watch := s.watch(func(drivers.MigrationProgress) { calls++ })
+			for _, p := range tt.progress {
+				watch(p)
+			}
+			if got := s.complete(tt.res); got != tt.want || calls != len(tt.progress) {
+				t.Errorf("complete = %+v (%d progress calls passed on), want %+v", got, calls, tt.want)
+			}
+		})
 	}
 }
