@@ -257,6 +257,8 @@ func TestLabStorage(t *testing.T) {
 		}
 	}
 
+	evacuateHost(t, l, bin, guests)
+
 	// Figures: storage migrations next to memory-only ones of the same run.
 	var storSec, storMiB, storDisk, memSec, memMiB float64
 	var nStor, nMem int
@@ -390,4 +392,58 @@ func keepLabLogs(t *testing.T) {
 		}
 	}
 	t.Logf("lab logs kept in %s", dst)
+}
+
+// evacuateHost empties the host vm1 runs on for good with `drover evacuate HOST`: its
+// guests move (vm1 with its disk), keep running, and the host stays paused, reported
+// so.
+func evacuateHost(t *testing.T, l *lab, bin string, guests map[string]beat) {
+	t.Helper()
+	host := ""
+	for h := range l.definedOn("vm1") {
+		host = h
+	}
+	var on []string
+	for _, v := range labVMs {
+		if _, ok := l.definedOn(v)[host]; ok {
+			on = append(on, v)
+		}
+	}
+	d := newDrover(t, bin)
+	p, code := d.run("evacuate", host, "--yes", "--json")
+	if code != 0 {
+		t.Fatalf("drover evacuate %s: exit %d\n%s", host, code, p.stderr)
+	}
+	rep := p.report(t)
+	if rep.State != "succeeded" || len(rep.Nodes) != 1 || rep.Nodes[0].Name != host || rep.Nodes[0].LeftPaused == "" || rep.Nodes[0].Rebooted {
+		t.Fatalf("evacuate report: %+v", rep)
+	}
+	if _, paused := pausedHosts(t)[host]; !paused {
+		t.Errorf("%s is not left paused after its evacuation", host)
+	}
+	moved := map[string]bool{}
+	for _, m := range rep.Nodes[0].Migrations {
+		moved[m.VM] = true
+		if slices.Contains(diskVMs, m.VM) != (m.DiskMiB > 0) {
+			t.Errorf("evacuate migration %+v", m)
+		}
+	}
+	for _, v := range on {
+		if !moved[v] {
+			t.Errorf("vm %s was on %s and the evacuation report does not move it", v, host)
+		}
+	}
+	where := checkGuestsKeptRunning(t, l, guests)
+	for _, v := range labVMs {
+		if where[v] == host {
+			t.Errorf("vm %s still on evacuated %s", v, host)
+		}
+	}
+	for _, v := range diskVMs {
+		if got := strings.Fields(l.must("disk-files", v)); !slices.Equal(got, []string{where[v]}) {
+			t.Errorf("after the evacuation %s runs on %s, its disk file is on %v", v, where[v], got)
+		}
+	}
+	t.Logf("FIGURES evacuate %s: %d guests moved (%s), %.1f MiB sent, %.1f MiB disks, node %.1f s", host, len(on), strings.Join(on, " "),
+		rep.Summary.TransferredMiB, rep.Summary.DiskMiB, rep.Nodes[0].Seconds)
 }
