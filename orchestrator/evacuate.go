@@ -11,7 +11,7 @@ import (
 // report names it left paused, with the reason.
 func (e *Engine) evacuated(rs *runState, name string) error {
 	e.log.Info("node evacuated: left paused", "run_id", rs.id, "node", name)
-	return e.transition(rs, name, evEvacuated, func(r *runs.NodeRecord) {
+	return e.transition(rs, name, evLeave, func(r *runs.NodeRecord) {
 		r.LeftPaused = fmt.Sprintf("evacuated by drover evacuate (run %s): drained and left paused for good; it takes no VMs until it is resumed on the platform", rs.id)
 	})
 }

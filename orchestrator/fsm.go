@@ -28,18 +28,18 @@ const (
 
 // Node events.
 const (
-	evPause     = "pause"
-	evDrain     = "drain"
-	evPatch     = "patch"
-	evReboot    = "reboot"
-	evVerify    = "verify"
-	evResume    = "resume"
-	evAbort     = "abort" // something failed or the run was stopped: resume the node
-	evFailback  = "failback"
-	evFinish    = "finish"
-	evFail      = "fail"
-	evSkip      = "skip"
-	evEvacuated = "evacuated" // drover evacuate: drained, left paused for good
+	evPause    = "pause"
+	evDrain    = "drain"
+	evPatch    = "patch"
+	evReboot   = "reboot"
+	evVerify   = "verify"
+	evResume   = "resume"
+	evAbort    = "abort" // something failed or the run was stopped: resume the node
+	evFailback = "failback"
+	evFinish   = "finish"
+	evFail     = "fail"
+	evSkip     = "skip"
+	evLeave    = "leave_paused" // drover evacuate: drained, left paused for good
 )
 
 var nodeEvents = fsm.Events{
@@ -58,7 +58,7 @@ var nodeEvents = fsm.Events{
 	// A node is skipped before it is touched, or after it was resumed when the run
 	// was stopped before the node was patched.
 	{Name: evSkip, Src: []string{NodeQueued, NodeResuming}, Dst: NodeSkipped},
-	{Name: evEvacuated, Src: []string{NodeDraining}, Dst: NodeDone},
+	{Name: evLeave, Src: []string{NodeDraining}, Dst: NodeDone},
 }
 
 // NodeTerminal reports whether a node state is final.
