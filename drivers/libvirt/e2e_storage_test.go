@@ -10,6 +10,7 @@ package libvirt_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -321,6 +322,27 @@ func driverMoves(t *testing.T, l *lab, where map[string]string) {
 		}
 		return "hostA"
 	}
+	// A guest on the target already uses a disk at vm1's path (local paths are per
+	// host): the copy would overwrite it, so the driver refuses, and nothing moves.
+	squat := other(where["vm1"])
+	sq := filepath.Join(labDir, "squatter.xml")
+	if err := os.WriteFile(sq, []byte(`<domain type='qemu'><name>squatter</name><memory unit='MiB'>64</memory><os><type arch='x86_64' machine='pc'>hvm</type></os>`+
+		`<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/var/lib/libvirt/images/vm1.qcow2'/><target dev='vda' bus='virtio'/></disk></devices></domain>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.must("virsh", squat, "define", sq)
+	_, err = drv.Migrate(ctx, drivers.MigrateRequest{VM: "vm1", From: where["vm1"], To: squat}, nil)
+	if !errors.Is(err, drivers.ErrRejected) || !strings.Contains(err.Error(), "would overwrite") {
+		t.Errorf("migrate vm1 onto %s where another domain uses its disk path: %v, want a refusal", squat, err)
+	}
+	if on := l.definedOn("vm1"); len(on) != 1 || on[where["vm1"]] != "running" {
+		t.Errorf("after the refused move vm1 is %v", on)
+	}
+	l.must("virsh", squat, "undefine", "squatter")
+	if got := strings.Fields(l.must("disk-files", "vm1")); !slices.Equal(got, []string{where["vm1"]}) {
+		t.Errorf("after the refused move vm1's disk file is on %v", got)
+	}
+
 	var figures []string
 	for _, vm := range []string{"vm1", "vm3"} {
 		from := where[vm]

@@ -83,6 +83,9 @@ func (d *Driver) performWithDisks(ctx context.Context, req drivers.MigrateReques
 	if len(disks) == 0 {
 		return d.perform(ctx, req, src, to, nil, progress)
 	}
+	if err := d.checkTargetPaths(ctx, req.VM, to, disks); err != nil {
+		return drivers.MigrationResult{}, err
+	}
 	before := d.volumesOn(ctx, to, disks)
 	d.log.Info("storage migration", "vm", req.VM, "from", src.Name, "to", to.Name, "disks", diskDevs(disks))
 	var seen diskSeen
@@ -168,6 +171,34 @@ func (d *Driver) dropPrecreated(ctx context.Context, vm string, to *hostState, d
 	}
 }
 
+// checkTargetPaths refuses a copy onto a disk another domain on the target uses:
+// local paths are per host, so another guest there may have a disk of the same name,
+// and libvirt would reuse (overwrite) that file.
+func (d *Driver) checkTargetPaths(ctx context.Context, vm string, to *hostState, disks []diskSource) error {
+	cctx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
+	defer cancel()
+	var taken []string
+	err := to.conn.do(cctx, func(lv *golibvirt.Libvirt) error {
+		inUse, err := usedPaths(lv, d.cfg.SharedStorage, vm)
+		if err != nil {
+			return err
+		}
+		for _, s := range disks {
+			if inUse[s.where()] {
+				taken = append(taken, s.where())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: target %s: list its domains' disks: %v", drivers.ErrUnavailable, to.Name, err)
+	}
+	if len(taken) > 0 {
+		return fmt.Errorf("%w: a domain on %s already uses %v: the copy would overwrite it (rename the disk or choose another target)", drivers.ErrRejected, to.Name, taken)
+	}
+	return nil
+}
+
 // volumesOn reports which of disks have a volume on host.
 func (d *Driver) volumesOn(ctx context.Context, h *hostState, disks []diskSource) map[string]bool {
 	out := map[string]bool{}
@@ -200,7 +231,7 @@ func (d *Driver) deleteVolumes(ctx context.Context, vm string, h *hostState, dis
 		} else if !golibvirt.IsNotFound(err) {
 			return err
 		}
-		inUse, err := usedPaths(lv, d.cfg.SharedStorage)
+		inUse, err := usedPaths(lv, d.cfg.SharedStorage, "")
 		if err != nil {
 			return err
 		}
@@ -264,15 +295,18 @@ func refreshPools(lv *golibvirt.Libvirt) {
 	}
 }
 
-// usedPaths returns the disks every domain of the host uses (defined or running), by
-// diskSource.where: the path, or the pool volume.
-func usedPaths(lv *golibvirt.Libvirt, shared []string) (map[string]bool, error) {
+// usedPaths returns the disks every domain of the host but except uses (defined or
+// running), by diskSource.where: the path, or the pool volume.
+func usedPaths(lv *golibvirt.Libvirt, shared []string, except string) (map[string]bool, error) {
 	doms, _, err := lv.ConnectListAllDomains(1, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list domains: %w", err)
 	}
 	out := map[string]bool{}
 	for _, dom := range doms {
+		if dom.Name == except {
+			continue
+		}
 		x, err := lv.DomainGetXMLDesc(dom, 0)
 		if golibvirt.IsNotFound(err) {
 			continue
