@@ -79,10 +79,10 @@ chaos: build
 	bin/chaos -drover $(BIN) -kills $(KILLS) -seed $(SEED) -mode $(MODE)
 
 ## e2e-libvirt: a real three-host libvirt/QEMU lab in network namespaces (root, Debian 12):
-## installs the lab's packages, then bin/drover patches the lab (~6-13 min on 2 cores)
+## installs the lab's packages, then bin/drover patches the lab (~8-16 min on 2 cores)
 e2e-libvirt: build
 	./drivers/libvirt/lab/lab.sh deps
-	DROVER_LIBVIRT_LAB=1 DROVER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v -run '^TestLab' ./drivers/libvirt/
+	DROVER_LIBVIRT_LAB=1 DROVER_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -v -run '^TestLab' ./drivers/libvirt/
 
 ## lab-bench: the lab where scheduling matters (root, Debian 12): hostA's link shaped to
 ## 200 Mbit/s, four light guests and two dirtying 14 MiB/s, drained with serial, fixed-2,

@@ -87,6 +87,8 @@ type MigrationProgress struct {
 	Round          int     `json:"round"`
 	TransferredMiB float64 `json:"transferred_mib"`
 	RemainingMiB   float64 `json:"remaining_mib"`
+	// DiskMiB is the part of TransferredMiB that was local disks (storage migration).
+	DiskMiB float64 `json:"disk_mib,omitempty"`
 	// Elapsed is the time since the migration started, in cluster time.
 	Elapsed time.Duration `json:"-"`
 }

@@ -39,6 +39,7 @@ const (
 	evFinish   = "finish"
 	evFail     = "fail"
 	evSkip     = "skip"
+	evLeave    = "leave_paused" // drover evacuate: drained, left paused for good
 )
 
 var nodeEvents = fsm.Events{
@@ -57,6 +58,7 @@ var nodeEvents = fsm.Events{
 	// A node is skipped before it is touched, or after it was resumed when the run
 	// was stopped before the node was patched.
 	{Name: evSkip, Src: []string{NodeQueued, NodeResuming}, Dst: NodeSkipped},
+	{Name: evLeave, Src: []string{NodeDraining}, Dst: NodeDone},
 }
 
 // NodeTerminal reports whether a node state is final.

@@ -87,6 +87,7 @@ type nodeRules struct {
 	failback bool // policy.failback is not none
 	preHook  bool // policy.pre_hook is set
 	postHook bool // policy.post_hook is set
+	evacuate bool // drover evacuate: a drained node is left paused for good
 }
 
 // decision is what step decided: fire event (the move to next, checked and driven by
@@ -205,6 +206,9 @@ func (r nodeRules) done(rec runs.NodeRecord, ev nodeEvent) (string, func(*runs.N
 	case NodePausing:
 		return evDrain, nil, nil
 	case NodeDraining:
+		if r.evacuate {
+			return evLeave, func(r *runs.NodeRecord) { r.LeftPaused = evacuatedNote }, nil
+		}
 		return evPatch, nil, nil
 	case NodePatching:
 		// A reboot when an update asks for it, when updates were found installed by

@@ -83,6 +83,13 @@ func TestNodeRules_Step(t *testing.T) {
 		// draining
 		{name: "draining-done-patches", rec: rec(NodeDraining), ev: nodeEvent{kind: evtDone},
 			event: evPatch, next: NodePatching, actions: []action{doInstall}},
+		{name: "draining-done-evacuated-stays-paused", rules: nodeRules{evacuate: true}, rec: rec(NodeDraining), ev: nodeEvent{kind: evtDone},
+			event: evLeave, next: NodeDone,
+			check: func(t *testing.T, r runs.NodeRecord) {
+				if r.LeftPaused != evacuatedNote {
+					t.Errorf("left paused = %q, want the evacuation named", r.LeftPaused)
+				}
+			}},
 		{name: "draining-failed-resumes-and-restarts", rec: rec(NodeDraining, shutdownLeft), ev: nodeEvent{kind: evtFailed, err: boom},
 			event: evAbort, next: NodeResuming, check: failure("disk on fire"), actions: []action{doResume, doRestartLeft}},
 		{name: "draining-stopped-resumes", rec: rec(NodeDraining), ev: nodeEvent{kind: evtStopped, reason: "stopped"},

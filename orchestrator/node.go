@@ -70,6 +70,7 @@ func (rs *runState) rules() nodeRules {
 		failback: rs.policy.Failback != FailbackNone,
 		preHook:  rs.policy.PreHook.Enabled(),
 		postHook: rs.policy.PostHook.Enabled(),
+		evacuate: rs.policy.Evacuate,
 	}
 }
 

@@ -123,6 +123,11 @@ type Policy struct {
 	MemoryHeadroomMiB int64 `json:"memory_headroom_mib" mapstructure:"memory_headroom_mib"`
 	// Force patches nodes that report no pending update.
 	Force bool `json:"force,omitempty" mapstructure:"force"`
+	// Evacuate: the run empties its nodes for good (drover evacuate NODE): each is
+	// paused and drained, then left paused, neither patched nor rebooted
+	// (evacuate.go). Set by the command, never by a config file; stored with the run
+	// so that runs resume does the same.
+	Evacuate bool `json:"evacuate,omitempty" mapstructure:"-"`
 	// PollInterval is how often readiness is polled, in cluster time.
 	PollInterval Duration `json:"poll_interval" mapstructure:"poll_interval"`
 	// RequireAllNodesOnline refuses to start, and stops the run between nodes, when

@@ -339,10 +339,9 @@ func TestConfig_ResolvedHosts(t *testing.T) {
 func TestParseDomainXML(t *testing.T) {
 	const head = `<domain type='qemu'><name>vm1</name>`
 	tests := []struct {
-		name   string
-		xml    string
-		shared []string
-		want   domainInfo
+		name string
+		xml  string
+		want domainInfo
 	}{
 		{name: "diskless-lab-guest", xml: head + `<devices><serial type='file'><source path='/tmp/x.log' append='on'/></serial></devices></domain>`},
 		{name: "metadata-marker", xml: head + `<metadata><drover:drover xmlns:drover="` + MetadataNS + `" migratable="no" reason="license bound to host" anti_affinity="web" anti_affinity_hard="yes" preferred_node="hostB"/></metadata></domain>`,
@@ -352,21 +351,19 @@ func TestParseDomainXML(t *testing.T) {
 		{name: "foreign-metadata-ignored", xml: head + `<metadata><x:drover xmlns:x="https://example.com/other" migratable="no"/></metadata></domain>`},
 		{name: "hostdev", xml: head + `<devices><hostdev mode='subsystem' type='pci'/></devices></domain>`,
 			want: domainInfo{NotMigratable: "has 1 host device(s) passed through"}},
-		{name: "local-file-disk", xml: head + `<devices><disk type='file' device='disk'><source file='/var/lib/libvirt/images/vm1.qcow2'/><target dev='vda'/></disk></devices></domain>`,
-			want: domainInfo{NotMigratable: "disk vda on local storage /var/lib/libvirt/images/vm1.qcow2 (list shared paths in shared_storage)"}},
-		{name: "shared-file-disk", shared: []string{"/mnt/nfs/"}, xml: head + `<devices><disk type='file' device='disk'><source file='/mnt/nfs/vm1.qcow2'/><target dev='vda'/></disk></devices></domain>`},
-		{name: "shared-prefix-is-not-substring", shared: []string{"/mnt/nfs"}, xml: head + `<devices><disk type='file' device='disk'><source file='/mnt/nfs2/vm1.qcow2'/><target dev='vda'/></disk></devices></domain>`,
-			want: domainInfo{NotMigratable: "disk vda on local storage /mnt/nfs2/vm1.qcow2 (list shared paths in shared_storage)"}},
+		// Local disks move with the VM (storage migration): they do not make it
+		// non-migratable; the disks' locality is TestDomainDisks's.
+		{name: "local-file-disk", xml: head + `<devices><disk type='file' device='disk'><source file='/var/lib/libvirt/images/vm1.qcow2'/><target dev='vda'/></disk></devices></domain>`},
 		{name: "network-disk", xml: head + `<devices><disk type='network' device='disk'><source protocol='rbd' name='pool/vm1'/><target dev='vda'/></disk></devices></domain>`},
-		{name: "cdrom-and-readonly", xml: head + `<devices><disk type='file' device='cdrom'><source file='/iso/x.iso'/></disk><disk type='file' device='disk'><source file='/img/base.raw'/><readonly/><target dev='vdb'/></disk></devices></domain>`},
-		{name: "pool-volume", xml: head + `<devices><disk type='volume' device='disk'><source pool='default' volume='vm1.qcow2'/><target dev='vda'/></disk></devices></domain>`,
-			want: domainInfo{NotMigratable: "disk vda is volume vm1.qcow2 of storage pool default (local to the host)"}},
+		{name: "pool-volume", xml: head + `<devices><disk type='volume' device='disk'><source pool='default' volume='vm1.qcow2'/><target dev='vda'/></disk></devices></domain>`},
+		{name: "local-disk-and-hostdev", xml: head + `<devices><disk type='file' device='disk'><source file='/img/vm1.qcow2'/><target dev='vda'/></disk><hostdev mode='subsystem' type='pci'/></devices></domain>`,
+			want: domainInfo{NotMigratable: "has 1 host device(s) passed through"}},
 		{name: "virtiofs", xml: head + `<devices><filesystem type='mount'><driver type='virtiofs'/><source dir='/srv'/><target dir='srv'/></filesystem></devices></domain>`,
 			want: domainInfo{NotMigratable: "shares a host folder into srv"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseDomainXML(tt.xml, tt.shared)
+			got, err := parseDomainXML(tt.xml)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -375,7 +372,7 @@ func TestParseDomainXML(t *testing.T) {
 			}
 		})
 	}
-	if _, err := parseDomainXML("<domain><unclosed>", nil); err == nil {
+	if _, err := parseDomainXML("<domain><unclosed>"); err == nil {
 		t.Fatal("broken XML accepted")
 	}
 }
@@ -385,7 +382,7 @@ func FuzzParseDomainXML(f *testing.F) {
 	f.Add(`<domain><metadata><d:drover xmlns:d="` + MetadataNS + `" migratable="no"/></metadata></domain>`)
 	f.Fuzz(func(t *testing.T, s string) {
 		// Must not panic; a domain it cannot read is an error, never "migratable".
-		info, err := parseDomainXML(s, []string{"/mnt/nfs"})
+		info, err := parseDomainXML(s)
 		if err != nil && info != (domainInfo{}) {
 			t.Fatalf("error %v with non-zero info %+v", err, info)
 		}

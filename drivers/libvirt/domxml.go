@@ -58,11 +58,10 @@ type metaElem struct {
 	Attrs   []xml.Attr `xml:",any,attr"`
 }
 
-// parseDomainXML reads migratability and Drover's metadata from a domain's XML. A file
-// or block disk is local unless its path is below one of shared (path prefixes of
-// storage all hosts see); network disks (rbd, iscsi, nbd, ...) are shared; a read-only
-// or shareable disk and CD-ROMs without a source do not block a migration.
-func parseDomainXML(data string, shared []string) (domainInfo, error) {
+// parseDomainXML reads migratability and Drover's metadata from a domain's XML. Disks
+// on local storage do not make a domain non-migratable: they move with it (storage
+// migration, see storage.go), and policy.local_storage decides whether they may.
+func parseDomainXML(data string) (domainInfo, error) {
 	var d domainXML
 	if err := xml.Unmarshal([]byte(data), &d); err != nil {
 		return domainInfo{}, fmt.Errorf("parse domain xml: %w", err)
@@ -104,27 +103,6 @@ func parseDomainXML(data string, shared []string) (domainInfo, error) {
 	for _, fs := range d.Devices.Filesystems {
 		if fs.Driver.Type == "virtiofs" || fs.Driver.Type == "path" || fs.Driver.Type == "" {
 			info.NotMigratable = fmt.Sprintf("shares a host folder into %s", fs.Target.Dir)
-			return info, nil
-		}
-	}
-	for _, disk := range d.Devices.Disks {
-		if disk.Device == "cdrom" || disk.Device == "floppy" || disk.ReadOnly != nil || disk.Shareable != nil {
-			continue
-		}
-		var path string
-		switch disk.Type {
-		case "file":
-			path = disk.Source.File
-		case "block":
-			path = disk.Source.Dev
-		case "volume":
-			info.NotMigratable = fmt.Sprintf("disk %s is volume %s of storage pool %s (local to the host)", disk.Target.Dev, disk.Source.Vol, disk.Source.Pool)
-			return info, nil
-		default: // network and others: reachable from every host
-			continue
-		}
-		if path != "" && !underAny(path, shared) {
-			info.NotMigratable = fmt.Sprintf("disk %s on local storage %s (list shared paths in shared_storage)", disk.Target.Dev, path)
 			return info, nil
 		}
 	}

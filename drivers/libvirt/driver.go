@@ -138,7 +138,7 @@ func (d *Driver) hostNames() []string {
 }
 
 // Capabilities: no native drain, no power control yet; boot IDs when every host has a
-// boot_id_command.
+// boot_id_command; storage migration (copy-storage of local disks, storage.go).
 func (d *Driver) Capabilities() drivers.Capabilities {
 	bootID := len(d.hosts) > 0
 	for _, h := range d.hosts {
@@ -146,7 +146,7 @@ func (d *Driver) Capabilities() drivers.Capabilities {
 			bootID = false
 		}
 	}
-	return drivers.Capabilities{BootID: bootID, PauseOwner: true}
+	return drivers.Capabilities{BootID: bootID, PauseOwner: true, StorageMigration: true}
 }
 
 // PauseNode marks host as accepting no placements. The mark is Drover's own (a file);
@@ -304,7 +304,7 @@ type domainInstance struct {
 	jobActive bool
 	info      domainInfo
 	infoErr   error
-	disks     []cluster.Disk
+	disks     []diskSource
 	// dirtyMiBs is the measured dirty rate when dirtyKnown (dirtyrate.go).
 	dirtyMiBs  float64
 	dirtyKnown bool
@@ -365,11 +365,13 @@ func stateWords(i domainInstance) string {
 
 // hostReport is what one host answered for an inventory.
 type hostReport struct {
-	bootID  string
-	memKiB  uint64
-	cpus    int
-	domains []domainInstance
-	err     error
+	bootID string
+	memKiB uint64
+	cpus   int
+	// storageMiB is the free space of the host's largest local storage pool.
+	storageMiB int64
+	domains    []domainInstance
+	err        error
 }
 
 // Inventory asks every host in parallel; a host that does not answer within
@@ -414,6 +416,7 @@ func (d *Driver) Inventory(ctx context.Context) (cluster.Inventory, error) {
 			n.MemoryMiB = int64(r.memKiB / 1024)
 			n.CPUs = r.cpus
 			n.BootID = r.bootID
+			n.StorageMiB = r.storageMiB
 		}
 		inv.Nodes = append(inv.Nodes, n)
 		all = append(all, r.domains...)
@@ -433,6 +436,7 @@ func (d *Driver) queryHost(ctx context.Context, h *hostState) hostReport {
 			return fmt.Errorf("node info: %w", err)
 		}
 		r.memKiB, r.cpus = mem, int(cpus)
+		r.storageMiB = d.localPoolFreeMiB(lv, h.Name)
 		doms, _, err := lv.ConnectListAllDomains(1, 0)
 		if err != nil {
 			return fmt.Errorf("list domains: %w", err)
@@ -514,8 +518,11 @@ func (d *Driver) readDomain(lv *golibvirt.Libvirt, hostName string, dom golibvir
 	if err != nil {
 		return inst, fmt.Errorf("xml of %s: %w", dom.Name, err)
 	}
-	inst.info, inst.infoErr = parseDomainXML(xmlDesc, d.cfg.SharedStorage)
-	inst.disks, _ = domainDisks(xmlDesc, d.cfg.SharedStorage) // unreadable XML: infoErr says so
+	inst.info, inst.infoErr = parseDomainXML(xmlDesc)
+	// Sizes only outside jobs: during a migration libvirt makes the size query wait
+	// for the job (up to 30 s on an incoming copy), which would stall the inventory.
+	sizes := !inst.jobActive && !inst.incoming()
+	inst.disks = d.readDisks(lv, dom, xmlDesc, sizes) // unreadable XML: infoErr says so
 	return inst, nil
 }
 
@@ -572,7 +579,7 @@ func (d *Driver) mergeDomains(all []domainInstance) []cluster.VM {
 		vm.AntiAffinity = best.info.AntiAffinity
 		vm.AntiAffinityHard = best.info.AntiAffinityHard
 		vm.PreferredNode = best.info.PreferredNode
-		vm.Disks = best.disks
+		vm.Disks = inventoryDisks(best.disks)
 		if best.dirtyKnown {
 			vm.DirtyMiBs, vm.DirtySource = best.dirtyMiBs, "measured"
 		}

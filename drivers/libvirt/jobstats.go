@@ -28,7 +28,11 @@ func jobProgress(typ int32, params []golibvirt.TypedParam, p *drivers.MigrationP
 	p.TransferredMiB = float64(processed) / (1 << 20)
 	p.RemainingMiB = float64(remaining) / (1 << 20)
 	p.Round = int(min(iter, math.MaxInt32))
-	if processed > 0 {
+	// Everything sent counts disks too; should a daemon leave the disk copy out of
+	// data_processed, the total still covers it.
+	p.DiskMiB = diskMiB(params)
+	p.TransferredMiB = max(p.TransferredMiB, p.DiskMiB)
+	if p.TransferredMiB > 0 {
 		p.Phase = "precopy"
 	}
 	return true
@@ -47,6 +51,12 @@ func completedJob(typ int32, params []golibvirt.TypedParam) (job, downtime time.
 		transferredMiB = float64(b) / (1 << 20)
 	}
 	return job, downtime, transferredMiB, true
+}
+
+// diskMiB is what the job copied of the VM's disks (storage migration), in MiB.
+func diskMiB(params []golibvirt.TypedParam) float64 {
+	b, _ := paramCount(params, golibvirt.DomainJobDiskProcessed)
+	return float64(b) / (1 << 20)
 }
 
 // paramCount reads a counter: an integer parameter that is not negative.

@@ -15,6 +15,7 @@ import (
 var jobFields = []string{
 	golibvirt.DomainJobDataProcessed, golibvirt.DomainJobDataRemaining, golibvirt.DomainJobMemoryIteration,
 	golibvirt.DomainJobTimeElapsed, golibvirt.DomainJobDowntime, golibvirt.DomainJobOperationStr, "disk_total",
+	golibvirt.DomainJobDiskProcessed,
 }
 
 // typedParam is what go-libvirt decodes a typed parameter of type d into.
@@ -76,6 +77,12 @@ func TestJobProgress(t *testing.T) {
 		{name: "negative-is-absent", typ: golibvirt.DomainJobUnbounded, wantActive: true, params: []golibvirt.TypedParam{
 			typedParam(golibvirt.DomainJobDataRemaining, golibvirt.TypedParamLlong, uint64(1<<64-mib)), typedParam(golibvirt.DomainJobMemoryIteration, golibvirt.TypedParamInt, math.MaxUint32),
 		}, want: drivers.MigrationProgress{Phase: "setup"}},
+		{name: "storage-copy", typ: golibvirt.DomainJobUnbounded, wantActive: true, params: []golibvirt.TypedParam{
+			ullong(golibvirt.DomainJobDataProcessed, 10*mib), ullong(golibvirt.DomainJobDiskProcessed, 8*mib),
+		}, want: drivers.MigrationProgress{Phase: "precopy", TransferredMiB: 10, DiskMiB: 8}},
+		{name: "disk-copy-outside-data-counts-in-the-total", typ: golibvirt.DomainJobUnbounded, wantActive: true, params: []golibvirt.TypedParam{
+			ullong(golibvirt.DomainJobDiskProcessed, 5*mib),
+		}, want: drivers.MigrationProgress{Phase: "precopy", TransferredMiB: 5, DiskMiB: 5}},
 		{name: "string-counter-ignored", typ: golibvirt.DomainJobUnbounded, wantActive: true, params: []golibvirt.TypedParam{
 			typedParam(golibvirt.DomainJobDataProcessed, golibvirt.TypedParamString, 42),
 		}, want: drivers.MigrationProgress{Phase: "setup"}},
@@ -143,7 +150,10 @@ func FuzzJobStats(f *testing.F) {
 		if !active && p != before {
 			t.Fatalf("inactive job changed the progress: %+v", p)
 		}
-		for _, v := range []float64{p.TransferredMiB, p.RemainingMiB} {
+		if p.DiskMiB > p.TransferredMiB {
+			t.Fatalf("progress %+v: more disk than everything sent", p)
+		}
+		for _, v := range []float64{p.TransferredMiB, p.RemainingMiB, p.DiskMiB} {
 			if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 				t.Fatalf("progress %+v from %+v", p, params)
 			}

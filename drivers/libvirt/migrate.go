@@ -179,6 +179,7 @@ func (d *Driver) migrate(ctx context.Context, req drivers.MigrateRequest, to *ho
 		return drivers.MigrationResult{}, err
 	}
 	if loc.settledOn(req.To) {
+		d.dropSourceDisks(ctx, req.VM, loc, req.To, req.From)
 		return drivers.MigrationResult{AlreadyThere: true}, nil
 	}
 	if err, down := loc.unreachable[req.To]; down {
@@ -197,7 +198,7 @@ func (d *Driver) migrate(ctx context.Context, req drivers.MigrateRequest, to *ho
 			return drivers.MigrationResult{}, fmt.Errorf("%w: vm is migrating from %s to %s right now (wait for it or abort it with virsh domjobabort)", drivers.ErrRejected, i.host, orUnknown(dest))
 		}
 		d.log.Info("joining migration in flight", "vm", req.VM, "from", i.host, "to", req.To)
-		return d.join(ctx, req, d.byName[i.host], to, progress)
+		return d.joinWithDisks(ctx, req, d.byName[i.host], to, progress)
 	}
 	if tgt, ok := loc.on(req.To); ok && tgt.active() && loc.elsewhere(req.To) != "" {
 		res, retry, err := d.onBoth(ctx, req, loc, to)
@@ -236,13 +237,14 @@ func (d *Driver) migrate(ctx context.Context, req drivers.MigrateRequest, to *ho
 	case src.info.NotMigratable != "":
 		return drivers.MigrationResult{}, fmt.Errorf("%w: vm %s", drivers.ErrRejected, src.info.NotMigratable)
 	}
-	return d.perform(ctx, req, d.byName[src.host], to, progress)
+	return d.performWithDisks(ctx, req, d.byName[src.host], to, localOnly(src.disks), progress)
 }
 
-// perform runs a peer-to-peer live migration from src to to: the blocking perform call
-// on a connection of its own, progress polled on the host's shared connection, abort on
-// ctx end or migration_timeout.
-func (d *Driver) perform(ctx context.Context, req drivers.MigrateRequest, src, to *hostState, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {
+// perform runs a peer-to-peer live migration from src to to, copying disks (the
+// local ones: storage migration) along: the blocking perform call on a connection of
+// its own, progress polled on the host's shared connection, abort on ctx end or
+// migration_timeout.
+func (d *Driver) perform(ctx context.Context, req drivers.MigrateRequest, src, to *hostState, disks []diskSource, progress func(drivers.MigrationProgress)) (drivers.MigrationResult, error) {
 	log := d.log.With("vm", req.VM, "from", src.Name, "to", to.Name)
 	c, err := dialConn(ctx, src.uri, d.cfg.ConnectTimeout)
 	if err != nil {
@@ -258,9 +260,10 @@ func (d *Driver) perform(ctx context.Context, req drivers.MigrateRequest, src, t
 	defer cancel()
 	start := d.now()
 	params := []golibvirt.TypedParam{{Field: golibvirt.MigrateParamURI, Value: *golibvirt.NewTypedParamValueString(to.migrationURI)}}
+	params, flags := withDisks(params, disks)
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.lv.DomainMigratePerform3Params(dom, golibvirt.OptString{to.peerURI}, params, nil, migrateFlags)
+		_, err := c.lv.DomainMigratePerform3Params(dom, golibvirt.OptString{to.peerURI}, params, nil, flags)
 		done <- err
 	}()
 	log.Info("migration started", "peer_uri", to.peerURI, "migration_uri", to.migrationURI)
@@ -384,6 +387,7 @@ func (d *Driver) join(ctx context.Context, req drivers.MigrateRequest, src, to *
 			res, job := d.completedStats(ctx, to, req.VM, d.now().Sub(start))
 			// Joined late: libvirt's job time is then the better lower bound.
 			res.Duration = max(res.Duration, job)
+			d.dropSourceDisks(ctx, req.VM, loc, to.Name, src.Name)
 			d.log.Info("joined migration done", "vm", req.VM, "from", src.Name, "to", to.Name, "duration", res.Duration, "job_time", job)
 			return res, nil
 		}
@@ -461,6 +465,8 @@ func (d *Driver) completedStats(ctx context.Context, to *hostState, vm string, w
 			return err
 		}
 		job, res.Downtime, res.TransferredMiB, _ = completedJob(typ, params)
+		res.DiskMiB = diskMiB(params)
+		res.TransferredMiB = max(res.TransferredMiB, res.DiskMiB)
 		return nil
 	})
 	return res, job
@@ -529,6 +535,7 @@ func (d *Driver) onBoth(ctx context.Context, req drivers.MigrateRequest, loc loc
 		if loc = d.settle(ctx, req.VM, req.To); loc.settledOn(req.To) {
 			res, _ = d.completedStats(ctx, to, req.VM, d.now().Sub(start))
 			d.log.Info("migration found finished on the target", "vm", req.VM, "from", other, "to", req.To)
+			d.dropSourceDisks(ctx, req.VM, loc, req.To, other)
 			return res, false, nil
 		}
 		return res, false, fmt.Errorf("%w: the vm runs on %s and is %s on %s with no migration job: check which one is live",

@@ -119,11 +119,12 @@ bb=/bin/busybox
 $bb mount -t proc proc /proc
 $bb mount -t sysfs sys /sys
 $bb mount -t devtmpfs dev /dev 2>/dev/null
-for m in $mods; do $bb insmod /lib/modules/$m.ko 2>/dev/null; done
 boot=$($bb cat /proc/sys/kernel/random/boot_id)
 disk=
-# A virtio-blk PCI device (1af4:1001 or 1af4:1042): wait for its /dev/vda.
+# Only a guest with a virtio-blk PCI device (1af4:1001 or 1af4:1042) loads the modules
+# and waits for its /dev/vda; a diskless guest boots as it always did.
 if $bb grep -qs -e 0x1001 -e 0x1042 /sys/bus/pci/devices/*/device; then
+	for m in $mods; do $bb insmod /lib/modules/$m.ko 2>/dev/null; done
 	for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do [ -b /dev/vda ] && disk=/dev/vda && break; $bb sleep 0.2; done
 fi
 if [ -n "$disk" ]; then
