@@ -12,6 +12,7 @@ import (
 	"github.com/droverhq/drover/drivers"
 	"github.com/droverhq/drover/orchestrator"
 	"github.com/droverhq/drover/runs"
+	"github.com/droverhq/drover/runs/report"
 )
 
 // crashingDriver makes the drover process die at one chosen moment: just before
@@ -159,6 +160,24 @@ func testCrashAt(t *testing.T, cluster, op string, n int32, when string) {
 	if _, err := h.eng.Execute(context.Background(), id); err != nil {
 		t.Fatalf("resumed Execute: %v", err)
 	}
+	rep := checkPatchedOnce(t, h, id)
+	journal, err := h.store.Journal(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range runs.OpenIntents(journal) {
+		t.Errorf("intent left open: %s node %s vm %s", e.Op, e.Node, e.VM)
+	}
+	if vm, _ := h.inventory().VM("pinned"); !vm.Running() || vm.Node != "b" {
+		t.Errorf("pinned = %s on %s, want running on b", vm.Power, vm.Node)
+	}
+	h.checkSafety(rep)
+}
+
+// checkPatchedOnce asserts that run id of the three-node harness succeeded, with
+// every node done, updated and rebooted exactly once, and returns its report.
+func checkPatchedOnce(t *testing.T, h *harness, id string) report.Report {
+	t.Helper()
 	rep := h.report(id)
 	if rep.State != string(runs.StateSucceeded) {
 		t.Errorf("run = %s (%s), want succeeded", rep.State, rep.Error)
@@ -174,15 +193,5 @@ func testCrashAt(t *testing.T, cluster, op string, n int32, when string) {
 			t.Errorf("node %s rebooted %d times, want 1", node, st.Reboots[node])
 		}
 	}
-	journal, err := h.store.Journal(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range runs.OpenIntents(journal) {
-		t.Errorf("intent left open: %s node %s vm %s", e.Op, e.Node, e.VM)
-	}
-	if vm, _ := h.inventory().VM("pinned"); !vm.Running() || vm.Node != "b" {
-		t.Errorf("pinned = %s on %s, want running on b", vm.Power, vm.Node)
-	}
-	h.checkSafety(rep)
+	return rep
 }

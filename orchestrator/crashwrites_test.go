@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/orchestrator"
-	"github.com/droverhq/drover/runs"
 )
 
 // TestEngine_CrashAfterEachStoreWrite kills the process right after each write to
@@ -97,21 +96,7 @@ func crashAfterWrite(t *testing.T, cluster string, n int, oneAtATime bool) int {
 	if _, err := h.eng.Execute(context.Background(), id); err != nil {
 		t.Fatalf("resumed Execute after a crash at write %d: %v", n, err)
 	}
-	rep := h.report(id)
-	if rep.State != string(runs.StateSucceeded) {
-		t.Errorf("run = %s (%s), want succeeded", rep.State, rep.Error)
-	}
-	for _, nr := range rep.Nodes {
-		if nr.State != orchestrator.NodeDone || nr.UpdatesInstalled == 0 {
-			t.Errorf("node %s = %s with %d updates installed (%s)", nr.Name, nr.State, nr.UpdatesInstalled, nr.Failure)
-		}
-	}
-	st := h.stats()
-	for _, node := range []string{"a", "b", "c"} {
-		if st.Reboots[node] != 1 {
-			t.Errorf("node %s rebooted %d times, want 1", node, st.Reboots[node])
-		}
-	}
+	rep := checkPatchedOnce(t, h, id)
 	open, err := h.store.OpenIntents(id)
 	if err != nil {
 		t.Fatal(err)

@@ -121,16 +121,33 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 		fmt.Fprintf(io.Out, "Nothing to do on cluster %s: no node is to be patched; no run was started or recorded.\n", s.cfg.Cluster.Name)
 		return nil
 	}
-	if !opts.Yes {
-		printPrepared(io.ErrOut, prep)
-		if !io.IsTerminal {
-			return usageErr(errors.New("apply changes the cluster: confirm with --yes (or run on a terminal)"))
+	return confirmAndStart(ctx, s, prep, startRequest{
+		command: "apply", question: startQuestion(s, prep),
+		yes: opts.Yes, forceRecovery: opts.ForceRecovery, json: opts.JSON, io: io,
+	})
+}
+
+// startRequest is how a command that changes the cluster (apply, evacuate) asks to
+// start a prepared run.
+type startRequest struct {
+	command, question        string
+	yes, forceRecovery, json bool
+	io                       IOStreams
+}
+
+// confirmAndStart shows the plan and asks question unless --yes (off a terminal,
+// --yes is required), then starts the run and executes it to its report.
+func confirmAndStart(ctx context.Context, s *session, prep orchestrator.Prepared, req startRequest) error {
+	if !req.yes {
+		printPrepared(req.io.ErrOut, prep)
+		if !req.io.IsTerminal {
+			return usageErr(fmt.Errorf("%s changes the cluster: confirm with --yes (or run on a terminal)", req.command))
 		}
-		if !confirm(io, startQuestion(s, prep)) {
+		if !confirm(req.io, req.question) {
 			return failedErr(errors.New("not started"))
 		}
 	}
-	eng, err := s.engine(opts.ForceRecovery)
+	eng, err := s.engine(req.forceRecovery)
 	if err != nil {
 		return err
 	}
@@ -138,7 +155,7 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	if err != nil {
 		return classify(err)
 	}
-	return execute(ctx, s, eng, runID, opts.JSON)
+	return execute(ctx, s, eng, runID, req.json)
 }
 
 // unfinishedRun returns the newest run of cluster that has not finished, if any (st

@@ -118,23 +118,8 @@ func evacuateRun(ctx context.Context, opts *EvacuateOptions) error {
 			return failedErr(fmt.Errorf("evacuate: node %s cannot be evacuated now: %s", r.Name, r.SkipReason))
 		}
 	}
-	io := opts.f.IO
-	if !opts.Yes {
-		printPrepared(io.ErrOut, prep)
-		if !io.IsTerminal {
-			return usageErr(errors.New("evacuate changes the cluster: confirm with --yes (or run on a terminal)"))
-		}
-		if !confirm(io, fmt.Sprintf("Evacuate %s for good (drain, leave paused)?", strings.Join(opts.Nodes, ", "))) {
-			return failedErr(errors.New("not started"))
-		}
-	}
-	eng, err := s.engine(opts.ForceRecovery)
-	if err != nil {
-		return err
-	}
-	runID, err := eng.Start(ctx, prep)
-	if err != nil {
-		return classify(err)
-	}
-	return execute(ctx, s, eng, runID, opts.JSON)
+	return confirmAndStart(ctx, s, prep, startRequest{
+		command: "evacuate", question: fmt.Sprintf("Evacuate %s for good (drain, leave paused)?", strings.Join(opts.Nodes, ", ")),
+		yes: opts.Yes, forceRecovery: opts.ForceRecovery, json: opts.JSON, io: opts.f.IO,
+	})
 }
